@@ -1,0 +1,31 @@
+"""General listeners: `help` and the App Home tab."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.blocks.help import help_blocks
+from bot.blocks.home import home_view
+from bot.router import CommandRequest, Router
+from purelyops.runtime import Runtime
+
+
+def register(app: App, router: Router, rt: Runtime) -> None:
+    @router.add("help", "help", "show this list")
+    def show_help(request: CommandRequest) -> None:
+        request.reply(
+            f"{router.command} commands",
+            help_blocks(router.command, router.subcommands.values()),
+        )
+
+    def publish_home(event: dict, client: WebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user_id = event["user"]
+        client.views_publish(
+            user_id=user_id,
+            view=home_view(router.command, user_id in rt.settings.admin_user_ids),
+        )
+
+    app.event("app_home_opened")(publish_home)

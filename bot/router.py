@@ -1,0 +1,114 @@
+"""The one slash command and its subcommands.
+
+`/pm domain add example.com` reaches `handle_command`, which acks at once and then
+hands the words to the subcommand registered under the longest matching name
+("domain add"). Capabilities register their subcommands with `Router.add`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.blocks.help import help_blocks
+from bot.mrkdwn import code
+from purelyops.failures import describe_failure
+from purelyops.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CommandRequest:
+    """One parsed slash command, with what a handler needs to answer it."""
+
+    rt: Runtime
+    user_id: str
+    channel_id: str
+    args: list[str]
+    trigger_id: str
+    respond: Respond
+    client: WebClient
+
+    def reply(self, text: str, blocks: list[dict] | None = None) -> None:
+        """Answer only the person who typed the command."""
+        self.respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
+
+
+Handler = Callable[[CommandRequest], None]
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    usage: str
+    summary: str
+    handler: Handler
+
+
+@dataclass
+class Router:
+    command: str
+    subcommands: dict[str, Subcommand] = field(default_factory=dict)
+
+    def add(self, name: str, usage: str, summary: str) -> Callable[[Handler], Handler]:
+        def decorate(handler: Handler) -> Handler:
+            self.subcommands[name] = Subcommand(name, usage, summary, handler)
+            return handler
+
+        return decorate
+
+    def resolve(self, words: list[str]) -> tuple[Subcommand | None, list[str]]:
+        """The subcommand with the longest name that the words start with, and the rest."""
+        for length in range(min(len(words), 3), 0, -1):
+            found = self.subcommands.get(" ".join(words[:length]).lower())
+            if found:
+                return found, words[length:]
+        return None, words
+
+    def suggest(self, words: list[str]) -> str | None:
+        names = {name.split()[0] for name in self.subcommands}
+        close = difflib.get_close_matches(words[0].lower(), names, n=1) if words else []
+        return close[0] if close else None
+
+    def register(self, app: App, rt: Runtime) -> None:
+        def handle_command(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
+            ack()
+            self.dispatch(rt, command, respond, client)
+
+        app.command(self.command)(handle_command)
+
+    def dispatch(self, rt: Runtime, command: dict, respond: Respond, client: WebClient) -> None:
+        """Run the subcommand after the ack; every failure becomes a message, never a trace."""
+        try:
+            words = shlex.split(command.get("text") or "")
+        except ValueError:
+            words = (command.get("text") or "").split()
+        subcommand, args = self.resolve(words or ["help"])
+        request = CommandRequest(
+            rt=rt,
+            user_id=command.get("user_id", ""),
+            channel_id=command.get("channel_id", ""),
+            args=args,
+            trigger_id=command.get("trigger_id", ""),
+            respond=respond,
+            client=client,
+        )
+        if subcommand is None:
+            hint = self.suggest(words)
+            text = f"I don't know {code(words[0])}." + (
+                f" Did you mean {code(hint)}?" if hint else ""
+            )
+            request.reply(text, help_blocks(self.command, self.subcommands.values(), intro=text))
+            return
+        try:
+            subcommand.handler(request)
+        except Exception as error:  # noqa: BLE001 - every failure is reported in words
+            log.warning("%s %s failed", self.command, subcommand.name, exc_info=error)
+            request.reply(f":warning: {describe_failure(error)}")

@@ -1,0 +1,148 @@
+"""The PostgreSQL tables purelyops keeps. Alembic (db/migrations) creates them.
+
+PostgreSQL is the source of truth; Redis only carries queues, locks and rate budgets.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _now() -> Any:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class AuditEntry(Base):
+    """One mutation or refusal: who did what to which target, and how it ended.
+
+    `params` never holds a secret: callers pass only what is safe to show.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = _now()
+    actor_id: Mapped[str] = mapped_column(String(32))
+    actor_name: Mapped[str] = mapped_column(String(255), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(512), default="")
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    result: Mapped[str] = mapped_column(String(16))  # ok | refused | failed
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_actor_id", "actor_id"))
+
+
+class PendingDeletion(Base):
+    """A deletion scheduled for later (domains, mailboxes, routing rules share one queue)."""
+
+    __tablename__ = "deletion_queue"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # domain | user | routing_rule
+    target: Mapped[str] = mapped_column(String(320))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(32))
+    requested_at: Mapped[datetime] = _now()
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_by: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        Index("ix_deletion_queue_due", "due_at", postgresql_where=text("status = 'pending'")),
+        # One pending deletion per target: a double click cannot schedule two.
+        Index(
+            "uq_deletion_queue_pending_target",
+            "kind",
+            "target",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+
+class Mailbox(Base):
+    """The users cache: every PurelyMail mailbox as of the last sync or our own change."""
+
+    __tablename__ = "mailboxes"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    local_part: Mapped[str] = mapped_column(String(64))
+    domain: Mapped[str] = mapped_column(String(253))
+    first_seen: Mapped[datetime] = _now()
+    last_seen: Mapped[datetime] = _now()
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    details_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_mailboxes_domain_address", "domain", "address"),
+        Index(
+            "ix_mailboxes_address_trgm",
+            "address",
+            postgresql_using="gin",
+            postgresql_ops={"address": "gin_trgm_ops"},
+        ),
+    )
+
+
+class Domain(Base):
+    """The domains cache: PurelyMail's view (dnsSummary) and our own last DNS check."""
+
+    __tablename__ = "domains"
+
+    name: Mapped[str] = mapped_column(String(253), primary_key=True)
+    unicode_name: Mapped[str] = mapped_column(String(253), default="")
+    is_shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    allow_account_reset: Mapped[bool] = mapped_column(Boolean, default=False)
+    symbolic_subaddressing: Mapped[bool] = mapped_column(Boolean, default=False)
+    passes_mx: Mapped[bool] = mapped_column(Boolean, default=False)
+    passes_spf: Mapped[bool] = mapped_column(Boolean, default=False)
+    passes_dkim: Mapped[bool] = mapped_column(Boolean, default=False)
+    passes_dmarc: Mapped[bool] = mapped_column(Boolean, default=False)
+    check: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    last_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_seen: Mapped[datetime] = _now()
+    last_seen: Mapped[datetime] = _now()
+
+
+class SyncState(Base):
+    """When a periodic job last ran and how it ended (user sync, DNS monitor, credit)."""
+
+    __tablename__ = "sync_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_ok_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

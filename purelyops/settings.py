@@ -1,0 +1,250 @@
+"""Configuration for every purelyops process, read from the environment and `.env`.
+
+Every process (web, worker, scheduler, release) calls `load_settings()` first. A missing
+or invalid value stops start-up with one message that lists every problem and says
+where each value comes from; `SettingsError` carries that message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+@dataclass(frozen=True)
+class CredentialKey:
+    """One AES-256-GCM key for stored credentials, named so that keys can be rotated."""
+
+    key_id: str
+    key: bytes
+
+
+def parse_credential_keys(raw: str) -> list[CredentialKey]:
+    """Parse CREDENTIALS_KEY: `id:base64key[,id:base64key…]`, the first one encrypts.
+
+    A bare base64 key (no id) gets the id `k1`.
+    """
+    keys: list[CredentialKey] = []
+    for item in [part.strip() for part in raw.split(",") if part.strip()]:
+        key_id, sep, encoded = item.rpartition(":")
+        if not sep:
+            key_id, encoded = "k1", item
+        if not key_id.isalnum() or len(key_id) > 16:
+            raise ValueError(f"key id {key_id!r} must be 1-16 letters or digits")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"key {key_id!r} is not valid base64") from None
+        if len(key) != 32:
+            raise ValueError(f"key {key_id!r} must be 32 bytes (it has {len(key)})")
+        if any(k.key_id == key_id for k in keys):
+            raise ValueError(f"key id {key_id!r} appears twice")
+        keys.append(CredentialKey(key_id, key))
+    if not keys:
+        raise ValueError("no key given")
+    return keys
+
+
+def _parse_host_port(item: str, default_port: int) -> tuple[str, int]:
+    host, sep, port = item.rpartition(":")
+    if not sep or "]" in port:  # no port, or a bare IPv6 address
+        host, port = item, str(default_port)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{item!r} is not host[:port]")
+    return host, int(port)
+
+
+GENERATE_KEY = "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
+
+# Where each value comes from, shown next to any problem with it.
+SOURCES: dict[str, str] = {
+    "SLACK_BOT_TOKEN": "Slack app → OAuth & Permissions → Bot User OAuth Token (xoxb-…)",
+    "SLACK_SIGNING_SECRET": "Slack app → Basic Information → App Credentials → Signing Secret",
+    "SLACK_APP_TOKEN": "Slack app → Basic Information → App-Level Tokens, scope connections:write (xapp-…)",
+    "SLACK_API_URL": "leave unset for Slack itself; tests point it at a local fake",
+    "SLACK_COMMAND": "the slash command in manifest.yml, e.g. /pm",
+    "PORT": "the HTTP port for /slack/events and /healthz in HTTP mode",
+    "PURELYMAIL_API_TOKEN": "PurelyMail → Account → API → Create API token",
+    "PURELYMAIL_API_URL": "leave unset for PurelyMail itself; tests point it at a local fake",
+    "PURELYMAIL_RATE": "requests per second to PurelyMail, shared by every process",
+    "PURELYMAIL_BURST": "requests PurelyMail may receive at once before the rate applies",
+    "DATABASE_URL": "your PostgreSQL server, e.g. postgresql+psycopg://user@host:5432/purelyops",
+    "REDIS_URL": "your Redis server, e.g. redis://127.0.0.1:6379/0",
+    "CREDENTIALS_KEY": f"generate one with: {GENERATE_KEY}",
+    "ADMIN_USER_IDS": "Slack member IDs (Profile → ⋮ → Copy member ID), comma-separated",
+    "ADMIN_USERGROUP_ID": "a Slack user group ID (S…) whose members are admins",
+    "ALERT_CHANNEL": "the channel ID (C…) for alerts: right-click the channel → Copy link",
+    "DNS_RESOLVER": "host[:port],… of DNS servers to ask; empty asks each zone's own nameservers",
+    "IMAPSYNC_BIN": "the imapsync program, a name on PATH or an absolute path",
+    "PURELYMAIL_IMAP_HOST": "PurelyMail's IMAP server",
+    "PURELYMAIL_IMAP_PORT": "PurelyMail's IMAP port (TLS)",
+    "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
+    "TZ": "an IANA time zone such as Europe/Berlin, for schedules and times shown in Slack",
+}
+
+
+class DatabaseSettings(BaseSettings):
+    """Just the database URL: what Alembic needs, without the rest of the app's settings."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_url: str = Field(min_length=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        if not value.startswith("postgresql+psycopg://"):
+            raise ValueError("must be a PostgreSQL URL (postgresql://…)")
+        return value
+
+
+class Settings(DatabaseSettings):
+    """Everything a purelyops process needs to run."""
+
+    slack_bot_token: str = Field(pattern=r"^xoxb-\S+$")
+    slack_signing_secret: str = Field(min_length=8)
+    slack_app_token: str = Field(default="", pattern=r"^(xapp-\S+)?$")
+    slack_api_url: str = "https://slack.com/api/"
+    slack_command: str = Field(default="/pm", pattern=r"^/[a-z0-9_-]{1,31}$")
+    port: int = Field(default=3000, gt=0, lt=65536)
+
+    purelymail_api_token: str = Field(min_length=1)
+    purelymail_api_url: str = "https://purelymail.com"
+    purelymail_rate: float = Field(default=1.0, gt=0)
+    purelymail_burst: int = Field(default=5, ge=1)
+
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", pattern=r"^rediss?://")
+    credentials_key: str
+
+    admin_user_ids: CommaList = []
+    admin_usergroup_id: str = Field(default="", pattern=r"^(S[A-Z0-9]+)?$")
+    alert_channel: str = Field(pattern=r"^[CG][A-Z0-9]+$")
+
+    dns_resolver: str = ""
+    imapsync_bin: str = "imapsync"
+    purelymail_imap_host: str = "imap.purelymail.com"
+    purelymail_imap_port: int = Field(default=993, gt=0, lt=65536)
+    tz: str = "UTC"
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    _split = field_validator("admin_user_ids", mode="before")(_split_commas)
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("purelymail_api_url")
+    @classmethod
+    def _pm_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("admin_user_ids")
+    @classmethod
+    def _member_ids(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not (v[:1] in "UW" and v[1:].isalnum() and v.isupper())]
+        if bad:
+            raise ValueError(f"not Slack member IDs (U…/W…): {', '.join(bad)}")
+        return value
+
+    @field_validator("credentials_key")
+    @classmethod
+    def _credentials_key(cls, value: str) -> str:
+        parse_credential_keys(value)
+        return value
+
+    @field_validator("dns_resolver")
+    @classmethod
+    def _resolver(cls, value: str) -> str:
+        for item in _split_commas(value):  # type: ignore[union-attr]
+            _parse_host_port(item, 53)
+        return value
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _someone_is_admin(self) -> Settings:
+        if not self.admin_user_ids and not self.admin_usergroup_id:
+            raise ValueError(
+                "ADMIN_USER_IDS / ADMIN_USERGROUP_ID: no admin is configured, and purelyops "
+                "has no open mode; set at least one"
+            )
+        return self
+
+    @cached_property
+    def credential_keys(self) -> list[CredentialKey]:
+        return parse_credential_keys(self.credentials_key)
+
+    @property
+    def dns_servers(self) -> list[tuple[str, int]]:
+        return [_parse_host_port(item, 53) for item in _split_commas(self.dns_resolver)]  # type: ignore[union-attr]
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.tz)
+
+
+class SettingsError(Exception):
+    """Start-up cannot go on: the message lists every problem, one per line."""
+
+
+def describe_errors(error: ValidationError) -> str:
+    """Turn pydantic's errors into one message an operator can act on."""
+    lines = ["purelyops cannot start: the configuration has problems."]
+    for item in error.errors():
+        loc = item.get("loc") or ()
+        name = str(loc[0]).upper() if loc else ""
+        if item["type"] == "missing":
+            problem = "not set"
+        else:
+            problem = str(item["msg"]).removeprefix("Value error, ")
+            if item["type"] == "string_pattern_mismatch":
+                problem = "has the wrong format"
+        if name:
+            source = SOURCES.get(name)
+            lines.append(f"  • {name}: {problem}" + (f" ({source})" if source else ""))
+        else:
+            lines.append(f"  • {problem}")
+    lines.append("Set these in the environment or in .env (see .env.example).")
+    return "\n".join(lines)
+
+
+def load_settings(cls: type[DatabaseSettings] = Settings, **overrides: object):
+    """Read the settings, or raise SettingsError with every problem listed."""
+    try:
+        return cls(**overrides)
+    except ValidationError as error:
+        raise SettingsError(describe_errors(error)) from None

@@ -1,0 +1,21 @@
+"""The periodic jobs that RQ's CronScheduler enqueues. Each capability adds its own here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from purelyops.settings import Settings
+from workers.queues import DEFAULT
+
+
+@dataclass(frozen=True)
+class Periodic:
+    func: Callable[[], object]
+    queue: str = DEFAULT
+    interval: int | None = None  # seconds
+    cron: str | None = None  # in UTC
+
+
+def periodic_jobs(settings: Settings) -> list[Periodic]:
+    return []
