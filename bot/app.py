@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 
-from bot import general
+from bot import account, deletions, general
 from bot.router import Router
 from purelyops.runtime import Runtime
 
@@ -27,7 +27,7 @@ def build_app(rt: Runtime, *, verify_token: bool = True) -> App:
         logger=logging.getLogger("bot.bolt"),
     )
     router = Router(rt.settings.slack_command)
-    for capability in (general,):
+    for capability in (general, account, deletions):
         capability.register(app, router, rt)
     router.register(app, rt)
     return app

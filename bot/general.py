@@ -8,11 +8,12 @@ from slack_sdk import WebClient
 from bot.blocks.help import help_blocks
 from bot.blocks.home import home_view
 from bot.router import CommandRequest, Router
+from purelyops.access import RoleUnknown, is_admin
 from purelyops.runtime import Runtime
 
 
 def register(app: App, router: Router, rt: Runtime) -> None:
-    @router.add("help", "help", "show this list")
+    @router.add("help", "help", "show this list", role=None)
     def show_help(request: CommandRequest) -> None:
         request.reply(
             f"{router.command} commands",
@@ -23,9 +24,10 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         if event.get("tab", "home") != "home":
             return
         user_id = event["user"]
-        client.views_publish(
-            user_id=user_id,
-            view=home_view(router.command, user_id in rt.settings.admin_user_ids),
-        )
+        try:
+            admin = is_admin(rt, user_id)
+        except RoleUnknown:
+            admin = False
+        client.views_publish(user_id=user_id, view=home_view(router.command, admin))
 
     app.event("app_home_opened")(publish_home)

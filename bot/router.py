@@ -18,6 +18,8 @@ from slack_sdk import WebClient
 
 from bot.blocks.help import help_blocks
 from bot.mrkdwn import code
+from purelyops import audit
+from purelyops.access import Role, RoleUnknown, has_role, refusal
 from purelyops.failures import describe_failure
 from purelyops.runtime import Runtime
 
@@ -30,6 +32,7 @@ class CommandRequest:
 
     rt: Runtime
     user_id: str
+    user_name: str
     channel_id: str
     args: list[str]
     trigger_id: str
@@ -50,6 +53,7 @@ class Subcommand:
     usage: str
     summary: str
     handler: Handler
+    role: Role
 
 
 @dataclass
@@ -57,9 +61,11 @@ class Router:
     command: str
     subcommands: dict[str, Subcommand] = field(default_factory=dict)
 
-    def add(self, name: str, usage: str, summary: str) -> Callable[[Handler], Handler]:
+    def add(self, name: str, usage: str, summary: str, role: Role | None = Role.ADMIN) -> Callable[[Handler], Handler]:
+        """Register a subcommand. `role` is who may run it (None: anyone, e.g. help)."""
+
         def decorate(handler: Handler) -> Handler:
-            self.subcommands[name] = Subcommand(name, usage, summary, handler)
+            self.subcommands[name] = Subcommand(name, usage, summary, handler, role)
             return handler
 
         return decorate
@@ -94,6 +100,7 @@ class Router:
         request = CommandRequest(
             rt=rt,
             user_id=command.get("user_id", ""),
+            user_name=command.get("user_name", ""),
             channel_id=command.get("channel_id", ""),
             args=args,
             trigger_id=command.get("trigger_id", ""),
@@ -108,7 +115,16 @@ class Router:
             request.reply(text, help_blocks(self.command, self.subcommands.values(), intro=text))
             return
         try:
+            if subcommand.role is not None and not has_role(rt, request.user_id, subcommand.role):
+                audit.record_now(rt, actor_id=request.user_id, actor_name=request.user_name,
+                                 action="refused", target=f"{self.command} {subcommand.name}",
+                                 result="refused", detail=f"needs {subcommand.role.value}")
+                what = "run " + code(f"{self.command} {subcommand.name}")
+                request.reply(f":no_entry: {refusal(subcommand.role, what)}")
+                return
             subcommand.handler(request)
+        except RoleUnknown as error:
+            request.reply(f":warning: {error}")
         except Exception as error:  # noqa: BLE001 - every failure is reported in words
             log.warning("%s %s failed", self.command, subcommand.name, exc_info=error)
             request.reply(f":warning: {describe_failure(error)}")

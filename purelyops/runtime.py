@@ -11,13 +11,17 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
 )
 
+from purelyops.purelymail import PurelyMailClient
 from purelyops.settings import Settings
+from purelyops.throttle import Throttle
 
 
 @dataclass
@@ -26,18 +30,40 @@ class Runtime:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(
-            self.settings.redis_url, socket_timeout=5, socket_connect_timeout=3
-        )
+        return make_redis(self.settings.redis_url)
 
     @cached_property
     def slack(self) -> WebClient:
         """The bot's Web API client: Slack's 429s are waited out and retried."""
         return make_slack_client(self.settings)
 
+    @cached_property
+    def purelymail(self) -> PurelyMailClient:
+        """The PurelyMail client, throttled together with every other process through Redis."""
+        throttle = Throttle(
+            self.redis,
+            "purelyops:throttle:purelymail",
+            rate_per_s=self.settings.purelymail_rate,
+            burst=self.settings.purelymail_burst,
+        )
+        return PurelyMailClient(
+            self.settings.purelymail_api_url, self.settings.purelymail_api_token, throttle=throttle
+        )
+
     @property
     def database_url(self) -> str:
         return self.settings.database_url
+
+
+def make_redis(url: str) -> redis.Redis:
+    """A Redis client that gives up within about a second when Redis is down, so that
+    commands and /healthz can say so instead of hanging."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=5,
+        socket_connect_timeout=1,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=2),
+    )
 
 
 def make_slack_client(settings: Settings) -> WebClient:

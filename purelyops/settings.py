@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cached_property
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from purelyops.dnscheck import parse_resolver_spec
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -60,16 +63,6 @@ def parse_credential_keys(raw: str) -> list[CredentialKey]:
     return keys
 
 
-def _parse_host_port(item: str, default_port: int) -> tuple[str, int]:
-    host, sep, port = item.rpartition(":")
-    if not sep or "]" in port:  # no port, or a bare IPv6 address
-        host, port = item, str(default_port)
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{item!r} is not host[:port]")
-    return host, int(port)
-
-
 GENERATE_KEY = "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
 
 # Where each value comes from, shown next to any problem with it.
@@ -89,11 +82,14 @@ SOURCES: dict[str, str] = {
     "CREDENTIALS_KEY": f"generate one with: {GENERATE_KEY}",
     "ADMIN_USER_IDS": "Slack member IDs (Profile → ⋮ → Copy member ID), comma-separated",
     "ADMIN_USERGROUP_ID": "a Slack user group ID (S…) whose members are admins",
+    "VIEWER_USER_IDS": "Slack member IDs who may run read-only commands, comma-separated",
+    "VIEWER_USERGROUP_ID": "a Slack user group ID (S…) whose members may run read-only commands",
     "ALERT_CHANNEL": "the channel ID (C…) for alerts: right-click the channel → Copy link",
     "DNS_RESOLVER": "host[:port],… of DNS servers to ask; empty asks each zone's own nameservers",
     "IMAPSYNC_BIN": "the imapsync program, a name on PATH or an absolute path",
     "PURELYMAIL_IMAP_HOST": "PurelyMail's IMAP server",
     "PURELYMAIL_IMAP_PORT": "PurelyMail's IMAP port (TLS)",
+    "LOW_CREDIT_THRESHOLD": "warn when the PurelyMail credit falls below this many dollars",
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
     "TZ": "an IANA time zone such as Europe/Berlin, for schedules and times shown in Slack",
 }
@@ -136,16 +132,19 @@ class Settings(DatabaseSettings):
 
     admin_user_ids: CommaList = []
     admin_usergroup_id: str = Field(default="", pattern=r"^(S[A-Z0-9]+)?$")
+    viewer_user_ids: CommaList = []
+    viewer_usergroup_id: str = Field(default="", pattern=r"^(S[A-Z0-9]+)?$")
     alert_channel: str = Field(pattern=r"^[CG][A-Z0-9]+$")
 
     dns_resolver: str = ""
     imapsync_bin: str = "imapsync"
     purelymail_imap_host: str = "imap.purelymail.com"
     purelymail_imap_port: int = Field(default=993, gt=0, lt=65536)
+    low_credit_threshold: Decimal = Field(default=Decimal("2.00"), ge=0)
     tz: str = "UTC"
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
-    _split = field_validator("admin_user_ids", mode="before")(_split_commas)
+    _split = field_validator("admin_user_ids", "viewer_user_ids", mode="before")(_split_commas)
 
     @field_validator("slack_api_url")
     @classmethod
@@ -161,7 +160,7 @@ class Settings(DatabaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
 
-    @field_validator("admin_user_ids")
+    @field_validator("admin_user_ids", "viewer_user_ids")
     @classmethod
     def _member_ids(cls, value: list[str]) -> list[str]:
         bad = [v for v in value if not (v[:1] in "UW" and v[1:].isalnum() and v.isupper())]
@@ -178,8 +177,7 @@ class Settings(DatabaseSettings):
     @field_validator("dns_resolver")
     @classmethod
     def _resolver(cls, value: str) -> str:
-        for item in _split_commas(value):  # type: ignore[union-attr]
-            _parse_host_port(item, 53)
+        parse_resolver_spec(value)
         return value
 
     @field_validator("tz")
@@ -206,7 +204,7 @@ class Settings(DatabaseSettings):
 
     @property
     def dns_servers(self) -> list[tuple[str, int]]:
-        return [_parse_host_port(item, 53) for item in _split_commas(self.dns_resolver)]  # type: ignore[union-attr]
+        return parse_resolver_spec(self.dns_resolver)
 
     @property
     def socket_mode(self) -> bool:

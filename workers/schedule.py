@@ -18,4 +18,8 @@ class Periodic:
 
 
 def periodic_jobs(settings: Settings) -> list[Periodic]:
-    return []
+    from workers.deletions import run_due_deletions
+
+    return [
+        Periodic(run_due_deletions, interval=60),
+    ]

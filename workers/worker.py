@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from rq import Worker
@@ -12,7 +13,10 @@ from purelyops.settings import SettingsError, load_settings
 from workers.queues import ALL
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="An RQ worker on every purelyops queue.")
+    parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    args = parser.parse_args(argv)
     try:
         settings = load_settings()
     except SettingsError as error:
@@ -21,7 +25,7 @@ def main() -> int:
     setup_logging(settings)
     rt = Runtime(settings)
     worker = Worker(list(ALL), connection=rt.redis)
-    worker.work(with_scheduler=False, logging_level=settings.log_level)
+    worker.work(burst=args.burst, with_scheduler=False, logging_level=settings.log_level)
     return 0
 
 

@@ -1,0 +1,236 @@
+"""Shared fixtures: real PostgreSQL and Redis, faithful fakes of Slack and PurelyMail, and
+the bot itself serving HTTP on loopback, driven by signed Slack requests."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+from alembic import command
+from waitress.server import create_server
+
+from bot.app import build_app
+from bot.web import make_wsgi_app
+from db.migrate import alembic_config
+from purelyops.runtime import Runtime
+from purelyops.settings import Settings, load_settings
+from tests.fakes.purelymail_fake import FakePurelyMail
+from tests.fakes.slack_fake import FakeSlack
+from tests.slack_requests import SlackDriver
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("PURELYOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("PURELYOPS_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
+REDIS_DBS = range(1, 12)  # 12 is the benchmarks', 15 the client tests'
+
+BOT_TOKEN = "xoxb-1111-2222-purelyopstest"
+APP_TOKEN = "xapp-1-A111-2222-purelyopstest"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+PM_TOKEN = "pm-test-token-5bd1e0"
+ADMIN = "U0ADMIN01"
+ALERTS = "C0ALERTS1"
+OPS = "C0OPS0001"
+CREDENTIALS_KEY = "k1:" + base64.b64encode(bytes(range(32))).decode()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh database for this test session, migrated to head, dropped afterwards."""
+    name = f"purelyops_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    url = f"{base}/{name}"
+    command.upgrade(alembic_config(url), "head")
+    yield url
+    from db.session import get_engine
+
+    get_engine(url).dispose()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis database of our own: test runs side by side never share queues or keys."""
+    claims = redis.Redis.from_url(f"{REDIS_BASE}/0")
+    for db in REDIS_DBS:
+        key = f"purelyops:test-claim:{db}"
+        if claims.set(key, os.getpid(), nx=True, ex=3600):
+            url = f"{REDIS_BASE}/{db}"
+            redis.Redis.from_url(url).flushdb()
+            yield url
+            claims.delete(key)
+            return
+    pytest.exit("every Redis test database is in use by other test runs", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def slack_fake() -> Iterator[FakeSlack]:
+    fake = FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def purelymail_fake() -> Iterator[FakePurelyMail]:
+    fake = FakePurelyMail(token=PM_TOKEN)
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def clean_state(database_url: str, redis_url: str, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> None:
+    """Every test starts with empty tables, an empty Redis database and fresh fakes."""
+    with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as conn:
+        tables = [r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"
+        )]
+        if tables:
+            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+    redis.Redis.from_url(redis_url).flushdb()
+    slack_fake.reset()
+    purelymail_fake.reset()
+
+
+def make_settings(database_url: str, redis_url: str, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail, **overrides: object) -> Settings:
+    values: dict[str, object] = dict(
+        _env_file=None,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack_fake.api_url,
+        purelymail_api_token=PM_TOKEN,
+        purelymail_api_url=purelymail_fake.url,
+        purelymail_rate=50,
+        purelymail_burst=50,
+        database_url=database_url,
+        redis_url=redis_url,
+        credentials_key=CREDENTIALS_KEY,
+        admin_user_ids=ADMIN,
+        alert_channel=ALERTS,
+    )
+    values.update(overrides)
+    return load_settings(**values)  # type: ignore[return-value]
+
+
+@pytest.fixture
+def settings(clean_state: None, database_url: str, redis_url: str, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> Settings:
+    return make_settings(database_url, redis_url, slack_fake, purelymail_fake)
+
+
+class BotServer:
+    """The bot's WSGI app served by waitress on a loopback port, in a thread."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.app = build_app(rt)
+        self.server = create_server(make_wsgi_app(rt, self.app), host="127.0.0.1", port=0, threads=16)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="bot-http")
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a deployed process would have, built from the test settings."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(ROOT),
+        "SLACK_BOT_TOKEN": settings.slack_bot_token,
+        "SLACK_SIGNING_SECRET": settings.slack_signing_secret,
+        "SLACK_API_URL": settings.slack_api_url,
+        "PURELYMAIL_API_TOKEN": settings.purelymail_api_token,
+        "PURELYMAIL_API_URL": settings.purelymail_api_url,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "CREDENTIALS_KEY": settings.credentials_key,
+        "ADMIN_USER_IDS": ",".join(settings.admin_user_ids),
+        "ALERT_CHANNEL": settings.alert_channel,
+    }
+    env.update(extra)
+    return env
+
+
+def wait_until(check, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_burst_worker(settings: Settings, timeout: float = 60) -> subprocess.CompletedProcess:
+    """A real RQ worker process that works off the queues and stops."""
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "workers.worker", "--burst"], env=process_env(settings),
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator:
+    """Start processes in their own process groups; stop them all afterwards."""
+    started: list[subprocess.Popen] = []
+
+    def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        log = open(tmp_path / f"proc{len(started)}.log", "wb")
+        proc = subprocess.Popen(args, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        proc.log_path = log.name  # type: ignore[attr-defined]
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Runtime:
+    return Runtime(settings)
+
+
+@pytest.fixture
+def bot(rt: Runtime) -> Iterator[BotServer]:
+    server = BotServer(rt)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def slack(bot: BotServer, slack_fake: FakeSlack) -> SlackDriver:
+    """Acts as Slack towards the bot: signed commands, clicks and submissions."""
+    return SlackDriver(bot.url + "/slack/events", SIGNING_SECRET, slack_fake, user_id=ADMIN, channel_id=OPS)

@@ -1,0 +1,100 @@
+"""The first working command, as Slack would drive it: signed requests in, Slack calls out."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+
+from purelyops.runtime import make_redis
+from tests.conftest import ADMIN, SIGNING_SECRET, BotServer
+from tests.fakes.slack_fake import FakeSlack
+from tests.slack_requests import SlackDriver
+
+
+def test_help_is_acked_at_once_then_answered_ephemerally(slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    response = slack.command("help")
+    assert response.status_code == 200
+    assert response.elapsed.total_seconds() < 1.0
+
+    call = slack_fake.wait_for("response_url")
+    assert call.args["response_type"] == "ephemeral"
+    text = json.dumps(call.args["blocks"])
+    assert "/pm help" in text
+    assert call.args["text"]  # a fallback text always goes with blocks
+
+
+def test_empty_command_shows_help(slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    assert slack.command("").status_code == 200
+    assert "/pm help" in json.dumps(slack_fake.wait_for("response_url").args["blocks"])
+
+
+def test_unknown_subcommand_gets_a_hint_and_the_help(slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    assert slack.command("hlep me").status_code == 200
+    call = slack_fake.wait_for("response_url")
+    assert "I don't know `hlep`. Did you mean `help`?" in call.args["text"]
+    assert "/pm help" in json.dumps(call.args["blocks"])
+
+
+def test_unknown_subcommand_is_escaped(slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    slack.command("<!channel>")
+    text = slack_fake.wait_for("response_url").args["text"]
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+
+
+def test_bad_signature_is_refused_and_has_no_effect(slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    before = len(slack_fake.calls)
+    response = slack.command("help", signature="v0=" + "0" * 64)
+    assert response.status_code == 401
+    time.sleep(0.3)
+    assert slack_fake.calls[before:] == []
+
+
+def test_stale_timestamp_is_refused_as_a_replay(slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    before = len(slack_fake.calls)
+    response = slack.command("help", timestamp=int(time.time()) - 6 * 60)
+    assert response.status_code == 401
+    time.sleep(0.3)
+    assert slack_fake.calls[before:] == []
+
+
+def test_signature_from_another_secret_is_refused(bot: BotServer, slack_fake: FakeSlack) -> None:
+    impostor = SlackDriver(bot.url + "/slack/events", "not-the-" + SIGNING_SECRET, slack_fake)
+    assert impostor.command("help").status_code == 401
+
+
+def test_app_home_publishes_a_view(slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    response = slack.event({"type": "app_home_opened", "user": ADMIN, "channel": "D0HOME", "tab": "home"})
+    assert response.status_code == 200
+    call = slack_fake.wait_for("views.publish")
+    assert call.ok and call.args["user_id"] == ADMIN
+    view = call.args["view"] if isinstance(call.args["view"], dict) else json.loads(call.args["view"])
+    assert view["type"] == "home"
+    assert "You are an admin" in json.dumps(view)
+
+
+def test_healthz_reports_database_and_redis(bot: BotServer) -> None:
+    response = httpx.get(bot.url + "/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"database": "ok", "redis": "ok"}
+
+
+def test_healthz_is_503_when_redis_is_down(rt, bot: BotServer) -> None:
+    rt.__dict__["redis"] = make_redis("redis://127.0.0.1:1/0")
+    response = httpx.get(bot.url + "/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"database": "ok", "redis": "unreachable"}
+
+
+def test_healthz_is_503_when_postgres_is_down(rt, bot: BotServer) -> None:
+    rt.settings = rt.settings.model_copy(
+        update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/nothing"}
+    )
+    response = httpx.get(bot.url + "/healthz")
+    assert response.status_code == 503
+    assert response.json() == {"database": "unreachable", "redis": "ok"}
+
+
+def test_other_paths_are_not_found(bot: BotServer) -> None:
+    assert httpx.get(bot.url + "/").status_code == 404
