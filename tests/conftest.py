@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -156,13 +157,16 @@ class BotServer:
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment a deployed process would have, built from the test settings."""
     env = {
-        "PATH": os.environ["PATH"],
+        # The Procfile says `python`: it must be this virtualenv's, as in scripts/run.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
         "PYTHONPATH": str(ROOT),
         "SLACK_BOT_TOKEN": settings.slack_bot_token,
         "SLACK_SIGNING_SECRET": settings.slack_signing_secret,
         "SLACK_API_URL": settings.slack_api_url,
         "PURELYMAIL_API_TOKEN": settings.purelymail_api_token,
         "PURELYMAIL_API_URL": settings.purelymail_api_url,
+        "PURELYMAIL_RATE": str(settings.purelymail_rate),
+        "PURELYMAIL_BURST": str(settings.purelymail_burst),
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
         "CREDENTIALS_KEY": settings.credentials_key,
@@ -188,8 +192,6 @@ def wait_until(check, timeout: float = 20.0, what: str = "condition"):
 
 def run_burst_worker(settings: Settings, timeout: float = 60) -> subprocess.CompletedProcess:
     """A real RQ worker process that works off the queues and stops."""
-    import sys
-
     return subprocess.run([sys.executable, "-m", "workers.worker", "--burst"], env=process_env(settings),
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 

@@ -6,25 +6,40 @@ to 2 s: the ack must not wait for PurelyMail. Goal p99 ≤ 100 ms (Slack allows 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from purelyops.runtime import Runtime
+import httpx
+
 from purelyops.settings import Settings
 from tests.bench.stats import percentile, report
-from tests.conftest import SIGNING_SECRET, BotServer
+from tests.conftest import ADMIN, ROOT, SIGNING_SECRET, free_port, process_env, wait_until
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
 
 CONCURRENCY = 50
+ROUNDS = 5
 
 
 def burst(driver: SlackDriver, text: str) -> list[float]:
+    """50 signed commands sent at once; the HTTP round trip of each is its ack latency."""
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         responses = list(pool.map(lambda _: driver.command(text), range(CONCURRENCY)))
     assert all(r.status_code == 200 for r in responses), [r.status_code for r in responses]
     return [r.elapsed.total_seconds() for r in responses]
+
+
+def rounds(driver: SlackDriver, slack: FakeSlack, text: str, settle: float) -> list[float]:
+    """ROUNDS bursts, each after the previous one's answers have all arrived."""
+    times: list[float] = []
+    for _ in range(ROUNDS):
+        slack.reset()
+        times += burst(driver, text)
+        wait_for_answers(slack, CONCURRENCY, settle)
+    return times
 
 
 def wait_for_answers(slack: FakeSlack, count: int, timeout: float) -> float:
@@ -35,23 +50,26 @@ def wait_for_answers(slack: FakeSlack, count: int, timeout: float) -> float:
 
 
 def run(settings: Settings, slack: FakeSlack, purelymail: FakePurelyMail) -> None:
-    server = BotServer(Runtime(settings))
+    """The bot runs as it is deployed: `python -m bot`, in its own process."""
+    port = free_port()
+    bot = subprocess.Popen([sys.executable, "-m", "bot"], env=process_env(settings, PORT=str(port), LOG_LEVEL="WARNING"),
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
     try:
-        driver = SlackDriver(server.url + "/slack/events", SIGNING_SECRET, slack)
+        wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, what="the bot")
+        driver = SlackDriver(url + "/slack/events", SIGNING_SECRET, slack, user_id=ADMIN)
         burst(driver, "help")  # warm-up
-        slack.reset()
-        help_times = burst(driver, "help")
-        wait_for_answers(slack, CONCURRENCY, 10)
-        print("P1 " + report("ack /pm help, 50 concurrent", help_times))
+        help_times = rounds(driver, slack, "help", 10)
+        print("P1 " + report(f"ack /pm help, {ROUNDS} bursts of {CONCURRENCY} concurrent", help_times))
 
-        slack.reset()
         purelymail.latency = 2.0
-        credit_times = burst(driver, "credit")
-        answered = wait_for_answers(slack, CONCURRENCY, 30)
-        print("P1 " + report("ack /pm credit (PurelyMail slowed to 2 s), 50 concurrent", credit_times))
-        print(f"P1 all {len(slack.responses())} credit answers arrived {answered:.1f} s after the burst")
+        credit_times = rounds(driver, slack, "credit", 30)
+        print("P1 " + report(f"ack /pm credit (PurelyMail slowed to 2 s), {ROUNDS} bursts of {CONCURRENCY}",
+                             credit_times))
+        print(f"P1 the last burst's {len(slack.responses())} credit answers all arrived (each after ~2 s)")
         worst = max(percentile(help_times, 99), percentile(credit_times, 99)) * 1000
         print(f"P1 goal p99 <= 100 ms: {'met' if worst <= 100 else 'NOT met'} (worst p99 {worst:.1f} ms)")
     finally:
         purelymail.latency = 0.0
-        server.close()
+        bot.terminate()
+        bot.wait(10)

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.http_server import LoopbackHTTPServer
+
 STR, BOOL, INT, STRS = "str", "bool", "int", "list[str]"
 
 # operation -> field -> (type, required), per the reference.
@@ -226,7 +228,7 @@ class FakePurelyMail:
         with self._lock:
             if self._wake.is_set():
                 self._wake = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05},

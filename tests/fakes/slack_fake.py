@@ -51,6 +51,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
+from tests.fakes.http_server import LoopbackHTTPServer
+
 TEAM_ID = "T0FAKETEAM"
 TEAM_DOMAIN = "purelyops-test"
 APP_ID = "A0FAKEAPP1"
@@ -866,7 +868,7 @@ class FakeSlack:
     def start(self) -> FakeSlack:
         """Start the HTTP server and the Socket Mode server, each on a free loopback port."""
         handler = type("_BoundHandler", (_Handler,), {"fake": self})
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._http = LoopbackHTTPServer(("127.0.0.1", 0), handler)
         self._http.daemon_threads = True
         self.port = self._http.server_address[1]
         self._http_thread = threading.Thread(
