@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from slack_bolt import App
 
 from bot import account, deletions, general
+from bot.delivery import dedupe_middleware
 from bot.router import Router
 from purelyops.runtime import Runtime
 
@@ -26,6 +27,7 @@ def build_app(rt: Runtime, *, verify_token: bool = True) -> App:
         listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener"),
         logger=logging.getLogger("bot.bolt"),
     )
+    app.middleware(dedupe_middleware(rt))
     router = Router(rt.settings.slack_command)
     for capability in (general, account, deletions):
         capability.register(app, router, rt)

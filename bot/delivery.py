@@ -1,0 +1,58 @@
+"""Slack delivery semantics: a request Slack sends again is acknowledged and ignored.
+
+Slack retries events (X-Slack-Retry-Num) and people submit a modal twice. Each request
+gets a key derived from its payload — an event's event_id, a command's trigger_id, a
+modal's view id and hash, a click's action_ts — claimed once in Redis. The second
+delivery of the same key is acked without running anything. Double clicks (two distinct
+clicks) are handled where it matters: every mutation is a state transition that the
+second click finds already made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+
+import redis
+from slack_bolt import BoltRequest, BoltResponse
+
+from purelyops.runtime import Runtime
+
+log = logging.getLogger(__name__)
+CLAIM_SECONDS = 6 * 3600
+
+
+def delivery_key(body: dict) -> str | None:
+    """What identifies this delivery, whatever the number of times Slack sends it."""
+    if body.get("event_id"):
+        return f"event:{body['event_id']}"
+    kind = body.get("type")
+    if kind == "view_submission":
+        view = body.get("view") or {}
+        return f"view:{view.get('id')}:{view.get('hash')}"
+    if kind == "block_actions":
+        actions = body.get("actions") or [{}]
+        return f"action:{body.get('user', {}).get('id')}:{actions[0].get('action_ts')}:{actions[0].get('action_id')}"
+    if body.get("command") and body.get("trigger_id"):
+        return f"command:{body['trigger_id']}"
+    return None
+
+
+def dedupe_middleware(rt: Runtime) -> Callable:
+    def dedupe(req: BoltRequest, body: dict, next: Callable[[], BoltResponse]) -> BoltResponse:  # noqa: A002
+        key = delivery_key(body)
+        if key is None:
+            return next()
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        try:
+            first = rt.redis.set(f"purelyops:delivery:{digest}", 1, nx=True, ex=CLAIM_SECONDS)
+        except redis.RedisError:
+            first = True  # without Redis we cannot tell; the mutations' own checks still hold
+        if first:
+            return next()
+        log.info("ignored a repeated delivery (%s, retry %s)", key.split(":")[0],
+                 (req.headers.get("x-slack-retry-num") or ["-"])[0])
+        return BoltResponse(status=200, body="")
+
+    return dedupe
