@@ -60,7 +60,7 @@ def test_only_admins_cancel(rt: Runtime, slack: SlackDriver, slack_fake: FakeSla
     assert "Only purelyops admins can cancel a deletion" in refused.args["text"]
     assert rows(rt, PendingDeletion)[0].status == "pending"
     refusals = rows(rt, AuditEntry, AuditEntry.result == "refused")
-    assert [(a.actor_id, a.target) for a in refusals] == [("U0INTRUDER", "/pm pending"), ("U0INTRUDER", "cancel deletion")]
+    assert [(a.actor_id, a.target) for a in refusals] == [("U0INTRUDER", "/pm pending"), ("U0INTRUDER", "cancel a deletion")]
 
 
 def test_non_admin_commands_are_refused_and_audited(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack) -> None:
