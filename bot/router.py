@@ -17,7 +17,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.blocks.help import help_blocks
-from bot.mrkdwn import code
+from bot.mrkdwn import clip, code
 from purelyops import audit
 from purelyops.access import Role, RoleUnknown, has_role, refusal
 from purelyops.failures import describe_failure
@@ -109,7 +109,7 @@ class Router:
         )
         if subcommand is None:
             hint = self.suggest(words)
-            text = f"I don't know {code(words[0])}." + (
+            text = f"I don't know {code(clip(words[0], 40))}." + (
                 f" Did you mean {code(hint)}?" if hint else ""
             )
             request.reply(text, help_blocks(self.command, self.subcommands.values(), intro=text))
