@@ -24,6 +24,9 @@ def main() -> int:
         print(error, file=sys.stderr)
         return 2
     setup_logging(settings)
+    # Many threads wait briefly for acks; switch between them often so that none waits
+    # behind a busy one for the default 5 ms (this keeps Slack's acks fast under bursts).
+    sys.setswitchinterval(0.0005)
     rt = Runtime(settings)
     try:
         app = build_app(rt)

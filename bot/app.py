@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 
-from bot import account, audit, deletions, general
+from bot import account, audit, deletions, domains, general, migrations, users
 from bot.delivery import dedupe_middleware
 from bot.router import Router
 from purelyops.runtime import Runtime
@@ -29,7 +29,7 @@ def build_app(rt: Runtime, *, verify_token: bool = True) -> App:
     )
     app.middleware(dedupe_middleware(rt))
     router = Router(rt.settings.slack_command)
-    for capability in (general, account, deletions, audit):
+    for capability in (general, account, domains, users, migrations, deletions, audit):
         capability.register(app, router, rt)
     router.register(app, rt)
     return app

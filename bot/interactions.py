@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 
+from bot.work import after_ack
 from purelyops import audit
 from purelyops.access import Role, RoleUnknown, has_role, refusal
 from purelyops.failures import describe_failure
@@ -50,7 +51,10 @@ def guarded(rt: Runtime, role: Role, what: str) -> Callable[[Callable[[ActionReq
     def decorate(handler: Callable[[ActionRequest], None]) -> Callable:
         def listener(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:
             ack()
-            request = ActionRequest(rt, body, respond, client)
+            after_ack(run, ActionRequest(rt, body, respond, client))
+
+        def run(request: ActionRequest) -> None:
+            body = request.body
             try:
                 if not has_role(rt, request.user_id, role):
                     audit.record_now(rt, actor_id=request.user_id, actor_name=body["user"].get("username", ""),

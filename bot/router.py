@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 
 from bot.blocks.help import help_blocks
 from bot.mrkdwn import clip, code
+from bot.work import after_ack
 from purelyops import audit
 from purelyops.access import Role, RoleUnknown, has_role, refusal
 from purelyops.failures import describe_failure
@@ -86,7 +87,7 @@ class Router:
     def register(self, app: App, rt: Runtime) -> None:
         def handle_command(ack: Ack, command: dict, respond: Respond, client: WebClient) -> None:
             ack()
-            self.dispatch(rt, command, respond, client)
+            after_ack(self.dispatch, rt, command, respond, client)
 
         app.command(self.command)(handle_command)
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Index,
+    Integer,
     MetaData,
     String,
     Text,
@@ -146,3 +147,26 @@ class SyncState(Base):
     last_ok_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+# --- domains (issue 3): tables added by migration 0002 ---
+
+
+# --- users and routing rules (issue 4): tables added by migration 0003 ---
+
+
+# --- source servers and migrations (issue 5): tables added by migration 0004 ---
+
+
+class SourceServer(Base):
+    """An old IMAP host that mailboxes are migrated from: connection details only, never credentials."""
+
+    __tablename__ = "source_servers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    host: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int] = mapped_column(Integer)
+    security: Mapped[str] = mapped_column(String(16))  # "tls" (on connect), "starttls" or "none"
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _now()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.fakes.purelymail_fake import FakePurelyMail
@@ -47,3 +49,23 @@ def test_purelymail_failures_are_told_in_words(fault: str, words: str, slack: Sl
     assert words in call.args["text"]
     assert "Traceback" not in call.args["text"]
     assert rt.settings.purelymail_api_token not in call.args["text"]
+
+
+def test_slow_purelymail_never_delays_the_ack(slack: SlackDriver, slack_fake: FakeSlack,
+                                              purelymail_fake: FakePurelyMail) -> None:
+    """More slow commands than Bolt has listener threads: every one is still acked at once,
+    and every one is answered when PurelyMail answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.app import LISTENER_THREADS
+
+    count = LISTENER_THREADS + 8
+    purelymail_fake.latency = 2.5
+    with ThreadPoolExecutor(count) as pool:
+        responses = list(pool.map(lambda _: slack.command("credit"), range(count)))
+    assert [r.status_code for r in responses] == [200] * count
+    assert max(r.elapsed.total_seconds() for r in responses) < 2.0
+    deadline = time.monotonic() + 30
+    while len(slack_fake.responses()) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(slack_fake.responses()) == count

@@ -22,4 +22,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
 
     return [
         Periodic(run_due_deletions, interval=60),
+        # domains (issue 3)
+        # users and credit (issue 4)
+        # migrations (issue 5)
     ]
