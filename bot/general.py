@@ -8,6 +8,7 @@ from slack_sdk import WebClient
 from bot.blocks.help import help_blocks
 from bot.blocks.home import home_view
 from bot.router import CommandRequest, Router
+from bot.work import after_ack
 from purelyops.access import RoleUnknown, is_admin
 from purelyops.runtime import Runtime
 
@@ -30,4 +31,4 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             admin = False
         client.views_publish(user_id=user_id, view=home_view(router.command, admin))
 
-    app.event("app_home_opened")(publish_home)
+    app.event("app_home_opened")(lambda event, client: after_ack(publish_home, event, client))

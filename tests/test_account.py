@@ -53,13 +53,13 @@ def test_purelymail_failures_are_told_in_words(fault: str, words: str, slack: Sl
 
 def test_slow_purelymail_never_delays_the_ack(slack: SlackDriver, slack_fake: FakeSlack,
                                               purelymail_fake: FakePurelyMail) -> None:
-    """More slow commands than Bolt has listener threads: every one is still acked at once,
-    and every one is answered when PurelyMail answers."""
+    """More slow commands than there are threads for slow work: every one is still acked at
+    once, and every one is answered when PurelyMail answers (the excess waits its turn)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from bot.app import LISTENER_THREADS
+    from bot.work import WORK_THREADS
 
-    count = LISTENER_THREADS + 8
+    count = WORK_THREADS + 8
     purelymail_fake.latency = 2.5
     with ThreadPoolExecutor(count) as pool:
         responses = list(pool.map(lambda _: slack.command("credit"), range(count)))
