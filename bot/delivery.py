@@ -11,6 +11,7 @@ second click finds already made.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 
@@ -30,7 +31,10 @@ def delivery_key(body: dict) -> str | None:
     kind = body.get("type")
     if kind == "view_submission":
         view = body.get("view") or {}
-        return f"view:{view.get('id')}:{view.get('hash')}"
+        # The same view is submitted again after its inline errors are fixed: what was typed
+        # is part of the key, so only a repeat of the very same submission is ignored.
+        typed = json.dumps((view.get("state") or {}).get("values"), sort_keys=True)
+        return f"view:{view.get('id')}:{view.get('hash')}:{hashlib.sha256(typed.encode()).hexdigest()}"
     if kind == "block_actions":
         actions = body.get("actions") or [{}]
         return f"action:{body.get('user', {}).get('id')}:{actions[0].get('action_ts')}:{actions[0].get('action_id')}"

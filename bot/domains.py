@@ -1,12 +1,198 @@
-"""Domain listeners: `domain add|list|check|recheck|remove` (issue 3)."""
+"""Domain listeners: `domain add|list|check|recheck|remove`, the add modal and the buttons.
+
+They parse and answer; the work is in purelyops.domains."""
 
 from __future__ import annotations
 
-from slack_bolt import App
+import logging
 
-from bot.router import Router
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks import domains as blocks
+from bot.blocks.deletions import scheduled_blocks
+from bot.interactions import ActionRequest, guarded
+from bot.mrkdwn import clip, escape
+from bot.router import CommandRequest, Router
+from bot.work import after_ack
+from purelyops import audit, domains
+from purelyops.access import Role, has_role, refusal
+from purelyops.dnscheck import InvalidDomain, normalize_domain
+from purelyops.failures import describe_failure
 from purelyops.runtime import Runtime
+
+log = logging.getLogger(__name__)
+USAGE = "give one domain name, like `{}` example.com"
+
+
+def _one_name(request: CommandRequest, usage: str) -> str | None:
+    """The single domain argument, or None after telling the admin what to give."""
+    if len(request.args) != 1:
+        request.reply(f":warning: {usage}")
+        return None
+    return request.args[0]
+
+
+def _invalid(error: InvalidDomain) -> str:
+    return f":warning: That is not a domain name: {escape(error.message)}."
+
+
+def add_and_answer(rt: Runtime, raw: str, user_id: str, user_name: str, answer) -> None:
+    """The add flow shared by the command, the modal and Check again: `answer(text, blocks)`."""
+    try:
+        outcome = domains.add_domain(rt, raw, actor_id=user_id, actor_name=user_name)
+    except InvalidDomain as error:
+        answer(_invalid(error), None)
+        return
+    except domains.DomainError as error:
+        audit.record_now(rt, actor_id=user_id, actor_name=user_name, action="domain.add", target=clip(raw, 253),
+                         result="failed", detail=str(error))
+        answer(f":warning: {escape(error)}", None)
+        return
+    if outcome.added:
+        answer(*blocks.added_blocks(outcome))
+    else:
+        answer(*blocks.ownership_needed_blocks(outcome, domains.publish_instructions(outcome.name.ascii, outcome.code)))
 
 
 def register(app: App, router: Router, rt: Runtime) -> None:
-    pass
+    command = router.command
+
+    @router.add("domain add", "domain add [example.com]", "add a domain (checks the ownership TXT first)")
+    def add(request: CommandRequest) -> None:
+        if not request.args:
+            request.client.views_open(trigger_id=request.trigger_id, view=blocks.add_modal(request.channel_id))
+            return
+        raw = _one_name(request, USAGE.format(f"{command} domain add"))
+        if raw is not None:
+            add_and_answer(request.rt, raw, request.user_id, request.user_name, request.reply)
+
+    def submit_add(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
+        raw = view["state"]["values"]["name"]["value"].get("value") or ""
+        try:
+            normalize_domain(raw)
+        except InvalidDomain as error:
+            ack(response_action="errors", errors={"name": clip(error.message, 150)})
+            return
+        ack()
+        after_ack(run_add, body["user"], view.get("private_metadata") or "", raw, client)
+
+    def run_add(user: dict, channel_id: str, raw: str, client: WebClient) -> None:
+        user_id = user["id"]
+
+        def answer(text: str, answer_blocks: list[dict] | None) -> None:
+            try:
+                client.chat_postEphemeral(channel=channel_id, user=user_id, text=text, blocks=answer_blocks)
+            except SlackApiError:  # not a channel the bot is in: a direct message instead
+                client.chat_postMessage(channel=user_id, text=text, blocks=answer_blocks)
+
+        try:
+            if not has_role(rt, user_id, Role.ADMIN):
+                audit.record_now(rt, actor_id=user_id, actor_name=user.get("username", ""), action="refused",
+                                 target="add a domain", result="refused", detail="needs admin")
+                answer(f":no_entry: {refusal(Role.ADMIN, 'add a domain')}", None)
+                return
+            add_and_answer(rt, raw, user_id, user.get("username", ""), answer)
+        except Exception as error:  # noqa: BLE001 - every failure is reported in words
+            log.warning("domain add from the modal failed", exc_info=error)
+            answer(f":warning: {describe_failure(error)}", None)
+
+    app.view(blocks.ADD_CALLBACK)(submit_add)
+
+    @guarded(rt, Role.ADMIN, "add a domain")
+    def add_again(request: ActionRequest) -> None:
+        user = request.body["user"]
+        add_and_answer(request.rt, request.value, user["id"], user.get("username", ""), request.replace)
+
+    app.action(blocks.ADD_RETRY_ACTION)(add_again)
+
+    @router.add("domain list", "domain list", "every domain with its MX/SPF/DKIM/DMARC badges", role=Role.VIEWER)
+    def list_domains(request: CommandRequest) -> None:
+        request.reply(*blocks.list_blocks(domains.list_page(request.rt)))
+
+    @guarded(rt, Role.VIEWER, "page through domains")
+    def previous_page(request: ActionRequest) -> None:
+        request.replace(*blocks.list_blocks(domains.list_page(request.rt, before=request.value)))
+
+    @guarded(rt, Role.VIEWER, "page through domains")
+    def next_page(request: ActionRequest) -> None:
+        request.replace(*blocks.list_blocks(domains.list_page(request.rt, after=request.value)))
+
+    app.action(blocks.PREV_ACTION)(previous_page)
+    app.action(blocks.NEXT_ACTION)(next_page)
+
+    def show_check(rt_: Runtime, raw: str, answer) -> None:
+        try:
+            result = domains.check(rt_, raw)
+        except InvalidDomain as error:
+            answer(_invalid(error), None)
+            return
+        answer(*blocks.check_blocks(result))
+
+    @router.add("domain check", "domain check example.com", "live DNS check of the seven records, with fixes",
+                role=Role.VIEWER)
+    def check(request: CommandRequest) -> None:
+        raw = _one_name(request, USAGE.format(f"{command} domain check"))
+        if raw is not None:
+            show_check(request.rt, raw, request.reply)
+
+    @guarded(rt, Role.VIEWER, "check a domain")
+    def check_again(request: ActionRequest) -> None:
+        show_check(request.rt, request.value, request.replace)
+
+    app.action(blocks.CHECK_ACTION)(check_again)
+
+    def do_recheck(rt_: Runtime, raw: str, user_id: str, user_name: str, answer) -> None:
+        try:
+            row = domains.recheck(rt_, raw, actor_id=user_id, actor_name=user_name)
+        except InvalidDomain as error:
+            answer(_invalid(error), None)
+            return
+        except domains.DomainError as error:
+            answer(f":warning: {escape(error)}", None)
+            return
+        answer(*blocks.recheck_blocks(row))
+
+    @router.add("domain recheck", "domain recheck example.com", "ask PurelyMail to re-run its DNS checks")
+    def recheck(request: CommandRequest) -> None:
+        raw = _one_name(request, USAGE.format(f"{command} domain recheck"))
+        if raw is not None:
+            do_recheck(request.rt, raw, request.user_id, request.user_name, request.reply)
+
+    @guarded(rt, Role.ADMIN, "ask PurelyMail to recheck a domain")
+    def recheck_button(request: ActionRequest) -> None:
+        user = request.body["user"]
+        do_recheck(request.rt, request.value, user["id"], user.get("username", ""), request.reply)
+
+    app.action(blocks.RECHECK_ACTION)(recheck_button)
+
+    def do_remove(rt_: Runtime, raw: str, user_id: str, channel_id: str | None, answer) -> None:
+        try:
+            scheduled, mailboxes = domains.schedule_removal(rt_, raw, actor_id=user_id, channel_id=channel_id)
+        except InvalidDomain as error:
+            answer(_invalid(error), None)
+            return
+        except domains.DomainError as error:
+            answer(f":warning: {escape(error)}", None)
+            return
+        consequence = (f"{mailboxes} mailbox(es) on it go with it." if mailboxes
+                       else "No mailboxes are on it (as of the last user sync).")
+        if not scheduled.created:
+            consequence = "It was already scheduled; this is the same deletion. " + consequence
+        text, notice = scheduled_blocks(scheduled.deletion, consequence)
+        answer(text, notice)
+
+    @router.add("domain remove", "domain remove example.com", "delete a domain and its mailboxes, 24 h from now")
+    def remove(request: CommandRequest) -> None:
+        raw = _one_name(request, USAGE.format(f"{command} domain remove"))
+        if raw is not None:
+            do_remove(request.rt, raw, request.user_id, request.channel_id, request.reply)
+
+    @guarded(rt, Role.ADMIN, "remove a domain")
+    def remove_button(request: ActionRequest) -> None:
+        channel = (request.body.get("channel") or {}).get("id")
+        do_remove(request.rt, request.value, request.user_id, channel, request.reply)
+
+    app.action(blocks.REMOVE_ACTION)(remove_button)
+

@@ -133,6 +133,10 @@ class Domain(Base):
     passes_dmarc: Mapped[bool] = mapped_column(Boolean, default=False)
     check: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     last_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Our last check passed (None: never checked; PurelyMail's dnsSummary stands in until then).
+    healthy: Mapped[bool | None] = mapped_column(Boolean)
+    # The record kinds the DNS monitor last announced as failing (None: not yet watched).
+    alert_state: Mapped[list[str] | None] = mapped_column(JSONB)
     first_seen: Mapped[datetime] = _now()
     last_seen: Mapped[datetime] = _now()
 
@@ -149,7 +153,7 @@ class SyncState(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
 
 
-# --- domains (issue 3): tables added by migration 0002 ---
+# --- domains (issue 3): migration 0002 adds Domain.healthy and Domain.alert_state ---
 
 
 # --- users and routing rules (issue 4): tables added by migration 0003 ---

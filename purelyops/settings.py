@@ -86,6 +86,10 @@ SOURCES: dict[str, str] = {
     "VIEWER_USERGROUP_ID": "a Slack user group ID (S…) whose members may run read-only commands",
     "ALERT_CHANNEL": "the channel ID (C…) for alerts: right-click the channel → Copy link",
     "DNS_RESOLVER": "host[:port],… of DNS servers to ask; empty asks each zone's own nameservers",
+    "DNS_TIMEOUT": "seconds one domain's DNS check may take in all",
+    "DNS_RECHECK_FAILING_MINUTES": "the DNS monitor re-checks a failing domain after this many minutes",
+    "DNS_RECHECK_HEALTHY_HOURS": "the DNS monitor re-checks a healthy domain after this many hours",
+    "DNS_MONITOR_BATCH": "at most this many domains are checked per DNS monitor run (every 5 minutes)",
     "IMAPSYNC_BIN": "the imapsync program, a name on PATH or an absolute path",
     "PURELYMAIL_IMAP_HOST": "PurelyMail's IMAP server",
     "PURELYMAIL_IMAP_PORT": "PurelyMail's IMAP port (TLS)",
@@ -137,6 +141,10 @@ class Settings(DatabaseSettings):
     alert_channel: str = Field(pattern=r"^[CG][A-Z0-9]+$")
 
     dns_resolver: str = ""
+    dns_timeout: float = Field(default=5.0, gt=0, le=60)
+    dns_recheck_failing_minutes: int = Field(default=30, ge=1)
+    dns_recheck_healthy_hours: int = Field(default=24, ge=1)
+    dns_monitor_batch: int = Field(default=20, ge=1, le=500)
     imapsync_bin: str = "imapsync"
     purelymail_imap_host: str = "imap.purelymail.com"
     purelymail_imap_port: int = Field(default=993, gt=0, lt=65536)

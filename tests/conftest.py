@@ -172,6 +172,7 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "CREDENTIALS_KEY": settings.credentials_key,
         "ADMIN_USER_IDS": ",".join(settings.admin_user_ids),
         "ALERT_CHANNEL": settings.alert_channel,
+        "DNS_RESOLVER": settings.dns_resolver,
     }
     env.update(extra)
     return env

@@ -19,10 +19,11 @@ class Periodic:
 
 def periodic_jobs(settings: Settings) -> list[Periodic]:
     from workers.deletions import run_due_deletions
+    from workers.dns_monitor import run_dns_monitor
 
     return [
         Periodic(run_due_deletions, interval=60),
-        # domains (issue 3)
+        Periodic(run_dns_monitor, interval=300),
         # users and credit (issue 4)
         # migrations (issue 5)
     ]

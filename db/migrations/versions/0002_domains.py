@@ -1,12 +1,12 @@
-"""domains tables
+"""domains: health and alert state
 
 Revision ID: 0002
 Revises: 0001
 """
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
-from sqlalchemy.dialects import postgresql  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = '0002'
 down_revision = '0001'
@@ -15,8 +15,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.add_column('domains', sa.Column('healthy', sa.Boolean(), nullable=True))
+    op.add_column('domains', sa.Column('alert_state', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    op.drop_column('domains', 'alert_state')
+    op.drop_column('domains', 'healthy')
