@@ -4,25 +4,18 @@ They parse and answer; the work is in purelyops.domains."""
 
 from __future__ import annotations
 
-import logging
-
-from slack_bolt import Ack, App
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_bolt import App
 
 from bot.blocks import domains as blocks
 from bot.blocks.deletions import scheduled_blocks
-from bot.interactions import ActionRequest, guarded
+from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
 from bot.mrkdwn import clip, escape
 from bot.router import CommandRequest, Router
-from bot.work import after_ack
 from purelyops import audit, domains
-from purelyops.access import Role, has_role, refusal
+from purelyops.access import Role
 from purelyops.dnscheck import InvalidDomain, normalize_domain
-from purelyops.failures import describe_failure
 from purelyops.runtime import Runtime
 
-log = logging.getLogger(__name__)
 USAGE = "give one domain name, like `{}` example.com"
 
 
@@ -68,35 +61,17 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         if raw is not None:
             add_and_answer(request.rt, raw, request.user_id, request.user_name, request.reply)
 
-    def submit_add(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
-        raw = view["state"]["values"]["name"]["value"].get("value") or ""
+    def valid_name(values: dict) -> str:
+        raw = str(values.get("name") or "")
         try:
             normalize_domain(raw)
         except InvalidDomain as error:
-            ack(response_action="errors", errors={"name": clip(error.message, 150)})
-            return
-        ack()
-        after_ack(run_add, body["user"], view.get("private_metadata") or "", raw, client)
+            raise FieldErrors({"name": error.message}) from None
+        return raw
 
-    def run_add(user: dict, channel_id: str, raw: str, client: WebClient) -> None:
-        user_id = user["id"]
-
-        def answer(text: str, answer_blocks: list[dict] | None) -> None:
-            try:
-                client.chat_postEphemeral(channel=channel_id, user=user_id, text=text, blocks=answer_blocks)
-            except SlackApiError:  # not a channel the bot is in: a direct message instead
-                client.chat_postMessage(channel=user_id, text=text, blocks=answer_blocks)
-
-        try:
-            if not has_role(rt, user_id, Role.ADMIN):
-                audit.record_now(rt, actor_id=user_id, actor_name=user.get("username", ""), action="refused",
-                                 target="add a domain", result="refused", detail="needs admin")
-                answer(f":no_entry: {refusal(Role.ADMIN, 'add a domain')}", None)
-                return
-            add_and_answer(rt, raw, user_id, user.get("username", ""), answer)
-        except Exception as error:  # noqa: BLE001 - every failure is reported in words
-            log.warning("domain add from the modal failed", exc_info=error)
-            answer(f":warning: {describe_failure(error)}", None)
+    @guarded_view(rt, Role.ADMIN, "add a domain", valid_name)
+    def submit_add(request: SubmissionRequest, raw: str) -> None:
+        add_and_answer(request.rt, raw, request.user_id, request.user_name, request.reply)
 
     app.view(blocks.ADD_CALLBACK)(submit_add)
 

@@ -10,6 +10,7 @@ from bot.blocks.home import home_view
 from bot.router import CommandRequest, Router
 from bot.work import after_ack
 from purelyops.access import RoleUnknown, is_admin
+from purelyops.dashboard import dashboard
 from purelyops.runtime import Runtime
 
 
@@ -29,6 +30,6 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             admin = is_admin(rt, user_id)
         except RoleUnknown:
             admin = False
-        client.views_publish(user_id=user_id, view=home_view(router.command, admin))
+        client.views_publish(user_id=user_id, view=home_view(router.command, admin, dashboard(rt) if admin else None))
 
     app.event("app_home_opened")(lambda event, client: after_ack(publish_home, event, client))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.work import after_ack
 from purelyops import audit
@@ -66,6 +67,83 @@ def guarded(rt: Runtime, role: Role, what: str) -> Callable[[Callable[[ActionReq
                 request.reply(f":warning: {error}")
             except Exception as error:  # noqa: BLE001 - every failure is reported in words
                 log.warning("action %s failed", what, exc_info=error)
+                request.reply(f":warning: {describe_failure(error)}")
+
+        return listener
+
+    return decorate
+
+
+class FieldErrors(Exception):
+    """Raised by a modal's validator: {block_id: message}, shown inline on the fields."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(errors)
+        self.errors = {block: message[:150] for block, message in errors.items()}
+
+
+@dataclass
+class SubmissionRequest:
+    """A submitted modal, after its ack: answers go to the channel it was opened from."""
+
+    rt: Runtime
+    user_id: str
+    user_name: str
+    channel_id: str
+    metadata: str  # the modal's private_metadata after the channel id
+    client: WebClient
+
+    def reply(self, text: str, blocks: list[dict] | None = None) -> None:
+        """An ephemeral message; a direct message when the bot is not in that channel."""
+        try:
+            self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id, text=text, blocks=blocks)
+        except SlackApiError:
+            self.client.chat_postMessage(channel=self.user_id, text=text, blocks=blocks)
+
+
+def values_of(view: dict) -> dict[str, object]:
+    """{block_id: what was typed or chosen} for a view's single-element input blocks."""
+    out: dict[str, object] = {}
+    for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
+        for state in actions.values():
+            if "selected_options" in state:
+                out[block_id] = [o["value"] for o in state["selected_options"] or []]
+            elif "selected_option" in state:
+                out[block_id] = (state["selected_option"] or {}).get("value")
+            else:
+                out[block_id] = state.get("value") or ""
+    return out
+
+
+def guarded_view(rt: Runtime, role: Role, what: str, validate: Callable[[dict[str, object]], object]) -> Callable:
+    """Wrap a modal's submission: `validate(values)` runs before the ack and raises
+    FieldErrors for inline errors; then the ack, then (in the work pool) the role check and
+    `handler(request, validated)`, with failures reported in words."""
+
+    def decorate(handler: Callable[[SubmissionRequest, object], None]) -> Callable:
+        def listener(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
+            try:
+                parsed = validate(values_of(view))
+            except FieldErrors as invalid:
+                ack(response_action="errors", errors=invalid.errors)
+                return
+            ack()
+            channel, _, metadata = (view.get("private_metadata") or "").partition("\x1f")
+            user = body["user"]
+            after_ack(run, SubmissionRequest(rt, user["id"], user.get("username", ""), channel, metadata, client), parsed)
+
+        def run(request: SubmissionRequest, parsed: object) -> None:
+            try:
+                if not has_role(rt, request.user_id, role):
+                    audit.record_now(rt, actor_id=request.user_id, actor_name=request.user_name, action="refused",
+                                     target=what, result="refused", detail=f"needs {role.value}")
+                    request.reply(f":no_entry: {refusal(role, what)}")
+                    return
+                handler(request, parsed)
+            except RoleUnknown as error:
+                request.reply(f":warning: {error}")
+            except Exception as error:  # noqa: BLE001 - every failure is reported in words
+                log.warning("%s failed", what, exc_info=error)
                 request.reply(f":warning: {describe_failure(error)}")
 
         return listener

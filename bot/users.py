@@ -1,12 +1,292 @@
-"""Mailbox and routing-rule listeners: `user …`, `alias …` (issue 4)."""
+"""Mailbox and routing-rule listeners: `user list|add|show|sync`, `alias list|add|remove`,
+and the buttons and modals that go with them. The work is in purelyops.users/aliases."""
 
 from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.router import Router
+from bot.blocks import aliases as alias_blocks
+from bot.blocks import users as blocks
+from bot.blocks.deletions import scheduled_blocks
+from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
+from bot.mrkdwn import escape
+from bot.router import CommandRequest, Router
+from purelyops import aliases, audit, users
+from purelyops.access import Role
+from purelyops.dnscheck import InvalidDomain, normalize_domain
+from purelyops.purelymail import NotFound, RequestRejected
 from purelyops.runtime import Runtime
 
 
+def _address(request: CommandRequest, usage: str) -> str | None:
+    if len(request.args) != 1:
+        request.reply(f":warning: {usage}")
+        return None
+    try:
+        return users.check_address(request.args[0])
+    except users.UserError as error:
+        request.reply(f":warning: {escape(error)}.")
+        return None
+
+
+def _password_choice(values: dict) -> str | None:
+    """The typed password, or None for a generated one; FieldErrors when it won't do."""
+    if values.get("password_mode") != "typed":
+        return None
+    try:
+        return users.check_password(str(values.get("password") or ""))
+    except users.UserError as error:
+        raise FieldErrors({"password": str(error)}) from None
+
+
 def register(app: App, router: Router, rt: Runtime) -> None:
-    pass
+    command = router.command
+
+    # ---- list and sync ----------------------------------------------------------------------
+
+    @router.add("user list", "user list [text] [domain:example.com]", "find mailboxes (from the cache)",
+                role=Role.VIEWER)
+    def list_users(request: CommandRequest) -> None:
+        try:
+            search, domain = users.parse_query(request.args)
+        except users.UserError as error:
+            request.reply(f":warning: {escape(error)}.")
+            return
+        request.reply(*blocks.list_blocks(users.list_page(request.rt, search, domain), search, domain))
+
+    def page(request: ActionRequest, direction: str) -> None:
+        search, domain, cursor = (request.value.split("\x1f") + ["", "", ""])[:3]
+        kwargs = {"before": cursor} if direction == "before" else {"after": cursor}
+        request.replace(*blocks.list_blocks(users.list_page(request.rt, search, domain or None, **kwargs),
+                                            search, domain or None))
+
+    @guarded(rt, Role.VIEWER, "page through mailboxes")
+    def previous_page(request: ActionRequest) -> None:
+        page(request, "before")
+
+    @guarded(rt, Role.VIEWER, "page through mailboxes")
+    def next_page(request: ActionRequest) -> None:
+        page(request, "after")
+
+    app.action(blocks.PREV_ACTION)(previous_page)
+    app.action(blocks.NEXT_ACTION)(next_page)
+
+    @router.add("user sync", "user sync", "refresh the users cache from PurelyMail now")
+    def sync_now(request: CommandRequest) -> None:
+        from workers.user_sync import announce
+
+        try:
+            report = users.sync(request.rt)
+        except users.SyncBusy as error:
+            request.reply(f":hourglass: {escape(error)}")
+            return
+        request.reply(*blocks.sync_report_blocks(report))
+        announce(request.rt, report)
+
+    # ---- add --------------------------------------------------------------------------------
+
+    @router.add("user add", "user add", "create a mailbox (opens a form)")
+    def add(request: CommandRequest) -> None:
+        request.client.views_open(trigger_id=request.trigger_id,
+                                  view=blocks.add_modal(users.cached_domains(request.rt), request.channel_id))
+
+    def valid_new_user(values: dict) -> tuple[users.NewUser, str]:
+        errors: dict[str, str] = {}
+        local = domain = ""
+        try:
+            local = users.check_local_part(str(values.get("local_part") or ""))
+        except users.UserError as error:
+            errors["local_part"] = str(error)
+        try:
+            domain = normalize_domain(str(values.get("domain") or "")).ascii
+        except InvalidDomain as error:
+            errors["domain"] = error.message
+        password = None
+        try:
+            password = _password_choice(values)
+        except FieldErrors as invalid:
+            errors.update(invalid.errors)
+        if errors:
+            raise FieldErrors(errors)
+        chosen = lambda block: "on" in (values.get(block) or [])  # noqa: E731
+        new = users.NewUser(local, domain, password, enable_password_reset=chosen("password_reset"),
+                            enable_search_indexing=chosen("search_indexing"), send_welcome_email=chosen("welcome_email"))
+        return new, users.strength_hint(password) if password else ""
+
+    @guarded_view(rt, Role.ADMIN, "create a mailbox", valid_new_user)
+    def submit_add(request: SubmissionRequest, parsed: tuple[users.NewUser, str]) -> None:
+        new, hint = parsed
+        try:
+            password = users.create_user(request.rt, new, actor_id=request.user_id, actor_name=request.user_name)
+        except RequestRejected as error:
+            request.reply(f":warning: PurelyMail did not create {new.address}: {escape(error)}")
+            return
+        request.reply(*blocks.password_once_blocks(new.address, password, "Created the mailbox", hint))
+
+    app.view(blocks.ADD_CALLBACK)(submit_add)
+
+    # ---- one mailbox ------------------------------------------------------------------------
+
+    @router.add("user show", "user show alice@example.com", "a mailbox's settings, with actions", role=Role.VIEWER)
+    def show(request: CommandRequest) -> None:
+        address = _address(request, f"give one address, like `{command} user show alice@example.com`")
+        if address is None:
+            return
+        try:
+            request.reply(*blocks.user_blocks(users.show_user(request.rt, address)))
+        except NotFound:
+            request.reply(f":warning: There is no mailbox {escape(address)} on the PurelyMail account.")
+
+    @guarded(rt, Role.ADMIN, "reset a password")
+    def open_reset(request: ActionRequest) -> None:
+        channel = (request.body.get("channel") or {}).get("id", "")
+        request.client.views_open(trigger_id=request.body["trigger_id"],
+                                  view=blocks.reset_modal(request.value, channel))
+
+    app.action(blocks.RESET_ACTION)(open_reset)
+
+    def valid_reset(values: dict) -> tuple[str | None, str]:
+        password = _password_choice(values)
+        return password, users.strength_hint(password) if password else ""
+
+    @guarded_view(rt, Role.ADMIN, "reset a password", valid_reset)
+    def submit_reset(request: SubmissionRequest, parsed: tuple[str | None, str]) -> None:
+        password, hint = parsed
+        address = users.check_address(request.metadata)
+        new = users.reset_password(request.rt, address, password, actor_id=request.user_id,
+                                   actor_name=request.user_name)
+        request.reply(*blocks.password_once_blocks(address, new, "New password set for", hint))
+
+    app.view(blocks.RESET_CALLBACK)(submit_reset)
+
+    def flag_button(flag: str, what: str) -> None:
+        @guarded(rt, Role.ADMIN, what)
+        def toggle(request: ActionRequest) -> None:
+            state, _, address = request.value.partition(":")
+            try:
+                users.set_flag(request.rt, users.check_address(address), flag, state == "on",
+                               actor_id=request.user_id, actor_name=request.body["user"].get("username", ""))
+            except RequestRejected as error:
+                request.reply(f":warning: PurelyMail refused to turn {what} {state} for {escape(address)}: "
+                              f"{escape(error)}")
+                return
+            request.replace(*blocks.user_blocks(request.rt.purelymail.get_user(address)))
+
+        app.action(blocks.TWO_FACTOR_ACTION if flag == "two_factor" else blocks.SEARCH_ACTION)(toggle)
+
+    flag_button("two_factor", "two-factor authentication")
+    flag_button("search", "search indexing")
+
+    @guarded(rt, Role.VIEWER, "see recovery methods")
+    def recovery(request: ActionRequest) -> None:
+        address = users.check_address(request.value)
+        request.reply(*blocks.recovery_blocks(address, request.rt.purelymail.list_password_reset(address)))
+
+    app.action(blocks.RECOVERY_ACTION)(recovery)
+
+    @guarded(rt, Role.ADMIN, "change recovery methods")
+    def open_recovery(request: ActionRequest) -> None:
+        channel = (request.body.get("channel") or {}).get("id", "")
+        request.client.views_open(trigger_id=request.body["trigger_id"],
+                                  view=blocks.recovery_modal(request.value, channel))
+
+    app.action(blocks.RECOVERY_ADD_ACTION)(open_recovery)
+
+    def valid_recovery(values: dict) -> tuple[str, str, str | None]:
+        kind = str(values.get("type") or "email")
+        target = str(values.get("target") or "").strip()
+        if kind == "email":
+            try:
+                target = users.check_address(target)
+            except users.UserError as error:
+                raise FieldErrors({"target": str(error)}) from None
+        elif not (7 <= len(target) <= 20 and target.lstrip("+").replace(" ", "").isdigit()):
+            raise FieldErrors({"target": "give a phone number with its country code, like +44 20 7946 0000"})
+        description = str(values.get("description") or "").strip() or None
+        return kind, target, description
+
+    @guarded_view(rt, Role.ADMIN, "change recovery methods", valid_recovery)
+    def submit_recovery(request: SubmissionRequest, parsed: tuple[str, str, str | None]) -> None:
+        kind, target, description = parsed
+        address = users.check_address(request.metadata)
+        request.rt.purelymail.upsert_password_reset(address, kind, target, description=description)  # type: ignore[arg-type]
+        audit.record_now(request.rt, actor_id=request.user_id, actor_name=request.user_name,
+                         action="user.recovery.upsert", target=address, params={"type": kind})
+        request.reply(*blocks.recovery_blocks(address, request.rt.purelymail.list_password_reset(address)))
+
+    app.view(blocks.RECOVERY_CALLBACK)(submit_recovery)
+
+    @guarded(rt, Role.ADMIN, "remove a recovery method")
+    def remove_recovery(request: ActionRequest) -> None:
+        address, _, target = request.value.partition("\x1f")
+        address = users.check_address(address)
+        request.rt.purelymail.delete_password_reset(address, target)
+        audit.record_now(request.rt, actor_id=request.user_id, actor_name=request.body["user"].get("username", ""),
+                         action="user.recovery.delete", target=address)
+        request.replace(*blocks.recovery_blocks(address, request.rt.purelymail.list_password_reset(address)))
+
+    app.action(blocks.RECOVERY_REMOVE_ACTION)(remove_recovery)
+
+    # ---- delete -----------------------------------------------------------------------------
+
+    def schedule_delete(rt_: Runtime, address: str, user_id: str, channel_id: str | None, answer) -> None:
+        scheduled = users.schedule_delete(rt_, address, actor_id=user_id, channel_id=channel_id)
+        note = "" if scheduled.created else "It was already scheduled; this is the same deletion."
+        answer(*scheduled_blocks(scheduled.deletion, note))
+
+    @router.add("user delete", "user delete alice@example.com", "delete a mailbox, 24 h from now")
+    def delete(request: CommandRequest) -> None:
+        address = _address(request, f"give one address, like `{command} user delete alice@example.com`")
+        if address is not None:
+            schedule_delete(request.rt, address, request.user_id, request.channel_id, request.reply)
+
+    @guarded(rt, Role.ADMIN, "delete a mailbox")
+    def delete_button(request: ActionRequest) -> None:
+        channel = (request.body.get("channel") or {}).get("id")
+        schedule_delete(request.rt, users.check_address(request.value), request.user_id, channel, request.reply)
+
+    app.action(blocks.DELETE_ACTION)(delete_button)
+
+    # ---- routing rules ----------------------------------------------------------------------
+
+    @router.add("alias list", "alias list [example.com]", "routing rules (forwarding), per domain", role=Role.VIEWER)
+    def list_aliases(request: CommandRequest) -> None:
+        domain = None
+        if request.args:
+            try:
+                domain = normalize_domain(request.args[0]).ascii
+            except InvalidDomain as error:
+                request.reply(f":warning: That is not a domain name: {escape(error.message)}.")
+                return
+        request.reply(*alias_blocks.list_blocks(aliases.list_rules(request.rt, domain), domain))
+
+    @router.add("alias add", "alias add", "create a routing rule (opens a form)")
+    def add_alias(request: CommandRequest) -> None:
+        request.client.views_open(trigger_id=request.trigger_id,
+                                  view=alias_blocks.add_modal(users.cached_domains(request.rt), request.channel_id))
+
+    def valid_alias(values: dict) -> aliases.NewRule:
+        try:
+            return aliases.parse_new_rule(values)
+        except aliases.RuleErrors as invalid:
+            raise FieldErrors(invalid.errors) from None
+
+    @guarded_view(rt, Role.ADMIN, "create a routing rule", valid_alias)
+    def submit_alias(request: SubmissionRequest, rule: aliases.NewRule) -> None:
+        created = aliases.create_rule(request.rt, rule, actor_id=request.user_id, actor_name=request.user_name)
+        request.reply(*alias_blocks.created_blocks(created))
+
+    app.view(alias_blocks.ADD_CALLBACK)(submit_alias)
+
+    @router.add("alias remove", "alias remove <id>", "delete a routing rule, 24 h from now")
+    def remove_alias(request: CommandRequest) -> None:
+        if len(request.args) != 1 or not request.args[0].isdigit() or len(request.args[0]) > 18:
+            request.reply(f":warning: give the rule's number from `{command} alias list`, like `{command} alias remove 42`")
+            return
+        try:
+            scheduled = aliases.schedule_removal(request.rt, int(request.args[0]), actor_id=request.user_id,
+                                                 channel_id=request.channel_id)
+        except aliases.RuleError as error:
+            request.reply(f":warning: {escape(error)}")
+            return
+        request.reply(*scheduled_blocks(scheduled.deletion, scheduled.deletion.detail))

@@ -36,6 +36,18 @@ def scrub(text: str) -> str:
     return text
 
 
+# Libraries that write whole request and response bodies at DEBUG: message texts, modal
+# values, passwords on their way to the one admin meant to see them. They never log below INFO.
+PAYLOAD_LOGGERS = ("slack_sdk", "slack_bolt", "bot.bolt", "httpx", "httpcore", "urllib3")
+
+
+def quiet_payload_loggers() -> None:
+    for name in PAYLOAD_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
 class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return scrub(super().format(record))
@@ -54,5 +66,6 @@ def setup_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    quiet_payload_loggers()
     for noisy in ("urllib3", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

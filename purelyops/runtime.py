@@ -19,9 +19,13 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
+from purelyops.logs import quiet_payload_loggers
 from purelyops.purelymail import PurelyMailClient
 from purelyops.settings import Settings
 from purelyops.throttle import Throttle
+
+# Whatever configures logging (or not: tests, jobs), payload-dumping DEBUG lines stay off.
+quiet_payload_loggers()
 
 
 @dataclass

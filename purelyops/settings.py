@@ -90,6 +90,7 @@ SOURCES: dict[str, str] = {
     "DNS_RECHECK_FAILING_MINUTES": "the DNS monitor re-checks a failing domain after this many minutes",
     "DNS_RECHECK_HEALTHY_HOURS": "the DNS monitor re-checks a healthy domain after this many hours",
     "DNS_MONITOR_BATCH": "at most this many domains are checked per DNS monitor run (every 5 minutes)",
+    "USER_SYNC_CRON": "when the nightly user sync runs, a cron expression in TZ (default 0 2 * * *)",
     "IMAPSYNC_BIN": "the imapsync program, a name on PATH or an absolute path",
     "PURELYMAIL_IMAP_HOST": "PurelyMail's IMAP server",
     "PURELYMAIL_IMAP_PORT": "PurelyMail's IMAP port (TLS)",
@@ -141,6 +142,7 @@ class Settings(DatabaseSettings):
     alert_channel: str = Field(pattern=r"^[CG][A-Z0-9]+$")
 
     dns_resolver: str = ""
+    user_sync_cron: str = "0 2 * * *"
     dns_timeout: float = Field(default=5.0, gt=0, le=60)
     dns_recheck_failing_minutes: int = Field(default=30, ge=1)
     dns_recheck_healthy_hours: int = Field(default=24, ge=1)
@@ -153,6 +155,15 @@ class Settings(DatabaseSettings):
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     _split = field_validator("admin_user_ids", "viewer_user_ids", mode="before")(_split_commas)
+
+    @field_validator("user_sync_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError("is not a cron expression like 0 2 * * * (minute hour day month weekday)")
+        return value
 
     @field_validator("slack_api_url")
     @classmethod

@@ -156,9 +156,19 @@ def _state_value(element: dict[str, Any] | None, raw: Any) -> dict[str, Any]:
     return {"type": etype, keys.get(etype, "value"): raw}
 
 
+def _initial(element: dict[str, Any]) -> Any:
+    """What an untouched element holds: its initial value, option or options."""
+    if "initial_option" in element:
+        return element["initial_option"].get("value")
+    if "initial_options" in element:
+        return [o.get("value") for o in element["initial_options"]]
+    return element.get("initial_value")
+
+
 def view_state(view: dict[str, Any] | None, values: dict[str, Any]) -> dict[str, Any]:
     """`view.state.values` as Slack sends it on submission: every input block of `view`, with
-    the test's `values` ({block_id: {action_id: shorthand or full entry}}) filled in.
+    the test's `values` ({block_id: {action_id: shorthand or full entry}}) filled in, and
+    blocks the test leaves out holding their initial value, as an untouched field does.
 
     Raises ValueError for a required input left empty (Slack's client will not submit) and
     LookupError for a block_id / action_id the view does not have."""
@@ -179,7 +189,7 @@ def view_state(view: dict[str, Any] | None, values: dict[str, Any]) -> dict[str,
     for block in inputs:
         element = block.get("element", {})
         bid, aid = block.get("block_id"), element.get("action_id")
-        raw = values.get(bid, {}).get(aid)
+        raw = values[bid].get(aid) if bid in values else _initial(element)  # untouched: as the view set it
         if raw in (None, "", []) and not block.get("optional"):
             raise ValueError(f"required input {bid!r} is empty: Slack would not submit the modal")
         state[bid] = {aid: _state_value(element, raw)}

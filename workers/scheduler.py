@@ -11,6 +11,7 @@ from purelyops.logs import setup_logging
 from purelyops.runtime import Runtime
 from purelyops.settings import SettingsError, load_settings
 from workers.schedule import periodic_jobs
+from workers.user_sync import enqueue_first_sync
 
 
 def build_scheduler(rt: Runtime) -> CronScheduler:
@@ -27,8 +28,15 @@ def main() -> int:
         print(error, file=sys.stderr)
         return 2
     setup_logging(settings)
-    logging.getLogger("workers").info("Starting the scheduler")
-    build_scheduler(Runtime(settings)).start()
+    log = logging.getLogger("workers")
+    log.info("Starting the scheduler")
+    rt = Runtime(settings)
+    try:
+        if enqueue_first_sync(rt):
+            log.info("The users cache was never filled: a user sync is queued now")
+    except Exception as error:  # noqa: BLE001 - the nightly sync will fill it; start anyway
+        log.warning("could not check whether the users cache was ever filled: %s", error)
+    build_scheduler(rt).start()
     return 0
 
 

@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
-from bot.mrkdwn import escape
+from bot.mrkdwn import code, escape
+from purelyops.dashboard import Dashboard
 
 
-def home_view(command: str, is_admin: bool) -> dict:
+def _when(at) -> str:
+    return "never" if at is None else f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
+
+
+def dashboard_blocks(d: Dashboard) -> list[dict]:
+    credit = "not checked yet" if d.credit is None else f"${d.credit:.2f}" + (" :warning: low" if d.credit_low else "")
+    fields = [
+        f"*Mailboxes*\n{d.mailboxes}",
+        f"*Domains healthy*\n{d.healthy_domains} of {d.domains}",
+        f"*Credit*\n{credit}",
+        f"*Migrations*\n{d.migrations_running} running, {d.migrations_queued} queued",
+        f"*Pending deletions*\n{d.pending_deletions}",
+        f"*Last user sync*\n{_when(d.last_sync)}",
+    ]
+    blocks: list[dict] = [{"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}]
+    if d.mailboxes_per_domain:
+        lines = [f"{code(domain)}: {count}" for domain, count in d.mailboxes_per_domain[:25]]
+        if len(d.mailboxes_per_domain) > 25:
+            lines.append(f"…and {len(d.mailboxes_per_domain) - 25} more domains")
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Mailboxes per domain*\n" + "\n".join(lines)}})
+    return blocks
+
+
+def home_view(command: str, is_admin: bool, dashboard: Dashboard | None = None) -> dict:
     """The first Home view: what the bot is for and where to start."""
     role = "You are an admin: every command is open to you." if is_admin else (
         "You are not an admin here; ask one to add you to ADMIN_USER_IDS or the admin user group."
@@ -28,5 +52,6 @@ def home_view(command: str, is_admin: bool) -> dict:
                 "type": "section",
                 "text": {"type": "mrkdwn", "text": f"Type `{escape(command)} help` in any channel to see the commands."},
             },
+            *([{"type": "divider"}, *dashboard_blocks(dashboard)] if dashboard else []),
         ],
     }

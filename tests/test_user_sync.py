@@ -1,0 +1,105 @@
+"""The users cache sync: set-based, locked, safe when PurelyMail fails, reported when it matters."""
+
+from __future__ import annotations
+
+from rq import Queue
+from sqlalchemy import select
+
+from db.models import Mailbox
+from db.session import session_scope
+from purelyops import users
+from purelyops.runtime import Runtime
+from tests.conftest import ALERTS, run_burst_worker
+from tests.fakes.purelymail_fake import FakePurelyMail
+from tests.fakes.slack_fake import FakeSlack
+from tests.slack_requests import SlackDriver
+from workers.schedule import cron_in_utc, periodic_jobs
+from workers.user_sync import enqueue_first_sync
+
+
+def cache(rt: Runtime) -> list[str]:
+    with session_scope(rt.database_url) as session:
+        return list(session.scalars(select(Mailbox.address).order_by(Mailbox.address)))
+
+
+def test_the_registered_nightly_job_syncs_in_a_real_worker_and_reports_changes(
+        rt: Runtime, settings, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> None:
+    purelymail_fake.add_domain_direct("example.com")
+    for name in ("ann", "bob"):
+        purelymail_fake.add_user_direct(f"{name}@example.com")
+    job = next(p for p in periodic_jobs(settings) if p.func.__name__ == "run_user_sync")
+    assert job.cron == "0 2 * * *"  # USER_SYNC_CRON in TZ (UTC here)
+
+    def run() -> None:
+        Queue(job.queue, connection=rt.redis).enqueue(job.func)
+        result = run_burst_worker(settings)
+        assert result.returncode == 0, result.stderr
+
+    run()
+    assert cache(rt) == ["ann@example.com", "bob@example.com"]
+    assert [m.text for m in slack_fake.messages(ALERTS)] == ["User sync: 2 added, 0 removed, 2 in all."]
+
+    run()  # nothing changed: no message
+    assert len(slack_fake.messages(ALERTS)) == 1
+
+    del purelymail_fake.users["ann@example.com"]
+    purelymail_fake.add_user_direct("cat@example.com")
+    run()
+    assert cache(rt) == ["bob@example.com", "cat@example.com"]
+    report = slack_fake.messages(ALERTS)[-1]
+    assert report.text == "User sync: 1 added, 1 removed, 2 in all."
+    assert "cat@example.com" in str(report.blocks) and "ann@example.com" in str(report.blocks)
+    assert len(purelymail_fake.calls_to("listUser")) == 3
+
+
+def test_a_failing_purelymail_leaves_the_cache_and_says_why(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
+                                                            purelymail_fake: FakePurelyMail) -> None:
+    purelymail_fake.add_domain_direct("example.com")
+    purelymail_fake.add_user_direct("ann@example.com")
+    users.sync(rt)
+    purelymail_fake.fail_5xx = {"listUser": 3}
+    slack.command("user sync")
+    reply = slack_fake.wait_for("response_url", lambda c: "User sync failed" in c.args.get("text", ""), timeout=15)
+    assert "the cache was left as it was" in reply.args["text"]
+    assert cache(rt) == ["ann@example.com"]
+    alert = slack_fake.wait_for("chat.postMessage")
+    assert alert.args["channel"] == ALERTS and "PurelyMail" in alert.args["text"]
+    assert users.last_sync(rt).last_error
+
+
+def test_exactly_the_cap_warns_that_the_list_may_be_cut_short(rt: Runtime, purelymail_fake: FakePurelyMail) -> None:
+    purelymail_fake.add_domain_direct("example.com")
+    for i in range(1005):
+        purelymail_fake.add_user_direct(f"u{i:04d}@example.com")
+    report = users.sync(rt)
+    assert report.capped and report.total == 1000
+    from bot.blocks.users import sync_report_blocks
+
+    assert "may have cut the list short" in sync_report_blocks(report)[0]
+
+
+def test_two_syncs_never_run_at_once(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    lock = rt.redis.lock(users.SYNC_LOCK, timeout=30)
+    assert lock.acquire(blocking=False)  # another process is syncing
+    try:
+        slack.command("user sync")
+        slack_fake.wait_for("response_url", lambda c: "already running" in c.args.get("text", ""))
+    finally:
+        lock.release()
+
+
+def test_the_first_start_queues_a_sync_only_when_the_cache_was_never_filled(rt: Runtime,
+                                                                            purelymail_fake: FakePurelyMail) -> None:
+    assert enqueue_first_sync(rt) is True
+    assert Queue("default", connection=rt.redis).count == 1
+    users.sync(rt)
+    assert enqueue_first_sync(rt) is False
+
+
+def test_daily_times_move_to_utc_with_the_zone() -> None:
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    assert cron_in_utc("0 2 * * *", ZoneInfo("Europe/Berlin"), date(2026, 1, 15)) == "0 1 * * *"
+    assert cron_in_utc("30 2 * * *", ZoneInfo("America/New_York"), date(2026, 7, 1)) == "30 6 * * *"
+    assert cron_in_utc("*/5 * * * *", ZoneInfo("Europe/Berlin")) == "*/5 * * * *"
