@@ -1,0 +1,272 @@
+"""Reading imapsync's output as it runs: progress while it copies, statistics at the end,
+and what its exit code means in words.
+
+The shapes parsed here are those of real imapsync 2.229 runs (tests/…/fixtures): folder
+sizes ("Host1 Nb messages: 500 messages"), copied-message lines carrying the rate and the
+ETA ("… 499/500 msgs left"), error lines ("Err 17/50: …"), and the "++++ Statistics"
+block. Lines are checked by their first characters before any regular expression runs,
+so a long log is read at hundreds of thousands of lines a second.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+MAX_ERROR_LINES = 20
+
+_NB_MESSAGES = re.compile(r"^Host([12]) Nb messages:\s+(\d+)")
+_TOTAL_SIZE = re.compile(r"^Host([12]) Total size:\s+(\d+)")
+_LEFT = re.compile(r"(\d+(?:\.\d+)?) s\s+(\d+)/(\d+) msgs left\s*$")
+_DRY = re.compile(r"^msg (.+?) copying to (.+?)\s+\(not really since --dry mode\)")
+_FOLDER = re.compile(r"^Folder\s+\d+/\d+ \[(.*)\]\s+->")
+_ERR = re.compile(r"^Err (\d+)/\d+: (.*)")
+_STAT = re.compile(r"^(Messages transferred|Messages skipped|Total bytes transferred|Transfer time|Message rate)\s*:\s*([\d.]+)")
+_COULD_BE = re.compile(r"could be (\d+) without dry mode")
+_DETECTED = re.compile(r"^Detected (\d+) errors")
+_EXITING = re.compile(r"^Exiting with return value (\d+)")
+_FREQUENT = re.compile(r"^The most frequent error is \w+\. (.*)")
+
+
+@dataclass(slots=True)
+class Progress:
+    """Where a run stands. `feed` updates one Progress in place and returns it: copy it
+    (dataclasses.replace) to keep a snapshot."""
+
+    msgs_done: int = 0
+    msgs_total: int = 0
+    msgs_left: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    rate_msgs_per_s: float | None = None
+    eta_seconds: float | None = None
+    folder: str | None = None
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.msgs_done / self.msgs_total) if self.msgs_total else 0.0
+
+
+@dataclass
+class Summary:
+    transferred: int = 0
+    skipped: int = 0
+    errors: int = 0
+    bytes_transferred: int = 0
+    duration_seconds: float | None = None
+    rate_msgs_per_s: float | None = None
+    host1_msgs: int | None = None
+    host2_msgs: int | None = None
+    host1_bytes: int | None = None
+    host2_bytes: int | None = None
+    error_lines: list[str] = field(default_factory=list)  # distinct, in order of first appearance
+    most_frequent_error: str = ""  # imapsync's own advice, e.g. "The destination mailbox is 100% full, …"
+    dry_run: bool = False
+    copied: int = 0  # "copied to" lines seen
+    would_copy: int = 0  # "(not really since --dry mode)" lines seen
+    printed_exit: int | None = None  # the code imapsync said it exits with
+    statistics: bool = False  # the "++++ Statistics" block was printed
+
+
+class ImapsyncOutput:
+    """Feed it imapsync's lines in order; `feed` returns a new Progress when a line moved it."""
+
+    def __init__(self) -> None:
+        self._progress = Progress()
+        self._summary = Summary()
+        self._seen_errors: set[str] = set()
+        self._sized = {"1": False, "2": False}
+
+    @property
+    def progress(self) -> Progress:
+        return self._progress
+
+    def summary(self) -> Summary:
+        """What was done. Without a statistics block (a run that stopped early), the
+        copied-message lines seen so far stand in for imapsync's own totals."""
+        if not self._summary.statistics:
+            self._summary.transferred = self._summary.copied
+            self._summary.bytes_transferred = self._progress.bytes_done
+        return self._summary
+
+    def feed(self, line: str) -> Progress | None:
+        line = line.rstrip("\r\n")
+        if not line:
+            return None
+        first = line[0]
+        if first == "m":
+            return self._message(line)
+        if first == "E":
+            if line.startswith("ETA:"):
+                return self._left(line)
+            if line.startswith("Err "):
+                self._error(line)
+            elif line.startswith("Exiting with return value"):
+                self._summary.printed_exit = int(_EXITING.match(line).group(1))  # type: ignore[union-attr]
+            return None
+        if first == "H":
+            return self._host(line)
+        if first == "F":
+            match = _FOLDER.match(line)
+            if match:
+                self._progress.folder = match.group(1)
+                return self._progress
+            return None
+        if first in "MTD+":
+            self._statistics(line)
+        return None
+
+    def _message(self, line: str) -> Progress | None:
+        copied = line.find(" copied to ") if line.startswith("msg ") else -1
+        if copied > 0:
+            return self._copied(line, copied)
+        if _DRY.match(line):
+            self._summary.dry_run = True
+            self._summary.would_copy += 1
+            return self._left(line)
+        return None
+
+    def _copied(self, line: str, at: int) -> Progress | None:
+        """ "msg F/1 {10862}   copied to F   49.24 msgs/s … 10 s  499/500 msgs left", with
+        string operations rather than a regular expression: most of a log is these lines."""
+        head = line[:at].rstrip()
+        tail = line[at + 11:]
+        rate_at = tail.find(" msgs/s")
+        if not head.endswith("}") or rate_at < 0:
+            return None
+        try:
+            size = int(head[head.rfind("{") + 1:-1])
+            folder, rate = tail[:rate_at].rsplit(None, 1)
+            rate_value = float(rate)
+        except ValueError:
+            return None
+        self._summary.copied += 1
+        p = self._progress
+        p.bytes_done += size
+        p.rate_msgs_per_s = rate_value
+        p.folder = folder.strip()
+        if line.endswith("msgs left"):
+            parts = line.rsplit(None, 5)
+            counts = parts[3].split("/")
+            if len(parts) == 6 and parts[2] == "s" and len(counts) == 2 and counts[0].isdigit() and counts[1].isdigit():
+                try:
+                    self._set_left(float(parts[1]), int(counts[0]), int(counts[1]))
+                except ValueError:
+                    pass
+        return p
+
+    def _left(self, line: str) -> Progress | None:
+        left = _LEFT.search(line)
+        if left is None:
+            return None
+        self._set_left(float(left.group(1)), int(left.group(2)), int(left.group(3)))
+        return self._progress
+
+    def _set_left(self, eta: float, remaining: int, total: int) -> None:
+        p = self._progress
+        p.msgs_total, p.msgs_left, p.msgs_done, p.eta_seconds = total, remaining, max(0, total - remaining), eta
+
+    def _host(self, line: str) -> Progress | None:
+        match = _NB_MESSAGES.match(line)
+        if match:
+            host, count = match.group(1), int(match.group(2))
+            if host == "1":
+                self._summary.host1_msgs = count
+            else:
+                self._summary.host2_msgs = count
+            return None
+        match = _TOTAL_SIZE.match(line)
+        if match:
+            host, size = match.group(1), int(match.group(2))
+            if host == "1":
+                self._summary.host1_bytes = size
+                if not self._sized["1"]:  # the first sizing is what this run has to move
+                    self._sized["1"] = True
+                    self._progress.bytes_total = size
+                    return self._progress
+            else:
+                self._summary.host2_bytes = size
+        return None
+
+    def _error(self, line: str) -> None:
+        match = _ERR.match(line)
+        if not match:
+            return
+        self._summary.errors = max(self._summary.errors, int(match.group(1)))
+        text = match.group(2).strip()
+        if text not in self._seen_errors and len(self._summary.error_lines) < MAX_ERROR_LINES:
+            self._seen_errors.add(text)
+            self._summary.error_lines.append(text)
+
+    def _statistics(self, line: str) -> None:
+        s = self._summary
+        if line.startswith("++++ Statistics"):
+            s.statistics = True
+            return
+        match = _STAT.match(line)
+        if match:
+            name, value = match.group(1), match.group(2)
+            if name == "Messages transferred":
+                s.transferred = int(value)
+                dry = _COULD_BE.search(line)
+                if dry:
+                    s.would_copy = int(dry.group(1))
+            elif name == "Messages skipped":
+                s.skipped = int(value)
+            elif name == "Total bytes transferred":
+                s.bytes_transferred = int(value)
+            elif name == "Transfer time":
+                s.duration_seconds = float(value)
+            else:
+                s.rate_msgs_per_s = float(value)
+            return
+        match = _DETECTED.match(line)
+        if match:
+            s.errors = max(s.errors, int(match.group(1)))
+            return
+        match = _FREQUENT.match(line)
+        if match:
+            s.most_frequent_error = match.group(1).strip()
+
+
+# ---- what an exit code means ------------------------------------------------------------------
+
+_VERDICTS = {
+    10: "could not connect to one of the IMAP servers",
+    101: "could not connect to the source server: check its host, port and security settings",
+    102: "could not connect to PurelyMail's IMAP server",
+    12: "the TLS handshake failed: check the source server's security setting (TLS, STARTTLS or none)",
+    16: "an IMAP server refused the login",
+    161: "the source server refused the password for {source}",
+    162: "PurelyMail refused the password for {dest}",
+    64: "imapsync was called wrongly (a bug in purelyops: the log has the details)",
+    66: "imapsync could not read a password file (a bug in purelyops: the log has the details)",
+    111: "it finished, but some messages could not be copied",
+    112: "it stopped after too many errors",
+    113: "the destination mailbox {dest} is full: raise its quota or free space, then re-run",
+    114: "some messages could not be stored in {dest}",
+    115: "some messages could not be read from the source",
+    116: "some folders could not be created in {dest}",
+    117: "some source folders could not be opened",
+    118: "the transfer limit was reached",
+    119: "some messages were refused as viruses",
+    120: "some message flags could not be set",
+}
+
+
+def verdict(exit_code: int, summary: Summary, *, source: str, dest: str) -> str:
+    """What happened, in words for an admin, from the exit status and what was read."""
+    if exit_code == 0:
+        if not summary.statistics:
+            return "both logins worked"
+        if summary.dry_run:
+            return f"dry run finished: {summary.would_copy} message(s) would be copied; nothing was changed"
+        if summary.transferred:
+            return f"done: every message of {source} is in {dest}"
+        return f"done: {dest} already had everything"
+    if exit_code in (6, 143, -15, 137, -9):
+        return "stopped before the end (cancelled or interrupted); a re-run picks up where it stopped"
+    words = _VERDICTS.get(exit_code)
+    if words:
+        return words.format(source=source, dest=dest)
+    return f"imapsync stopped with an error (exit code {exit_code}); the log has the details"
