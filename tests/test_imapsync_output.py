@@ -9,7 +9,7 @@ import pytest
 
 from workers.imapsync_output import ImapsyncOutput, Progress, verdict
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "imapsync"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "imapsync"  # real imapsync 2.229 output
 
 
 def read(name: str) -> tuple[ImapsyncOutput, list[Progress]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from workers.imapsync_output import ImapsyncOutput
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "imapsync"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "imapsync"
 
 
 def run(settings, slack, purelymail) -> None:
