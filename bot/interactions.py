@@ -11,6 +11,7 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.delivery import delivery_key
 from bot.work import after_ack
 from purelyops import audit
 from purelyops.access import Role, RoleUnknown, has_role, refusal
@@ -92,6 +93,7 @@ class SubmissionRequest:
     channel_id: str
     metadata: str  # the modal's private_metadata after the channel id
     client: WebClient
+    idempotency: str  # the same for every delivery of this very submission (view, hash, values)
 
     def reply(self, text: str, blocks: list[dict] | None = None) -> None:
         """An ephemeral message; a direct message when the bot is not in that channel."""
@@ -130,7 +132,9 @@ def guarded_view(rt: Runtime, role: Role, what: str, validate: Callable[[dict[st
             ack()
             channel, _, metadata = (view.get("private_metadata") or "").partition("\x1f")
             user = body["user"]
-            after_ack(run, SubmissionRequest(rt, user["id"], user.get("username", ""), channel, metadata, client), parsed)
+            request = SubmissionRequest(rt, user["id"], user.get("username", ""), channel, metadata, client,
+                                        delivery_key(body) or "")
+            after_ack(run, request, parsed)
 
         def run(request: SubmissionRequest, parsed: object) -> None:
             try:

@@ -1,12 +1,249 @@
-"""Source-server and migration listeners: `server …`, `migrate …`, `jobs`, `job` (issue 5)."""
+"""Source-server and migration listeners: `server add|list|remove|test`, `migrate`, `jobs`,
+`job <id>`, and the buttons on a migration's thread. The work is in purelyops.servers,
+purelyops.migrations and workers.migration."""
 
 from __future__ import annotations
 
+import hashlib
+
 from slack_bolt import App
 
-from bot.router import Router
+from bot.blocks import migrations as blocks
+from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
+from bot.mrkdwn import escape
+from bot.router import CommandRequest, Router
+from purelyops import migrations, servers
+from purelyops.access import Role
 from purelyops.runtime import Runtime
+from purelyops.users import UserError, check_address
+from workers import migration as runner
+
+MAX_PASSWORD = 1024
+
+
+def _password(values: dict, block: str, errors: dict[str, str], *, required: bool = True) -> str:
+    value = str(values.get(block) or "")
+    if not value and required:
+        errors[block] = "give the password"
+    elif len(value) > MAX_PASSWORD:
+        errors[block] = f"at most {MAX_PASSWORD} characters"
+    elif any(ch in value for ch in "\r\n\x00"):
+        errors[block] = "a password cannot contain line breaks or NUL characters"
+    return value
+
+
+def _address(values: dict, block: str, errors: dict[str, str]) -> str:
+    try:
+        return check_address(str(values.get(block) or ""))
+    except UserError as error:
+        errors[block] = str(error)
+        return ""
 
 
 def register(app: App, router: Router, rt: Runtime) -> None:
-    pass
+    # ---- source servers ---------------------------------------------------------------------
+
+    @router.add("server add", "server add", "add an old IMAP host to migrate from (opens a form)")
+    def server_add(request: CommandRequest) -> None:
+        request.client.views_open(trigger_id=request.trigger_id, view=blocks.server_add_modal(request.channel_id))
+
+    def valid_server(values: dict) -> servers.ServerSpec:
+        try:
+            return servers.check_spec(str(values.get("name") or ""), str(values.get("host") or ""),
+                                      str(values.get("port") or ""), str(values.get("security") or ""))
+        except servers.FieldProblems as invalid:
+            raise FieldErrors(invalid.problems) from None
+
+    @guarded_view(rt, Role.ADMIN, "add a source server", valid_server)
+    def submit_server(request: SubmissionRequest, spec: servers.ServerSpec) -> None:
+        try:
+            server = servers.add_server(request.rt, spec, actor_id=request.user_id, actor_name=request.user_name)
+        except servers.FieldProblems as error:
+            request.reply(f":warning: {escape(error)}")
+            return
+        warning = "\n:warning: Security *none*: passwords cross the network unencrypted." if spec.security == "none" else ""
+        request.reply(f":white_check_mark: Source server *{escape(server.name)}* ({escape(server.host)}:{server.port}, "
+                      f"{servers.SECURITY[server.security]}) added. Try a login with `server test {server.name}`.{warning}")
+
+    app.view(blocks.SERVER_ADD_CALLBACK)(submit_server)
+
+    @router.add("server list", "server list", "the source servers", role=Role.VIEWER)
+    def server_list(request: CommandRequest) -> None:
+        request.reply(*blocks.servers_blocks(servers.list_servers(request.rt)))
+
+    @router.add("server remove", "server remove <name>", "forget a source server (jobs keep their copy)")
+    def server_remove(request: CommandRequest) -> None:
+        if len(request.args) != 1:
+            request.reply(":warning: give the server's name, like `server remove oldhost`")
+            return
+        try:
+            servers.remove_server(request.rt, request.args[0], actor_id=request.user_id, actor_name=request.user_name)
+        except servers.ServerError as error:
+            request.reply(f":warning: {escape(error)}")
+            return
+        request.reply(f"Source server *{escape(request.args[0].lower())}* removed. Its migrations keep its details.")
+
+    @router.add("server test", "server test <name>", "try a real login on a source server")
+    def server_test(request: CommandRequest) -> None:
+        if len(request.args) != 1:
+            request.reply(":warning: give the server's name, like `server test oldhost`")
+            return
+        try:
+            server = servers.get_server(request.rt, request.args[0])
+        except servers.ServerError as error:
+            request.reply(f":warning: {escape(error)}")
+            return
+        request.client.views_open(trigger_id=request.trigger_id, view=blocks.server_test_modal(server, request.channel_id))
+
+    def valid_login(values: dict) -> tuple[str, str]:
+        errors: dict[str, str] = {}
+        address = str(values.get("address") or "").strip()
+        if not address or len(address) > 320 or address.startswith("-") or any(c in address for c in "\r\n\x00 "):
+            errors["address"] = "give the login, usually the full address, like alice@old.example"
+        password = _password(values, "password", errors)
+        if errors:
+            raise FieldErrors(errors)
+        return address, password
+
+    @guarded_view(rt, Role.ADMIN, "test a source server", valid_login)
+    def submit_test(request: SubmissionRequest, login: tuple[str, str]) -> None:
+        address, password = login
+        server = servers.get_server(request.rt, int(request.metadata))
+        ok, words = servers.test_login(server.host, server.port, server.security, address, password)
+        request.reply(f":white_check_mark: {escape(words)}" if ok else f":x: {escape(words)}")
+
+    app.view(blocks.SERVER_TEST_CALLBACK)(submit_test)
+
+    # ---- migrations -------------------------------------------------------------------------
+
+    @router.add("migrate", "migrate", "move a mailbox into PurelyMail (opens a form)")
+    def migrate(request: CommandRequest) -> None:
+        known = servers.list_servers(request.rt)
+        if not known:
+            request.reply(":warning: Add the old IMAP host first, with `server add`.")
+            return
+        request.client.views_open(trigger_id=request.trigger_id, view=blocks.migrate_modal(known, request.channel_id))
+
+    def valid_migration(values: dict) -> migrations.JobSpec:
+        errors: dict[str, str] = {}
+        server = str(values.get("server") or "")
+        source_email = _address(values, "source_email", errors)
+        source_password = _password(values, "source_password", errors)
+        dest_email = _address(values, "dest_email", errors)
+        use_password = values.get("dest_mode") == "password"
+        dest_password = _password(values, "dest_password", errors, required=use_password)
+        if not use_password:
+            dest_password = ""
+        exclude = str(values.get("exclude") or "").strip() or None
+        if exclude:
+            try:
+                exclude = migrations.check_exclude(exclude)
+            except migrations.MigrationError as error:
+                errors["exclude"] = str(error)
+        raw_age = str(values.get("max_age") or "").strip()
+        max_age = None
+        if raw_age:
+            if not raw_age.isdigit() or not 1 <= int(raw_age) <= 36500:
+                errors["max_age"] = "a whole number of days, from 1 to 36500"
+            else:
+                max_age = int(raw_age)
+        if errors:
+            raise FieldErrors(errors)
+        return migrations.JobSpec(int(server), source_email, source_password, dest_email, dest_password,
+                                  dry_run="dry" in (values.get("options") or []), exclude=exclude, max_age_days=max_age)
+
+    @guarded_view(rt, Role.ADMIN, "start a migration", valid_migration)
+    def submit_migration(request: SubmissionRequest, spec: migrations.JobSpec) -> None:
+        # One job per submission, however many times Slack delivers it.
+        key = hashlib.sha256(f"{request.user_id}:{spec.server_id}:{spec.source_email}:{spec.dest_email}:"
+                             f"{request.idempotency}".encode()).hexdigest()
+        job, created = migrations.create_job(request.rt, spec, actor_id=request.user_id, actor_name=request.user_name,
+                                             channel_id=request.channel_id, idempotency_key=key)
+        if created:
+            runner.start(request.rt, job)
+
+    app.view(blocks.MIGRATE_CALLBACK)(submit_migration)
+
+    @router.add("jobs", "jobs [status]", "recent migrations, optionally only queued/running/done/failed/…",
+                role=Role.VIEWER)
+    def jobs(request: CommandRequest) -> None:
+        status = request.args[0].lower() if request.args else None
+        if status is not None and status not in migrations.STATES:
+            request.reply(f":warning: a status is one of {', '.join(migrations.STATES)}")
+            return
+        request.reply(*blocks.jobs_blocks(migrations.list_jobs(request.rt, status), status))
+
+    @router.add("job", "job <id>", "one migration, with its actions", role=Role.VIEWER)
+    def job(request: CommandRequest) -> None:
+        if len(request.args) != 1 or not request.args[0].lstrip("#").isdigit() or len(request.args[0]) > 10:
+            request.reply(":warning: give the migration's number, like `job 42`")
+            return
+        try:
+            request.reply(*blocks.job_blocks(migrations.get_job(request.rt, int(request.args[0].lstrip("#")))))
+        except migrations.MigrationError as error:
+            request.reply(f":warning: {escape(error)}")
+
+    def job_action(action_id: str, what: str, act) -> None:
+        @guarded(rt, Role.ADMIN, what)
+        def handler(request: ActionRequest) -> None:
+            user = request.body["user"]
+            try:
+                job_id = int(request.value)
+                message = act(request, job_id, user["id"], user.get("username", ""))
+            except (migrations.MigrationError, ValueError) as error:
+                request.reply(f":warning: {escape(error)}")
+                return
+            if message:
+                request.reply(message)
+
+        app.action(action_id)(handler)
+
+    def cancel(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
+        job = migrations.cancel_job(request.rt, job_id, actor_id=user_id, actor_name=user_name)
+        return (f"Stopping migration #{job_id}…" if job.status == "running" else f"Migration #{job_id} cancelled.")
+
+    def rerun(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
+        runner.enqueue(request.rt, migrations.requeue(request.rt, job_id, actor_id=user_id, actor_name=user_name).id)
+        return f"Migration #{job_id} queued again."
+
+    def run_real(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
+        runner.enqueue(request.rt, migrations.requeue(request.rt, job_id, actor_id=user_id, actor_name=user_name,
+                                                      dry_run=False).id)
+        return f"Migration #{job_id} queued for real."
+
+    def delete(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
+        migrations.delete_job(request.rt, job_id, actor_id=user_id, actor_name=user_name)
+        return f"Migration #{job_id} deleted, with its stored credentials."
+
+    def edit(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
+        channel = (request.body.get("channel") or {}).get("id", "")
+        request.client.views_open(trigger_id=request.body["trigger_id"],
+                                  view=blocks.credentials_modal(migrations.get_job(request.rt, job_id), channel))
+        return ""
+
+    job_action(blocks.CANCEL_ACTION, "cancel a migration", cancel)
+    job_action(blocks.RERUN_ACTION, "re-run a migration", rerun)
+    job_action(blocks.RUN_REAL_ACTION, "run a migration for real", run_real)
+    job_action(blocks.DELETE_ACTION, "delete a migration", delete)
+    job_action(blocks.CREDENTIALS_ACTION, "change a migration's credentials", edit)
+
+    def valid_credentials(values: dict) -> tuple[str | None, str | None]:
+        errors: dict[str, str] = {}
+        source = _password(values, "source_password", errors, required=False) or None
+        dest = _password(values, "dest_password", errors, required=False) or None
+        if errors:
+            raise FieldErrors(errors)
+        return source, dest
+
+    @guarded_view(rt, Role.ADMIN, "change a migration's credentials", valid_credentials)
+    def submit_credentials(request: SubmissionRequest, passwords: tuple[str | None, str | None]) -> None:
+        job_id = int(request.metadata)
+        try:
+            migrations.update_credentials(request.rt, job_id, source_password=passwords[0], dest_password=passwords[1],
+                                          actor_id=request.user_id, actor_name=request.user_name)
+        except migrations.MigrationError as error:
+            request.reply(f":warning: {escape(error)}")
+            return
+        request.reply(f"The credentials of migration #{job_id} were updated.")
+
+    app.view(blocks.CREDENTIALS_CALLBACK)(submit_credentials)

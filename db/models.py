@@ -12,8 +12,10 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -174,3 +176,45 @@ class SourceServer(Base):
     security: Mapped[str] = mapped_column(String(16))  # "tls" (on connect), "starttls" or "none"
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = _now()
+
+
+class MigrationJob(Base):
+    """One mailbox move, source → PurelyMail. PostgreSQL is its source of truth; the RQ
+    job carries only the id. Credentials are stored encrypted (purelyops.crypto) and
+    deleted when the job succeeds, or after CREDENTIAL_RETENTION_DAYS."""
+
+    __tablename__ = "migration_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_server_id: Mapped[int | None] = mapped_column(ForeignKey("source_servers.id", ondelete="SET NULL"))
+    # A copy of the server's connection details: removing the server leaves the job able to run.
+    source_host: Mapped[str] = mapped_column(String(253))
+    source_port: Mapped[int] = mapped_column(Integer)
+    source_security: Mapped[str] = mapped_column(String(16))
+    source_email: Mapped[str] = mapped_column(String(320))
+    dest_email: Mapped[str] = mapped_column(String(320))
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    exclude: Mapped[str | None] = mapped_column(Text)
+    max_age_days: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    msgs_done: Mapped[int] = mapped_column(Integer, default=0)
+    msgs_total: Mapped[int] = mapped_column(Integer, default=0)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    verdict: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    status_ts: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    credentials_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (Index("ix_migration_jobs_status", "status"),)

@@ -92,6 +92,9 @@ SOURCES: dict[str, str] = {
     "DNS_MONITOR_BATCH": "at most this many domains are checked per DNS monitor run (every 5 minutes)",
     "USER_SYNC_CRON": "when the nightly user sync runs, a cron expression in TZ (default 0 2 * * *)",
     "IMAPSYNC_BIN": "the imapsync program, a name on PATH or an absolute path",
+    "MIGRATION_PROGRESS_INTERVAL": "seconds between progress updates of a migration's thread message",
+    "MIGRATION_KILL_GRACE": "seconds a cancelled imapsync gets after SIGTERM before SIGKILL",
+    "CREDENTIAL_RETENTION_DAYS": "days the encrypted credentials of an unsuccessful migration are kept",
     "PURELYMAIL_IMAP_HOST": "PurelyMail's IMAP server",
     "PURELYMAIL_IMAP_PORT": "PurelyMail's IMAP port (TLS)",
     "LOW_CREDIT_THRESHOLD": "warn when the PurelyMail credit falls below this many dollars",
@@ -148,6 +151,9 @@ class Settings(DatabaseSettings):
     dns_recheck_healthy_hours: int = Field(default=24, ge=1)
     dns_monitor_batch: int = Field(default=20, ge=1, le=500)
     imapsync_bin: str = "imapsync"
+    migration_progress_interval: float = Field(default=5.0, ge=0.1, le=300)
+    migration_kill_grace: float = Field(default=10.0, ge=0.1, le=600)
+    credential_retention_days: int = Field(default=7, ge=0, le=365)
     purelymail_imap_host: str = "imap.purelymail.com"
     purelymail_imap_port: int = Field(default=993, gt=0, lt=65536)
     low_credit_threshold: Decimal = Field(default=Decimal("2.00"), ge=0)

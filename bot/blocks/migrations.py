@@ -1,0 +1,231 @@
+"""Block Kit for migrations: the thread's status message and summary, the job list, and
+the server and migration modals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.mrkdwn import clip, code, escape
+from db.models import MigrationJob, SourceServer
+from purelyops.servers import SECURITY
+from workers.imapsync_output import Progress, Summary
+
+SERVER_ADD_CALLBACK = "server_add"
+SERVER_TEST_CALLBACK = "server_test"
+MIGRATE_CALLBACK = "migrate"
+CREDENTIALS_CALLBACK = "migration_credentials"
+CANCEL_ACTION = "migration_cancel"
+RERUN_ACTION = "migration_rerun"
+RUN_REAL_ACTION = "migration_run_real"
+CREDENTIALS_ACTION = "migration_edit_credentials"
+DELETE_ACTION = "migration_delete"
+BAR = 20
+ICONS = {"queued": ":hourglass:", "running": ":arrows_counterclockwise:", "done": ":white_check_mark:",
+         "failed": ":x:", "cancelled": ":no_entry_sign:", "interrupted": ":warning:"}
+
+
+def _plain(text: str) -> dict:
+    return {"type": "plain_text", "text": clip(text, 75)}
+
+
+def _section(text: str) -> dict:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None, confirm: dict | None = None) -> dict:
+    button: dict[str, Any] = {"type": "button", "text": _plain(text), "action_id": action_id, "value": value}
+    if style:
+        button["style"] = style
+    if confirm:
+        button["confirm"] = confirm
+    return button
+
+
+def _confirm(title: str, text: str, yes: str) -> dict:
+    return {"title": _plain(title), "text": {"type": "mrkdwn", "text": clip(text, 300)}, "confirm": _plain(yes),
+            "deny": _plain("Back"), "style": "danger"}
+
+
+def size(n: int | None) -> str:
+    value = float(n or 0)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return ""
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours} h {minutes:02d} min" if hours else (f"{minutes} min {secs:02d} s" if minutes else f"{secs} s")
+
+
+def title(job: MigrationJob) -> str:
+    dry = " (dry run)" if job.dry_run else ""
+    return f"Migration #{job.id} {job.source_email} → {job.dest_email}{dry}"
+
+
+def actions(job: MigrationJob) -> list[dict]:
+    value = str(job.id)
+    buttons = []
+    if job.status in ("queued", "running"):
+        buttons.append(_button("Cancel", CANCEL_ACTION, value, "danger", _confirm(
+            "Cancel this migration?", f"Migration #{job.id} stops; what was copied stays. A re-run resumes.", "Cancel it")))
+    if job.status in ("failed", "interrupted", "cancelled"):
+        buttons.append(_button("Re-run", RERUN_ACTION, value, "primary"))
+    if job.status == "done" and job.dry_run:
+        buttons.append(_button("Run for real", RUN_REAL_ACTION, value, "primary"))
+    if job.status != "running":
+        buttons.append(_button("Edit credentials", CREDENTIALS_ACTION, value))
+        buttons.append(_button("Delete", DELETE_ACTION, value, confirm=_confirm(
+            "Delete this migration?", f"Migration #{job.id} and its stored credentials are deleted. "
+            "Mail already copied stays.", "Delete")))
+    return buttons
+
+
+def status_blocks(job: MigrationJob, progress: Progress | None = None, note: str = "") -> tuple[str, list[dict]]:
+    """The one status message in the thread: state, a progress bar, counts, rate, ETA."""
+    text = f"{title(job)}: {job.status}"
+    lines = [f"{ICONS.get(job.status, '')} *{escape(title(job))}*: {job.status}"]
+    if progress is not None and (progress.msgs_total or progress.bytes_total):
+        filled = round(progress.fraction * BAR)
+        lines.append(f"`{'█' * filled}{'░' * (BAR - filled)}` {progress.fraction * 100:.0f}%")
+        lines.append(f"{progress.msgs_done:,} of {progress.msgs_total:,} messages · {size(progress.bytes_done)} of "
+                     f"{size(progress.bytes_total)}")
+        extra = []
+        if progress.rate_msgs_per_s:
+            extra.append(f"{progress.rate_msgs_per_s:.1f} msgs/s")
+        if progress.eta_seconds is not None and job.status == "running":
+            extra.append(f"about {duration(progress.eta_seconds)} left")
+        if progress.folder:
+            extra.append(f"folder {code(clip(progress.folder, 80))}")
+        if extra:
+            lines.append(" · ".join(extra))
+    if note:
+        lines.append(escape(note))
+    blocks = [_section("\n".join(lines))]
+    buttons = actions(job)
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
+    return text, blocks
+
+
+def summary_blocks(job: MigrationJob, summary: Summary, seconds: float) -> tuple[str, list[dict]]:
+    rate = summary.rate_msgs_per_s or (summary.transferred / seconds if seconds else 0)
+    text = f"Migration #{job.id} {job.status}: {job.verdict}"
+    lines = [f"{ICONS.get(job.status, '')} *Migration #{job.id} {job.status}*: {escape(job.verdict or '')}",
+             f"Transferred {summary.transferred:,} · skipped {summary.skipped:,} · errors {summary.errors:,} · "
+             f"{size(summary.bytes_transferred)} in {duration(seconds)} ({rate:.1f} msgs/s)"]
+    if summary.most_frequent_error:
+        lines.append(f"imapsync says: {escape(clip(summary.most_frequent_error, 300))}")
+    if summary.error_lines:
+        shown = "\n".join(escape(clip(line, 280)) for line in summary.error_lines[:3])
+        lines.append(f"First errors:\n```{shown}```")
+    return text, [_section("\n".join(lines))]
+
+
+def jobs_blocks(jobs: list[MigrationJob], status: str | None) -> tuple[str, list[dict]]:
+    if not jobs:
+        text = f"No {status + ' ' if status else ''}migrations."
+        return text, [_section(text)]
+    text = f"{len(jobs)} migration(s)" + (f" {status}" if status else "")
+    blocks = [_section(f"*{escape(text)}* (newest first)")]
+    for job in jobs[:40]:
+        progress = f" · {job.msgs_done:,}/{job.msgs_total:,} msgs" if job.msgs_total else ""
+        blocks.append(_section(f"{ICONS.get(job.status, '')} *#{job.id}* {code(job.source_email)} → {code(job.dest_email)}"
+                               f"{' (dry run)' if job.dry_run else ''} · {job.status}{progress}"))
+    return text, blocks
+
+
+def job_blocks(job: MigrationJob) -> tuple[str, list[dict]]:
+    progress = Progress(msgs_done=job.msgs_done, msgs_total=job.msgs_total, bytes_done=job.bytes_done,
+                        bytes_total=job.bytes_total)
+    note = f"Result: {job.verdict}" if job.verdict else ""
+    return status_blocks(job, progress, note)
+
+
+def servers_blocks(servers: list[SourceServer]) -> tuple[str, list[dict]]:
+    if not servers:
+        text = "No source servers yet. Add one with `server add`."
+        return text, [_section(text)]
+    lines = [f"*{escape(s.name)}* {code(f'{s.host}:{s.port}')} · {SECURITY[s.security]}" for s in servers[:45]]
+    return f"{len(servers)} source server(s)", [_section("\n".join(lines))]
+
+
+def _input(block_id: str, label: str, element: dict, *, optional: bool = False, hint: str = "") -> dict:
+    block: dict[str, Any] = {"type": "input", "block_id": block_id, "label": _plain(label), "element": element,
+                             "optional": optional}
+    if hint:
+        block["hint"] = _plain(hint)
+    return block
+
+
+def _text(max_length: int = 255, **extra: Any) -> dict:
+    return {"type": "plain_text_input", "action_id": "value", "max_length": max_length, **extra}
+
+
+def _options(pairs: list[tuple[str, str]]) -> list[dict]:
+    return [{"text": _plain(label), "value": value} for value, label in pairs]
+
+
+def server_add_modal(channel_id: str) -> dict:
+    security = _options([(k, v) for k, v in SECURITY.items()])
+    return {"type": "modal", "callback_id": SERVER_ADD_CALLBACK, "private_metadata": channel_id,
+            "title": _plain("Add a source server"), "submit": _plain("Add"), "close": _plain("Cancel"),
+            "blocks": [
+                _input("name", "Name", _text(32, placeholder=_plain("oldhost")), hint="A short name for commands."),
+                _input("host", "IMAP host", _text(253, placeholder=_plain("imap.oldhost.example"))),
+                _input("port", "Port", _text(5, initial_value="993")),
+                _input("security", "Security", {"type": "radio_buttons", "action_id": "value", "options": security,
+                                                "initial_option": security[0]},
+                       hint="'none' sends passwords unencrypted: only on a trusted network."),
+            ]}
+
+
+def server_test_modal(server: SourceServer, channel_id: str) -> dict:
+    return {"type": "modal", "callback_id": SERVER_TEST_CALLBACK, "private_metadata": f"{channel_id}\x1f{server.id}",
+            "title": _plain("Test a login"), "submit": _plain("Test"), "close": _plain("Cancel"),
+            "blocks": [
+                _section(f"A real login on {code(f'{server.host}:{server.port}')}. The password is used once and "
+                         "kept nowhere."),
+                _input("address", "Address", _text(320)),
+                _input("password", "Password", _text(1024)),
+            ]}
+
+
+def migrate_modal(servers: list[SourceServer], channel_id: str) -> dict:
+    credential = _options([("password", "The mailbox's password"), ("app", "A temporary app password (made for you)")])
+    return {"type": "modal", "callback_id": MIGRATE_CALLBACK, "private_metadata": channel_id,
+            "title": _plain("Migrate a mailbox"), "submit": _plain("Queue"), "close": _plain("Cancel"),
+            "blocks": [
+                _input("server", "Source server", {"type": "static_select", "action_id": "value", "options": _options(
+                    [(str(s.id), f"{s.name} ({s.host})") for s in servers[:100]])}),
+                _input("source_email", "Source address", _text(320)),
+                _input("source_password", "Source password", _text(1024)),
+                _input("dest_email", "Destination mailbox at PurelyMail", _text(320),
+                       hint="An address of a PurelyMail mailbox, like alice@example.com"),
+                _input("dest_mode", "Destination credential", {"type": "radio_buttons", "action_id": "value",
+                                                               "options": credential, "initial_option": credential[1]}),
+                _input("dest_password", "Destination password", _text(1024), optional=True,
+                       hint="Only with 'The mailbox's password'."),
+                _input("options", "Options", {"type": "checkboxes", "action_id": "value",
+                                              "options": _options([("dry", "Dry run: check, copy nothing")])},
+                       optional=True),
+                _input("exclude", "Folders to exclude (regular expression)", _text(200), optional=True,
+                       hint="Like ^Trash$|^Junk$"),
+                _input("max_age", "Only mail newer than (days)", _text(5), optional=True),
+            ]}
+
+
+def credentials_modal(job: MigrationJob, channel_id: str) -> dict:
+    return {"type": "modal", "callback_id": CREDENTIALS_CALLBACK, "private_metadata": f"{channel_id}\x1f{job.id}",
+            "title": _plain(f"Credentials of #{job.id}"), "submit": _plain("Save"), "close": _plain("Cancel"),
+            "blocks": [
+                _section("Leave a field blank to keep what is stored."),
+                _input("source_password", f"Password of {job.source_email}", _text(1024), optional=True),
+                _input("dest_password", f"Password of {job.dest_email}", _text(1024), optional=True),
+            ]}

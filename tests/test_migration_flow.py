@@ -1,0 +1,210 @@
+"""Migrations end to end with the imapsync stand-in (it replays real imapsync logs with
+their real exit codes): modal in; thread progress, summary, uploaded log and DB state out;
+a real RQ worker process in between."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import psycopg
+import pytest
+from sqlalchemy import select
+
+from db.models import AuditEntry, MigrationJob, SourceServer
+from db.session import session_scope
+from purelyops import migrations
+from purelyops.runtime import Runtime
+from tests.conftest import OPS, ROOT, make_settings, process_env, wait_until
+from tests.fakes.slack_fake import FakeSlack
+from tests.slack_requests import SlackDriver
+
+STANDIN = str(ROOT / "tests" / "bin" / "imapsync")
+CANARY_SOURCE = "canary-src-Zq8$(whoami)`id`\"'"
+CANARY_DEST = "canary-dst-Xk3 🔑"
+
+
+@pytest.fixture
+def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake):
+    return make_settings(database_url, redis_url, slack_fake, purelymail_fake, imapsync_bin=STANDIN,
+                         migration_progress_interval=0.3, migration_kill_grace=1.0)
+
+
+@pytest.fixture(autouse=True)
+def slack_accepts_everything(slack_fake: FakeSlack) -> Iterator[None]:
+    yield
+    assert [(c.method, c.error, c.errors) for c in slack_fake.rejected] == []
+
+
+@pytest.fixture
+def record(tmp_path: Path) -> Path:
+    path = tmp_path / "runs"
+    path.mkdir()
+    return path
+
+
+def worker(settings, record: Path, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "workers.worker", "--burst"], cwd=ROOT,
+                            env=process_env(settings, IMAPSYNC_BIN=STANDIN, IMAPSYNC_STANDIN_RECORD=str(record),
+                                            MIGRATION_PROGRESS_INTERVAL="0.3", MIGRATION_KILL_GRACE="1", **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def add_server(slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    slack.command("server add")
+    slack_fake.wait_for("views.open")
+    slack.view_submission("server_add", {"name": {"value": "oldhost"}, "host": {"value": "127.0.0.1"},
+                                         "port": {"value": "10143"}, "security": {"value": "none"}})
+    slack_fake.wait_for("chat.postEphemeral", lambda c: "Source server *oldhost*" in c.args.get("text", ""))
+
+
+def submit_migration(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, **values):
+    slack.command("migrate")
+    slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "migrate")
+    with session_scope(rt.database_url) as session:
+        server_id = str(session.scalars(select(SourceServer.id)).one())
+    fields = {"server": {"value": server_id}, "source_email": {"value": "alice@old.example"},
+              "source_password": {"value": CANARY_SOURCE}, "dest_email": {"value": "alice@new.example"},
+              "dest_mode": {"value": "password"}, "dest_password": {"value": CANARY_DEST}}
+    fields.update(values)
+    response = slack.view_submission("migrate", fields)
+    assert response.status_code == 200
+    return response
+
+
+def job_row(rt: Runtime) -> MigrationJob:
+    with session_scope(rt.database_url) as session:
+        job = session.scalars(select(MigrationJob)).one()
+        session.expunge(job)
+        return job
+
+
+def queued(rt: Runtime) -> bool:
+    """The job exists and its thread is posted (the submission is worked on after the ack)."""
+    return bool(migrations.list_jobs(rt)) and bool(job_row(rt).thread_ts)
+
+
+def test_a_migration_runs_with_progress_summary_and_log_and_leaks_nothing(
+        rt: Runtime, settings, slack: SlackDriver, slack_fake: FakeSlack, record: Path, redis_url: str,
+        database_url: str) -> None:
+    add_server(slack, slack_fake)
+    submit_migration(slack, slack_fake, rt)
+    posted = slack_fake.wait_for("chat.postMessage", lambda c: "queued" in c.args.get("text", ""))
+    assert posted.args["channel"] == OPS
+    assert posted.args["text"] == "Migration #1 alice@old.example → alice@new.example queued"
+    wait_until(lambda: queued(rt), 5, "the thread to be remembered")
+    assert job_row(rt).status == "queued"
+
+    proc = worker(settings, record, IMAPSYNC_STANDIN_FIXTURE="01", IMAPSYNC_STANDIN_PACE="0.003")
+    running = []
+    while proc.poll() is None:  # while it runs: no password in any command line on this machine
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    running.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+                except OSError:
+                    pass
+        time.sleep(0.05)
+    output = proc.stdout.read()
+    assert proc.returncode == 0, output
+    assert not any(CANARY_SOURCE.encode() in c or CANARY_DEST.encode() in c for c in running)
+
+    job = job_row(rt)
+    assert (job.status, job.exit_code, job.msgs_done, job.msgs_total) == ("done", 0, 500, 500)
+    assert job.verdict == "done: every message of alice@old.example is in alice@new.example"
+    assert job.ciphertext is None and job.credentials_purged_at is not None  # purged on success
+    updates = slack_fake.calls_to("chat.update")
+    assert updates and all(u.args["ts"] == job.status_ts for u in updates)
+    assert "100%" in str(updates[-1].args["blocks"])
+    summary = slack_fake.wait_for("chat.postMessage", lambda c: "Migration #1 done" in c.args.get("text", ""))
+    assert summary.args["thread_ts"] == job.thread_ts and "Transferred 500" in str(summary.args["blocks"])
+    uploaded = [f for f in slack_fake.uploaded_files if f.completed]
+    assert len(uploaded) == 1 and uploaded[0].thread_ts == job.thread_ts
+    assert b"Messages transferred" in uploaded[0].content
+
+    run = json.loads(next(record.glob("run-*.json")).read_text())
+    assert run["passwords"] == {"1": "passfile", "2": "passfile"}
+    assert all(not a.startswith("--password") for a in run["argv"])
+    assert "--user1=alice@old.example" in run["argv"] and "--host2=imap.purelymail.com" in run["argv"]
+
+    # every sink: Slack calls, the uploaded log, Redis, the database in plain text, the worker's log
+    sinks = [str(c.args) for c in slack_fake.calls] + [f.content.decode() for f in uploaded] + [output]
+    r = rt.redis
+    sinks += [f"{k!r}={r.dump(k)!r}" for k in r.scan_iter()]
+    with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
+        for (table,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'"):
+            sinks += [str(row) for row in conn.execute(f'SELECT * FROM "{table}"')]
+    for secret in (CANARY_SOURCE, CANARY_DEST):
+        assert not [s for s in sinks if secret in s]
+    with session_scope(rt.database_url) as session:
+        assert [a.action for a in session.scalars(select(AuditEntry).order_by(AuditEntry.id))] == \
+            ["server.add", "migration.create"]
+
+
+def test_an_auth_failure_is_told_in_words_and_rerun_works(rt: Runtime, settings, slack: SlackDriver,
+                                                          slack_fake: FakeSlack, record: Path) -> None:
+    add_server(slack, slack_fake)
+    submit_migration(slack, slack_fake, rt)
+    wait_until(lambda: queued(rt), 5, "the queued message")
+    assert worker(settings, record, IMAPSYNC_STANDIN_FIXTURE="03").wait(30) == 0
+    job = job_row(rt)
+    assert (job.status, job.exit_code) == ("failed", 161)
+    assert job.verdict == "the source server refused the password for alice@old.example"
+    assert job.ciphertext is not None  # kept for a re-run, until the retention period ends
+    summary = slack_fake.wait_for("chat.postMessage", lambda c: "Migration #1 failed" in c.args.get("text", ""))
+    assert "AUTHENTICATIONFAILED" in str(summary.args["blocks"])
+
+    slack.block_action("migration_rerun", value=str(job.id), message_ts=job.status_ts)
+    slack_fake.wait_for("response_url", lambda c: "queued again" in c.args.get("text", ""))
+    assert worker(settings, record, IMAPSYNC_STANDIN_FIXTURE="10").wait(30) == 0
+    job = job_row(rt)
+    assert (job.status, job.attempts, job.msgs_done) == ("done", 2, 3000)
+
+
+def test_cancel_stops_an_imapsync_that_ignores_sigterm(rt: Runtime, settings, slack: SlackDriver,
+                                                       slack_fake: FakeSlack, record: Path) -> None:
+    add_server(slack, slack_fake)
+    submit_migration(slack, slack_fake, rt)
+    wait_until(lambda: queued(rt), 5, "the queued message")
+    proc = worker(settings, record, IMAPSYNC_STANDIN_FIXTURE="09", IMAPSYNC_STANDIN_PACE="0.01",
+                  IMAPSYNC_STANDIN_HANG_ON_TERM="1")
+    wait_until(lambda: job_row(rt).status == "running" and list(record.glob("run-*.json")), 20, "the job to run")
+    pid = json.loads(next(record.glob("run-*.json")).read_text())["pid"]
+    slack.block_action("migration_cancel", value="1", message_ts=job_row(rt).thread_ts)
+    slack_fake.wait_for("response_url", lambda c: "Stopping migration #1" in c.args.get("text", ""))
+    asked = time.monotonic()
+    wait_until(lambda: not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+               or " Z " in Path(f"/proc/{pid}/stat").read_text(), 10, "imapsync to be gone")
+    assert time.monotonic() - asked <= settings.migration_kill_grace + 2
+    assert proc.wait(20) == 0
+    job = job_row(rt)
+    assert job.status == "cancelled" and "cancelled by" in job.verdict
+
+
+def test_a_double_submit_makes_one_job_and_bad_fields_make_none(rt: Runtime, settings, slack: SlackDriver,
+                                                                slack_fake: FakeSlack) -> None:
+    add_server(slack, slack_fake)
+    refused = submit_migration(slack, slack_fake, rt, exclude={"value": "(a+)+$"})
+    assert "repeated group" in refused.json()["errors"]["exclude"]  # refused inline: nothing made
+    assert migrations.list_jobs(rt) == []
+    slack.command("migrate")
+    slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "migrate" and c.at > 0)
+    view = slack_fake.calls_to("views.open")[-1].response["view"]["id"]
+    with session_scope(rt.database_url) as session:
+        server_id = str(session.scalars(select(SourceServer.id)).one())
+    fields = {"server": {"value": server_id}, "source_email": {"value": "bob@old.example"},
+              "source_password": {"value": "pw-123456"}, "dest_email": {"value": "bob@new.example"}}
+    slack.view_submission("migrate", fields, view_id=view)
+    again = slack.post(urlencode({"payload": json.dumps(slack.last_payload)}).encode(),
+                       "application/x-www-form-urlencoded", retry_num=1)  # Slack delivers it again
+    assert again.status_code == 200
+    wait_until(lambda: len(migrations.list_jobs(rt)) == 1, 5, "the job")
+    time.sleep(0.5)
+    assert len(migrations.list_jobs(rt)) == 1
+    assert len([c for c in slack_fake.calls_to("chat.postMessage") if "queued" in c.args.get("text", "")]) == 1
