@@ -92,6 +92,9 @@ SOURCES: dict[str, str] = {
     "DNS_MONITOR_BATCH": "at most this many domains are checked per DNS monitor run (every 5 minutes)",
     "USER_SYNC_CRON": "when the nightly user sync runs, a cron expression in TZ (default 0 2 * * *)",
     "IMAPSYNC_BIN": "the imapsync program, a name on PATH or an absolute path",
+    "MAX_CONCURRENT_MIGRATIONS": "migrations running at once, across every worker machine",
+    "MAX_PER_SOURCE_HOST": "migrations running at once from one old IMAP host, to spare it",
+    "MIGRATION_HEARTBEAT": "seconds without a sign of life after which a running migration counts as interrupted",
     "MIGRATION_PROGRESS_INTERVAL": "seconds between progress updates of a migration's thread message",
     "MIGRATION_KILL_GRACE": "seconds a cancelled imapsync gets after SIGTERM before SIGKILL",
     "CREDENTIAL_RETENTION_DAYS": "days the encrypted credentials of an unsuccessful migration are kept",
@@ -151,6 +154,9 @@ class Settings(DatabaseSettings):
     dns_recheck_healthy_hours: int = Field(default=24, ge=1)
     dns_monitor_batch: int = Field(default=20, ge=1, le=500)
     imapsync_bin: str = "imapsync"
+    max_concurrent_migrations: int = Field(default=4, ge=1, le=1000)
+    max_per_source_host: int = Field(default=2, ge=1, le=1000)
+    migration_heartbeat: float = Field(default=30.0, ge=1, le=3600)
     migration_progress_interval: float = Field(default=5.0, ge=0.1, le=300)
     migration_kill_grace: float = Field(default=10.0, ge=0.1, le=600)
     credential_retention_days: int = Field(default=7, ge=0, le=365)

@@ -28,7 +28,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.blocks.migrations import status_blocks, summary_blocks, title
 from db.models import MigrationJob
 from db.session import session_scope
-from purelyops import migrations
+from purelyops import migrations, slots
 from purelyops.crypto import CredentialsUnreadable
 from purelyops.failures import describe_failure
 from purelyops.logs import MASK
@@ -43,8 +43,67 @@ MAX_LOG_BYTES = 20 * 2**20
 POLL_SECONDS = 0.2
 
 
-def enqueue(rt: Runtime, job_id: int) -> None:
-    rq_queue(rt, MIGRATIONS).enqueue(run_migration, job_id, job_timeout=-1, description=f"migration #{job_id}")
+ALIVE_KEY = "purelyops:migration:alive:{}"
+MAX_ATTEMPTS = 3
+PENDING = ("queued", "started", "scheduled", "deferred")
+
+
+def rq_job_id(job_id: int) -> str:
+    return f"migration-{job_id}"
+
+
+def enqueue(rt: Runtime, job_id: int, *, replace_dead: bool = False) -> bool:
+    """Put the job on the migrations queue unless it is already there (or running).
+    `replace_dead`: its last RQ job belonged to a worker that died; drop it."""
+    q = rq_queue(rt, MIGRATIONS)
+    old = q.fetch_job(rq_job_id(job_id))
+    if old is not None:
+        if old.get_status(refresh=False) in PENDING and not replace_dead:
+            return False
+        old.delete()
+    q.enqueue(run_migration, job_id, job_id=rq_job_id(job_id), job_timeout=-1, result_ttl=600,
+              failure_ttl=24 * 3600, description=f"migration #{job_id}")
+    return True
+
+
+def run_credential_purge() -> int:
+    return migrations.purge_old_credentials(job_runtime())
+
+
+def run_reconcile() -> dict:
+    return reconcile(job_runtime())
+
+
+def reconcile(rt: Runtime) -> dict:
+    """PostgreSQL says what should be happening; make Redis agree. A running job whose
+    runner has gone silent (its worker died) becomes interrupted, is announced in its
+    thread and re-run, up to MAX_ATTEMPTS runs in all. Every queued job is on the queue
+    (after Redis lost its data, for example)."""
+    interrupted = requeued = 0
+    for job in migrations.list_jobs(rt, "running", limit=1000):
+        if rt.redis.exists(ALIVE_KEY.format(job.id)):
+            continue
+        retry = job.attempts < MAX_ATTEMPTS
+        note = (f"the worker running it stopped (attempt {job.attempts} of {MAX_ATTEMPTS}); "
+                + ("re-running it: imapsync skips what it already copied" if retry
+                   else "not re-run again automatically: use Re-run when the cause is fixed"))
+        with session_scope(rt.database_url) as session:
+            row = session.get(MigrationJob, job.id, with_for_update=True)
+            if row is None or row.status != "running":
+                continue
+            row.status = "queued" if retry else "interrupted"
+            row.verdict = None if retry else f"interrupted: {note}"
+            session.flush()
+            session.expunge(row)
+        interrupted += 1
+        slots.release(rt, job.id, job.source_host)
+        if retry:
+            requeued += enqueue(rt, job.id, replace_dead=True)
+        Runner(rt, job.id)._post(row, f"Migration #{job.id} was interrupted: {note}.")
+        Runner(rt, job.id)._status(row, note=f"interrupted: {note}", force=True)
+    for job in migrations.list_jobs(rt, "queued", limit=1000):
+        requeued += enqueue(rt, job.id)
+    return {"interrupted": interrupted, "enqueued": requeued}
 
 
 def start(rt: Runtime, job: MigrationJob) -> None:
@@ -80,6 +139,17 @@ def imapsync_argv(rt: Runtime, job: MigrationJob, passfile1: str, passfile2: str
     return argv
 
 
+def _die_with_parent() -> None:
+    """In the child, before imapsync starts: if the worker dies (even by SIGKILL), the
+    kernel kills imapsync too (Linux), so no copy goes on with nobody watching it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Runner:
     def __init__(self, rt: Runtime, job_id: int) -> None:
         self.rt = rt
@@ -89,6 +159,31 @@ class Runner:
         self.log_bytes = 0
         self.secrets: list[str] = []
         self.last_update = 0.0
+        self.last_beat = 0.0
+        self.host = ""
+
+    # ---- limits and liveness --------------------------------------------------------------
+
+    def _take_slot(self) -> str | None:
+        """None when this job may run now; else it stays queued (the reconciler queues it again)."""
+        try:
+            job = migrations.get_job(self.rt, self.job_id)
+        except migrations.MigrationError:
+            return "gone"
+        if job.status != "queued":
+            return "not queued"
+        self.host = job.source_host
+        waiting = slots.acquire(self.rt, job.id, job.source_host, self.rt.settings.migration_heartbeat)
+        if waiting:
+            self._status(job, waiting, force=True)
+        return waiting
+
+    def _heartbeat(self, job: MigrationJob, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.last_beat >= self.rt.settings.migration_heartbeat / 3:
+            self.last_beat = now
+            self.rt.redis.set(ALIVE_KEY.format(job.id), 1, ex=max(1, int(self.rt.settings.migration_heartbeat)))
+            slots.acquire(self.rt, job.id, job.source_host, self.rt.settings.migration_heartbeat)
 
     # ---- the job row ----------------------------------------------------------------------
 
@@ -153,10 +248,15 @@ class Runner:
     # ---- the run --------------------------------------------------------------------------
 
     def run(self) -> str:
+        waiting = self._take_slot()
+        if waiting:
+            return waiting
         job = self._claim()
         if job is None:
+            slots.release(self.rt, self.job_id, self.host)
             return "not queued"
         started = time.monotonic()
+        self._heartbeat(job, force=True)
         self._status(job, "starting", force=True)
         app_password = None
         workdir = tempfile.mkdtemp(prefix="purelyops-migration-")  # 0700
@@ -196,7 +296,8 @@ class Runner:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
                "LANG": "C.UTF-8", **{k: v for k, v in os.environ.items() if k.startswith("IMAPSYNC_STANDIN_")}}
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, env=env, text=True, encoding="utf-8", errors="replace")
+                                   start_new_session=True, env=env, text=True, encoding="utf-8", errors="replace",
+                                   preexec_fn=_die_with_parent)
         lines: queue.Queue[str | None] = queue.Queue()
 
         def read() -> None:
@@ -226,6 +327,7 @@ class Runner:
                     self._status(job)
             if eof and process.poll() is not None:
                 break
+            self._heartbeat(job)
             if cancel_at is None and migrations.cancel_requested(self.rt, job.id):
                 cancel_at = time.monotonic()
                 self._signal(process, signal.SIGTERM)
@@ -269,10 +371,13 @@ class Runner:
         if status == "done" and not job.dry_run:
             values.update(ciphertext=None, key_id=None, credentials_purged_at=now)  # no longer needed
         job = self._save(**values)
-        self.rt.redis.delete(migrations.CANCEL_KEY.format(job.id))
+        self.rt.redis.delete(migrations.CANCEL_KEY.format(job.id), ALIVE_KEY.format(job.id))
+        slots.release(self.rt, job.id, job.source_host)
         self._status(job, force=True)
         summary.error_lines = [self._mask(line) for line in summary.error_lines]
         self._post(job, *summary_blocks(job, summary, time.monotonic() - started))
         if self.log_lines:
             self._upload_log(job)
+        for waiting in migrations.list_jobs(self.rt, "queued", limit=50):  # a slot is free: the next may start
+            enqueue(self.rt, waiting.id)
         return status

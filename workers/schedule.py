@@ -35,6 +35,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
     from workers.credit import run_credit_check
     from workers.deletions import run_due_deletions
     from workers.dns_monitor import run_dns_monitor
+    from workers.migration import run_credential_purge, run_reconcile
     from workers.user_sync import run_user_sync
 
     return [
@@ -42,5 +43,6 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic(run_dns_monitor, interval=300),
         Periodic(run_user_sync, cron=cron_in_utc(settings.user_sync_cron, settings.zone)),
         Periodic(run_credit_check, interval=24 * 3600),
-        # migrations (issue 5)
+        Periodic(run_reconcile, interval=60),
+        Periodic(run_credential_purge, interval=3600),
     ]
