@@ -108,7 +108,9 @@ def values_of(view: dict) -> dict[str, object]:
     out: dict[str, object] = {}
     for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
         for state in actions.values():
-            if "selected_options" in state:
+            if "files" in state:
+                out[block_id] = list(state["files"] or [])
+            elif "selected_options" in state:
                 out[block_id] = [o["value"] for o in state["selected_options"] or []]
             elif "selected_option" in state:
                 out[block_id] = (state["selected_option"] or {}).get("value")

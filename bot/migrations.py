@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 
+import httpx
 from slack_bolt import App
 
 from bot.blocks import migrations as blocks
 from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
 from bot.mrkdwn import escape
 from bot.router import CommandRequest, Router
-from purelyops import migrations, servers
+from purelyops import migration_csv, migrations, servers
 from purelyops.access import Role
 from purelyops.runtime import Runtime
 from purelyops.users import UserError, check_address
@@ -38,6 +39,22 @@ def _address(values: dict, block: str, errors: dict[str, str]) -> str:
     except UserError as error:
         errors[block] = str(error)
         return ""
+
+
+def download_csv(rt: Runtime, file: dict) -> bytes:
+    """The bytes of a file from a modal's file input, fetched with the bot token. Slack
+    answers an unauthorised download with its HTML sign-in page, so HTML counts as failure."""
+    if int(file.get("size") or 0) > migration_csv.MAX_BYTES:
+        raise migration_csv.CsvProblems([(0, f"the file is larger than {migration_csv.MAX_BYTES // 2**20} MiB")])
+    try:
+        response = httpx.get(file["url_private"], headers={"Authorization": f"Bearer {rt.settings.slack_bot_token}"},
+                             timeout=20, follow_redirects=False)
+    except httpx.HTTPError:
+        raise migration_csv.CsvProblems([(0, "Slack did not hand over the uploaded file; try again")]) from None
+    if response.status_code != 200 or response.headers.get("content-type", "").startswith("text/html"):
+        raise migration_csv.CsvProblems([(0, "Slack did not hand over the uploaded file (is files:read granted "
+                                             "to the app?); paste the CSV instead")])
+    return response.content
 
 
 def register(app: App, router: Router, rt: Runtime) -> None:
@@ -163,6 +180,66 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             runner.start(request.rt, job)
 
     app.view(blocks.MIGRATE_CALLBACK)(submit_migration)
+
+    @router.add("migrate bulk", "migrate bulk", "move many mailboxes from a CSV (opens a form)")
+    def migrate_bulk(request: CommandRequest) -> None:
+        known = servers.list_servers(request.rt)
+        if not known:
+            request.reply(":warning: Add the old IMAP host first, with `server add`.")
+            return
+        request.client.views_open(trigger_id=request.trigger_id, view=blocks.bulk_modal(known, request.channel_id))
+
+    def valid_bulk(values: dict) -> tuple[str, int, list[dict], str, bool]:
+        errors: dict[str, str] = {}
+        name = str(values.get("name") or "").strip()
+        if not name or len(name) > 80 or any(ch in name for ch in "\r\n\x00"):
+            errors["name"] = "a short name for the batch, on one line (at most 80 characters)"
+        files = values.get("file") or []
+        pasted = str(values.get("pasted") or "")
+        if not files and not pasted.strip():
+            errors["pasted"] = "upload a CSV file or paste the CSV here"
+        elif files and pasted.strip():
+            errors["pasted"] = "either a file or pasted text, not both"
+        if errors:
+            raise FieldErrors(errors)
+        return name, int(str(values.get("server"))), files, pasted, "real" in (values.get("options") or [])  # type: ignore[return-value]
+
+    @guarded_view(rt, Role.ADMIN, "start a batch of migrations", valid_bulk)
+    def submit_bulk(request: SubmissionRequest, parsed: tuple[str, int, list[dict], str, bool]) -> None:
+        name, server_id, files, pasted, real = parsed
+        try:
+            data = download_csv(request.rt, files[0]) if files else pasted
+            rows = migration_csv.parse(data)
+        except migration_csv.CsvProblems as problems:
+            request.reply(*blocks.csv_problems_blocks(problems.problems))
+            return
+        specs = [migrations.JobSpec(server_id, r.source_email, r.source_password, r.dest_email, r.dest_password,
+                                    dry_run=not real) for r in rows]
+        key = hashlib.sha256(f"{request.user_id}:{request.idempotency}".encode()).hexdigest()
+        batch, jobs, created = migrations.create_batch(request.rt, name, server_id, specs, actor_id=request.user_id,
+                                                       actor_name=request.user_name, channel_id=request.channel_id,
+                                                       idempotency_key=key)
+        if created:
+            runner.start_batch(request.rt, batch.id)
+
+    app.view(blocks.BULK_CALLBACK)(submit_bulk)
+
+    def batch_button(action_id: str, action: str, what: str) -> None:
+        @guarded(rt, Role.ADMIN, what)
+        def handler(request: ActionRequest) -> None:
+            user = request.body["user"]
+            words, to_queue = migrations.batch_action(request.rt, int(request.value), action, actor_id=user["id"],
+                                                      actor_name=user.get("username", ""))
+            for job_id in to_queue:
+                runner.enqueue(request.rt, job_id)
+            runner.refresh_batch(request.rt, int(request.value))
+            request.reply(words)
+
+        app.action(action_id)(handler)
+
+    batch_button(blocks.BATCH_RUN_ALL, "run_all", "run a batch for real")
+    batch_button(blocks.BATCH_CANCEL_ALL, "cancel_all", "cancel a batch")
+    batch_button(blocks.BATCH_RERUN_FAILED, "rerun_failed", "re-run a batch's failures")
 
     @router.add("jobs", "jobs [status]", "recent migrations, optionally only queued/running/done/failed/…",
                 role=Role.VIEWER)

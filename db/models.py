@@ -178,6 +178,20 @@ class SourceServer(Base):
     created_at: Mapped[datetime] = _now()
 
 
+class MigrationBatch(Base):
+    """Migrations started together from one CSV: one Slack message carries their progress."""
+
+    __tablename__ = "migration_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _now()
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+
+
 class MigrationJob(Base):
     """One mailbox move, source → PurelyMail. PostgreSQL is its source of truth; the RQ
     job carries only the id. Credentials are stored encrypted (purelyops.crypto) and
@@ -186,6 +200,7 @@ class MigrationJob(Base):
     __tablename__ = "migration_jobs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("migration_batches.id", ondelete="CASCADE"), index=True)
     source_server_id: Mapped[int | None] = mapped_column(ForeignKey("source_servers.id", ondelete="SET NULL"))
     # A copy of the server's connection details: removing the server leaves the job able to run.
     source_host: Mapped[str] = mapped_column(String(253))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -10,16 +11,29 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+_engines: dict[str, Engine] = {}
 
-@lru_cache(maxsize=8)
+
 def get_engine(url: str) -> Engine:
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=10,
-        connect_args={"connect_timeout": 5, "application_name": "purelyops"},
-    )
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            connect_args={"connect_timeout": 5, "application_name": "purelyops"},
+        )
+    return engine
+
+
+def _forget_inherited_connections() -> None:
+    """In a forked child (RQ's work horse): never reuse the parent's open connections."""
+    for engine in _engines.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 @lru_cache(maxsize=8)

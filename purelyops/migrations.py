@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select, update
 
-from db.models import MigrationJob, SourceServer
+from db.models import MigrationBatch, MigrationJob, SourceServer
 from db.session import session_scope
 from purelyops import audit, crypto
 from purelyops.logs import redact
@@ -239,3 +239,82 @@ def purge_old_credentials(rt: Runtime, now: datetime | None = None) -> int:
             MigrationJob.finished_at < cutoff,
         ).values(ciphertext=None, key_id=None, credentials_purged_at=now))
         return purged.rowcount
+
+
+# ---- batches ----------------------------------------------------------------------------------
+
+
+def create_batch(rt: Runtime, name: str, server_id: int, specs: list[JobSpec], *, actor_id: str, actor_name: str,
+                 channel_id: str, idempotency_key: str) -> tuple[MigrationBatch, list[MigrationJob], bool]:
+    """Every job of a CSV in one transaction (all or nothing), or the batch already made
+    for this key."""
+    for spec in specs:
+        redact(spec.source_password, spec.dest_password)
+    with session_scope(rt.database_url) as session:
+        existing = session.scalars(select(MigrationBatch).where(MigrationBatch.idempotency_key == idempotency_key)).first()
+        if existing is not None:
+            jobs = list(session.scalars(select(MigrationJob).where(MigrationJob.batch_id == existing.id)))
+            session.expunge_all()
+            return existing, jobs, False
+        server = session.get(SourceServer, server_id)
+        if server is None:
+            raise MigrationError("That source server was removed meanwhile; choose another.")
+        batch = MigrationBatch(name=name, channel_id=channel_id, created_by=actor_id, idempotency_key=idempotency_key)
+        session.add(batch)
+        session.flush()
+        jobs = []
+        for n, spec in enumerate(specs):
+            job = MigrationJob(batch_id=batch.id, source_server_id=server.id, source_host=server.host,
+                               source_port=server.port, source_security=server.security,
+                               source_email=spec.source_email, dest_email=spec.dest_email, dry_run=spec.dry_run,
+                               status="queued", channel_id=channel_id, created_by=actor_id,
+                               idempotency_key=f"{idempotency_key[:48]}-{n}", attempts=0, msgs_done=0,
+                               msgs_total=0, bytes_done=0, bytes_total=0)
+            session.add(job)
+            jobs.append((job, spec))
+        session.flush()
+        for job, spec in jobs:
+            _store_credentials(rt, job, {"source": spec.source_password, "dest": spec.dest_password})
+        audit.record(session, actor_id=actor_id, actor_name=actor_name, action="migration.batch.create",
+                     target=f"batch {batch.id}", params={"name": name, "jobs": len(jobs), "server": server.name,
+                                                         "dry_run": bool(specs and specs[0].dry_run)})
+        session.flush()
+        session.expunge_all()
+        return batch, [job for job, _ in jobs], True
+
+
+def batch_jobs(rt: Runtime, batch_id: int) -> tuple[MigrationBatch, list[MigrationJob]]:
+    with session_scope(rt.database_url) as session:
+        batch = session.get(MigrationBatch, batch_id)
+        if batch is None:
+            raise MigrationError(f"There is no batch {batch_id}.")
+        jobs = list(session.scalars(select(MigrationJob).where(MigrationJob.batch_id == batch_id)
+                                    .order_by(MigrationJob.id)))
+        session.expunge_all()
+        return batch, jobs
+
+
+def remember_batch_message(rt: Runtime, batch_id: int, ts: str) -> None:
+    with session_scope(rt.database_url) as session:
+        session.execute(update(MigrationBatch).where(MigrationBatch.id == batch_id).values(message_ts=ts))
+        session.execute(update(MigrationJob).where(MigrationJob.batch_id == batch_id).values(thread_ts=ts))
+
+
+def batch_action(rt: Runtime, batch_id: int, action: str, *, actor_id: str, actor_name: str = "") -> tuple[str, list[int]]:
+    """"run_all" (finished dry runs for real), "cancel_all" or "rerun_failed": words, and
+    the ids to put on the queue."""
+    _, jobs = batch_jobs(rt, batch_id)
+    touched: list[int] = []
+    for job in jobs:
+        try:
+            if action == "run_all" and job.status == "done" and job.dry_run:
+                touched.append(requeue(rt, job.id, actor_id=actor_id, actor_name=actor_name, dry_run=False).id)
+            elif action == "cancel_all" and job.status in ("queued", "running"):
+                cancel_job(rt, job.id, actor_id=actor_id, actor_name=actor_name)
+                touched.append(job.id)
+            elif action == "rerun_failed" and job.status in ("failed", "interrupted", "cancelled"):
+                touched.append(requeue(rt, job.id, actor_id=actor_id, actor_name=actor_name).id)
+        except MigrationError:
+            continue  # it moved meanwhile (a double click); the others still go
+    words = {"run_all": "queued for real", "cancel_all": "cancelled or stopping", "rerun_failed": "queued again"}[action]
+    return f"{len(touched)} migration(s) of the batch {words}.", ([] if action == "cancel_all" else touched)

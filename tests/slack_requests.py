@@ -152,6 +152,7 @@ def _state_value(element: dict[str, Any] | None, raw: Any) -> dict[str, Any]:
         "multi_channels_select": "selected_channels",
         "datepicker": "selected_date",
         "timepicker": "selected_time",
+        "file_input": "files",
     }
     return {"type": etype, keys.get(etype, "value"): raw}
 

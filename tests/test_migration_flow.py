@@ -22,6 +22,7 @@ from db.session import session_scope
 from purelyops import migrations
 from purelyops.runtime import Runtime
 from tests.conftest import OPS, ROOT, make_settings, process_env, wait_until
+from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
 
@@ -208,3 +209,61 @@ def test_a_double_submit_makes_one_job_and_bad_fields_make_none(rt: Runtime, set
     time.sleep(0.5)
     assert len(migrations.list_jobs(rt)) == 1
     assert len([c for c in slack_fake.calls_to("chat.postMessage") if "queued" in c.args.get("text", "")]) == 1
+
+
+CSV = ("source_email,source_password,dest_email,dest_password\r\n"
+       "ann@old.example,pw-ann-1,ann@new.example,\r\n"
+       "bob@old.example,\"pw,bob\",bob@new.example,dest-bob\r\n")
+
+
+def open_bulk(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime) -> str:
+    slack.command("migrate bulk")
+    slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "migrate_bulk")
+    with session_scope(rt.database_url) as session:
+        return str(session.scalars(select(SourceServer.id)).one())
+
+
+def test_a_bad_csv_lists_every_bad_row_and_creates_nothing(rt: Runtime, settings, slack: SlackDriver,
+                                                           slack_fake: FakeSlack) -> None:
+    add_server(slack, slack_fake)
+    server = open_bulk(slack, slack_fake, rt)
+    bad = CSV + "nobody,pw,x@new.example,\r\ncat@old.example,,cat@new.example,\r\n"
+    slack.view_submission("migrate_bulk", {"name": {"value": "wave 1"}, "server": {"value": server},
+                                           "pasted": {"value": bad}})
+    reply = slack_fake.wait_for("chat.postEphemeral", lambda c: "nothing was created" in c.args.get("text", ""))
+    shown = str(reply.args["blocks"])
+    assert "line 4: source_email" in shown and "line 5: source_password is empty" in shown
+    assert migrations.list_jobs(rt) == []
+
+
+def test_a_batch_runs_dry_first_then_for_real_from_one_message(rt: Runtime, settings, slack: SlackDriver,
+                                                               slack_fake: FakeSlack, record: Path,
+                                                               purelymail_fake: FakePurelyMail) -> None:
+    purelymail_fake.add_domain_direct("new.example")
+    for name in ("ann", "bob"):
+        purelymail_fake.add_user_direct(f"{name}@new.example")
+    add_server(slack, slack_fake)
+    server = open_bulk(slack, slack_fake, rt)
+    upload = slack_fake.add_user_file("wave1.csv", CSV.encode())
+    slack.view_submission("migrate_bulk", {"name": {"value": "wave 1"}, "server": {"value": server},
+                                           "file": {"value": [upload]}})
+    message = slack_fake.wait_for("chat.postMessage", lambda c: "Batch wave 1" in c.args.get("text", ""))
+    wait_until(lambda: len(migrations.list_jobs(rt, "queued")) == 2, 5, "two queued jobs")
+    assert all(j.dry_run for j in migrations.list_jobs(rt))
+    assert worker(settings, record).wait(60) == 0  # --dry: the stand-in replays the real dry run
+    assert [j.status for j in migrations.list_jobs(rt)] == ["done", "done"]
+    final = slack_fake.calls_to("chat.update")[-1]
+    assert final.args["ts"] == message.response["ts"] and "2 of 2 migrations finished" in final.args["text"]
+    # quiet on success: no per-mailbox posts or logs in a batch
+    assert [c for c in slack_fake.calls_to("chat.postMessage") if "Migration #" in c.args.get("text", "")] == []
+
+    slack.block_action("batch_run_all", value="1", message_ts=message.response["ts"])
+    slack_fake.wait_for("response_url", lambda c: "2 migration(s) of the batch queued for real" in c.args.get("text", ""))
+    assert worker(settings, record, IMAPSYNC_STANDIN_FIXTURE="01").wait(60) == 0
+    jobs = migrations.list_jobs(rt)
+    assert [(j.status, j.dry_run) for j in jobs] == [("done", False), ("done", False)]
+    runs = [json.loads(p.read_text()) for p in record.glob("run-*.json")]
+    assert sorted(r["fixture"] for r in runs) == ["01", "01", "08", "08"]
+    # ann's blank destination password: a temporary app password per run, always deleted afterwards
+    made, deleted = purelymail_fake.calls_to("createAppPassword"), purelymail_fake.calls_to("deleteAppPassword")
+    assert len(made) == 2 and len(deleted) == 2 and purelymail_fake.users["ann@new.example"].app_passwords == {}

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.blocks.migrations import status_blocks, summary_blocks, title
+from bot.blocks.migrations import batch_blocks, status_blocks, summary_blocks, title
 from db.models import MigrationJob
 from db.session import session_scope
 from purelyops import migrations, slots
@@ -115,6 +115,29 @@ def start(rt: Runtime, job: MigrationJob) -> None:
     except (SlackApiError, SlackClientError) as error:
         log.warning("could not post migration #%s: %s", job.id, error)
     enqueue(rt, job.id)
+
+
+def start_batch(rt: Runtime, batch_id: int) -> None:
+    """Post the batch message (the thread of every job in it), then queue its jobs."""
+    batch, jobs = migrations.batch_jobs(rt, batch_id)
+    try:
+        text, blocks = batch_blocks(batch, jobs)
+        posted = rt.slack.chat_postMessage(channel=batch.channel_id, text=text, blocks=blocks)
+        migrations.remember_batch_message(rt, batch.id, posted["ts"])
+    except (SlackApiError, SlackClientError) as error:
+        log.warning("could not post batch %s: %s", batch.id, error)
+    for job in jobs:
+        enqueue(rt, job.id)
+
+
+def refresh_batch(rt: Runtime, batch_id: int) -> None:
+    batch, jobs = migrations.batch_jobs(rt, batch_id)
+    if batch.message_ts:
+        text, blocks = batch_blocks(batch, jobs)
+        try:
+            rt.slack.chat_update(channel=batch.channel_id, ts=batch.message_ts, text=text, blocks=blocks)
+        except (SlackApiError, SlackClientError) as error:
+            log.warning("could not update batch %s: %s", batch.id, error)
 
 
 def run_migration(job_id: int) -> str:
@@ -214,6 +237,10 @@ class Runner:
         if not force and now - self.last_update < self.rt.settings.migration_progress_interval:
             return
         self.last_update = now
+        if job.batch_id is not None:  # one message for the whole batch, not one per mailbox
+            self._save(msgs_done=self.output.progress.msgs_done, msgs_total=self.output.progress.msgs_total)
+            refresh_batch(self.rt, job.batch_id)
+            return
         text, blocks = status_blocks(job, self.output.progress, note)
         try:
             if job.status_ts:
@@ -375,9 +402,10 @@ class Runner:
         slots.release(self.rt, job.id, job.source_host)
         self._status(job, force=True)
         summary.error_lines = [self._mask(line) for line in summary.error_lines]
-        self._post(job, *summary_blocks(job, summary, time.monotonic() - started))
-        if self.log_lines:
-            self._upload_log(job)
+        if job.batch_id is None or status != "done":  # in a batch, only what needs a look gets a post
+            self._post(job, *summary_blocks(job, summary, time.monotonic() - started))
+            if self.log_lines:
+                self._upload_log(job)
         for waiting in migrations.list_jobs(self.rt, "queued", limit=50):  # a slot is free: the next may start
             enqueue(self.rt, waiting.id)
         return status

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.mrkdwn import clip, code, escape
-from db.models import MigrationJob, SourceServer
+from db.models import MigrationBatch, MigrationJob, SourceServer
 from purelyops.servers import SECURITY
 from workers.imapsync_output import Progress, Summary
 
@@ -229,3 +229,67 @@ def credentials_modal(job: MigrationJob, channel_id: str) -> dict:
                 _input("source_password", f"Password of {job.source_email}", _text(1024), optional=True),
                 _input("dest_password", f"Password of {job.dest_email}", _text(1024), optional=True),
             ]}
+
+
+BULK_CALLBACK = "migrate_bulk"
+BATCH_RUN_ALL = "batch_run_all"
+BATCH_CANCEL_ALL = "batch_cancel_all"
+BATCH_RERUN_FAILED = "batch_rerun_failed"
+
+
+def batch_blocks(batch: MigrationBatch, jobs: list[MigrationJob]) -> tuple[str, list[dict]]:
+    """The batch message: counts by state, messages moved so far, and the batch actions."""
+    counts = {state: sum(1 for j in jobs if j.status == state) for state in ICONS}
+    dry = sum(1 for j in jobs if j.dry_run)
+    done_msgs, total_msgs = sum(j.msgs_done for j in jobs), sum(j.msgs_total for j in jobs)
+    finished = counts["done"] + counts["failed"] + counts["cancelled"] + counts["interrupted"]
+    text = f"Batch {batch.name}: {finished} of {len(jobs)} migrations finished"
+    states = " · ".join(f"{ICONS[s]} {n} {s}" for s, n in counts.items() if n)
+    filled = round(finished / len(jobs) * BAR) if jobs else 0
+    lines = [f"*Batch {escape(batch.name)}*: {len(jobs)} migration(s)" + (f", {dry} dry run(s)" if dry else ""),
+             f"`{'█' * filled}{'░' * (BAR - filled)}` {finished} of {len(jobs)} finished · {done_msgs:,} of "
+             f"{total_msgs:,} messages so far", states]
+    failed = [j for j in jobs if j.status in ("failed", "interrupted")][:10]
+    if failed:
+        lines.append("Failed: " + "; ".join(f"#{j.id} {code(j.source_email)}: {escape(clip(j.verdict or '', 120))}"
+                                             for j in failed))
+    buttons = []
+    if any(j.status == "done" and j.dry_run for j in jobs):
+        buttons.append(_button("Run all for real", BATCH_RUN_ALL, str(batch.id), "primary"))
+    if counts["queued"] + counts["running"]:
+        buttons.append(_button("Cancel all", BATCH_CANCEL_ALL, str(batch.id), "danger", _confirm(
+            "Cancel the whole batch?", "Queued migrations will not run; running ones stop. Copied mail stays.",
+            "Cancel all")))
+    if counts["failed"] + counts["interrupted"] + counts["cancelled"]:
+        buttons.append(_button("Re-run failed", BATCH_RERUN_FAILED, str(batch.id)))
+    blocks = [_section("\n".join(lines))]
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
+    return text, blocks
+
+
+def bulk_modal(servers: list[SourceServer], channel_id: str) -> dict:
+    return {"type": "modal", "callback_id": BULK_CALLBACK, "private_metadata": channel_id,
+            "title": _plain("Migrate many mailboxes"), "submit": _plain("Check and queue"), "close": _plain("Cancel"),
+            "blocks": [
+                _input("name", "Batch name", _text(80)),
+                _input("server", "Source server", {"type": "static_select", "action_id": "value", "options": _options(
+                    [(str(s.id), f"{s.name} ({s.host})") for s in servers[:100]])}),
+                _input("file", "CSV file", {"type": "file_input", "action_id": "value", "filetypes": ["csv", "txt"],
+                                            "max_files": 1}, optional=True,
+                       hint="source_email,source_password,dest_email,dest_password"),
+                _input("pasted", "…or paste the CSV", _text(3000, multiline=True), optional=True),
+                _input("options", "Options", {"type": "checkboxes", "action_id": "value",
+                                              "options": _options([("real", "Run for real (default: a dry run first)")])},
+                       optional=True),
+            ]}
+
+
+def csv_problems_blocks(problems: list[tuple[int, str]]) -> tuple[str, list[dict]]:
+    """Every bad row by its line number (the first 40), and that nothing was created."""
+    text = f"The CSV has {len(problems)} problem(s); nothing was created."
+    lines = [(f"line {line}: " if line else "") + escape(clip(message, 200)) for line, message in problems[:40]]
+    if len(problems) > 40:
+        lines.append(f"…and {len(problems) - 40} more")
+    return text, [_section(f":warning: *{escape(text)}* Fix these and submit again:"),
+                  _section("\n".join(lines))]

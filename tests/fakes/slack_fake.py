@@ -920,6 +920,7 @@ class FakeSlack:
         put the switches back to their defaults. Socket Mode connections stay open."""
         with self._lock:
             self.calls: list[Call] = []
+            self.user_files: dict[str, tuple[str, bytes]] = {}
             self.acks: list[Ack] = []
             self.envelopes: list[SocketEnvelope] = []
             self.socket_messages: list[dict[str, Any]] = []
@@ -992,6 +993,28 @@ class FakeSlack:
             tid = f"{1000000000 + self._counter}.{int(time.time())}.{secrets.token_hex(16)}"
             self._triggers[tid] = Trigger(tid, time.monotonic(), user_id, view_id)
             return tid
+
+    def add_user_file(self, name: str, content: bytes) -> dict[str, Any]:
+        """A file a user uploaded through a modal's file_input: the file object Slack puts in
+        the view's state. Its url_private serves the bytes only with the bot token; without
+        it Slack answers 200 with its HTML sign-in page, as the real one does."""
+        with self._lock:
+            file_id = f"F{secrets.token_hex(5).upper()}"
+            self.user_files[file_id] = (name, content)
+        return {"id": file_id, "name": name, "title": name, "mimetype": "text/csv", "filetype": "csv",
+                "size": len(content), "url_private": f"{self.base_url}/files-pri/{file_id}/{name}",
+                "url_private_download": f"{self.base_url}/files-pri/{file_id}/download/{name}"}
+
+    def serve_user_file(self, path: str, token: str | None) -> tuple[int, bytes, str]:
+        file_id = path.split("/", 1)[0]
+        with self._lock:
+            found = self.user_files.get(file_id)
+        if found is None:
+            return 404, b"Not Found", "text/plain"
+        if token != self.bot_token:
+            return 200, b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body></html>", \
+                "text/html; charset=utf-8"
+        return 200, found[1], "application/octet-stream"
 
     def new_response_url(
         self, channel_id: str | None = None, user_id: str | None = None, message_ts: str | None = None
@@ -1938,6 +1961,11 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         if parts.path.startswith("/api/"):
             self._api(parts.path[len("/api/") :], parts.query, raw)
+        elif parts.path.startswith("/files-pri/") and self.command == "GET":
+            auth = self.headers.get("Authorization") or ""
+            status, data, ctype = self.fake.serve_user_file(parts.path[len("/files-pri/"):],
+                                                            auth[7:].strip() if auth.lower().startswith("bearer ") else None)
+            self._send(status, data, ctype)
         elif parts.path.startswith("/upload/v1/") and self.command == "POST":
             status, text = self.fake.handle_upload(parts.path[len("/upload/v1/") :], raw)
             self._send(status, text.encode(), "text/plain; charset=utf-8")

@@ -1,0 +1,101 @@
+"""The CSV of a bulk migration: `source_email,source_password,dest_email,dest_password`.
+
+Every row is checked before anything is created; the errors name each bad row by its
+line number. A blank destination password means a temporary app password.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from purelyops.users import UserError, check_address
+
+HEADER = ["source_email", "source_password", "dest_email", "dest_password"]
+MAX_ROWS = 2000
+MAX_BYTES = 2 * 2**20
+MAX_PASSWORD = 1024
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    source_email: str
+    source_password: str
+    dest_email: str
+    dest_password: str  # "": a temporary app password
+
+
+class CsvProblems(Exception):
+    """[(line, message)]; line 0 is about the file as a whole."""
+
+    def __init__(self, problems: list[tuple[int, str]]) -> None:
+        super().__init__(f"{len(problems)} problem(s)")
+        self.problems = problems
+
+
+def parse(data: bytes | str) -> list[Row]:
+    if isinstance(data, bytes):
+        if len(data) > MAX_BYTES:
+            raise CsvProblems([(0, f"the file is {len(data) // 1024} KiB; at most {MAX_BYTES // 2**20} MiB")])
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise CsvProblems([(0, "the file is not UTF-8 text; save it as CSV UTF-8")]) from None
+    else:
+        text = data.removeprefix("\ufeff")
+    if "\x00" in text:
+        raise CsvProblems([(0, "the file contains NUL characters; is it really a CSV file?")])
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        records = list(reader)
+    except csv.Error as error:
+        raise CsvProblems([(reader.line_num, f"unreadable CSV: {error}")]) from None
+    records = [(n, r) for n, r in enumerate(records, 1) if any(cell.strip() for cell in r)]
+    if not records:
+        raise CsvProblems([(0, "the CSV is empty; its first line is " + ",".join(HEADER))])
+    header_line, header = records[0]
+    if [h.strip().lower() for h in header] != HEADER:
+        raise CsvProblems([(header_line, "the first line must be exactly " + ",".join(HEADER))])
+    body = records[1:]
+    if not body:
+        raise CsvProblems([(0, "the CSV has a header but no rows")])
+    if len(body) > MAX_ROWS:
+        raise CsvProblems([(0, f"{len(body):,} rows; one batch can have at most {MAX_ROWS:,}: split the file")])
+    rows: list[Row] = []
+    problems: list[tuple[int, str]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for line, cells in body:
+        if len(cells) != len(HEADER):
+            problems.append((line, f"{len(cells)} columns instead of 4 (a comma in a password needs quotes)"))
+            continue
+        source, source_password, dest, dest_password = cells
+        row_problems = []
+        try:
+            source = check_address(source)
+        except UserError as error:
+            row_problems.append(f"source_email: {error}")
+        try:
+            dest = check_address(dest)
+        except UserError as error:
+            row_problems.append(f"dest_email: {error}")
+        for name, value, required in (("source_password", source_password, True),
+                                      ("dest_password", dest_password, False)):
+            if required and not value:
+                row_problems.append(f"{name} is empty")
+            elif len(value) > MAX_PASSWORD:
+                row_problems.append(f"{name} is longer than {MAX_PASSWORD} characters")
+            elif any(ch in value for ch in "\r\n"):
+                row_problems.append(f"{name} contains a line break")
+        if not row_problems:
+            first = seen.setdefault((source, dest), line)
+            if first != line:
+                row_problems.append(f"the same move as line {first}")
+        if row_problems:
+            problems.append((line, "; ".join(row_problems)))
+        else:
+            rows.append(Row(line, source, source_password, dest, dest_password))
+    if problems:
+        raise CsvProblems(problems)
+    return rows
