@@ -100,6 +100,7 @@ SOURCES: dict[str, str] = {
     "CREDENTIAL_RETENTION_DAYS": "days the encrypted credentials of an unsuccessful migration are kept",
     "PURELYMAIL_IMAP_HOST": "PurelyMail's IMAP server",
     "PURELYMAIL_IMAP_PORT": "PurelyMail's IMAP port (TLS)",
+    "PURELYMAIL_IMAP_TLS": "leave true; only tests against a local IMAP server turn TLS to PurelyMail's IMAP off",
     "LOW_CREDIT_THRESHOLD": "warn when the PurelyMail credit falls below this many dollars",
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
     "TZ": "an IANA time zone such as Europe/Berlin, for schedules and times shown in Slack",
@@ -162,6 +163,7 @@ class Settings(DatabaseSettings):
     credential_retention_days: int = Field(default=7, ge=0, le=365)
     purelymail_imap_host: str = "imap.purelymail.com"
     purelymail_imap_port: int = Field(default=993, gt=0, lt=65536)
+    purelymail_imap_tls: bool = True
     low_credit_threshold: Decimal = Field(default=Decimal("2.00"), ge=0)
     tz: str = "UTC"
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")

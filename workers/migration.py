@@ -151,7 +151,9 @@ def imapsync_argv(rt: Runtime, job: MigrationJob, passfile1: str, passfile2: str
             f"--host1={job.source_host}", f"--port1={job.source_port}", f"--user1={job.source_email}",
             f"--passfile1={passfile1}",
             f"--host2={s.purelymail_imap_host}", f"--port2={s.purelymail_imap_port}", f"--user2={job.dest_email}",
-            f"--passfile2={passfile2}", "--ssl2", "--nolog", "--noreleasecheck"]
+            f"--passfile2={passfile2}", "--nolog", "--noreleasecheck"]
+    if s.purelymail_imap_tls:
+        argv.append("--ssl2")
     argv += {"tls": ["--ssl1"], "starttls": ["--tls1"], "none": []}[job.source_security]
     if job.dry_run:
         argv.append("--dry")

@@ -1,0 +1,45 @@
+"""`server test` against a real Dovecot on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import wait_until
+from tests.fakes.slack_fake import FakeSlack
+from tests.imap_servers import Dovecot, dovecot_pair  # noqa: F401 - fixture
+from tests.slack_requests import SlackDriver
+
+
+def add(slack: SlackDriver, slack_fake: FakeSlack, port: int) -> None:
+    slack.command("server add")
+    slack_fake.wait_for("views.open")
+    slack.view_submission("server_add", {"name": {"value": "oldhost"}, "host": {"value": "127.0.0.1"},
+                                         "port": {"value": str(port)}, "security": {"value": "none"}})
+    slack_fake.wait_for("chat.postEphemeral", lambda c: "added" in c.args.get("text", ""))
+
+
+def test_server_test_does_a_real_login(slack: SlackDriver, slack_fake: FakeSlack,
+                                       dovecot_pair: tuple[Dovecot, Dovecot]) -> None:
+    source, _ = dovecot_pair
+    source.append("alice@old.example", 3)
+    assert source.count("alice@old.example") == 3
+    add(slack, slack_fake, source.port)
+    for n, (password, words) in enumerate((("source-pw-1", ":white_check_mark: alice@old.example logged in"),
+                                           ("wrong-password", ":x: the server refused the login for alice@old.example"))):
+        slack.command("server test oldhost")
+        wait_until(lambda n=n: len([c for c in slack_fake.calls_to("views.open")
+                                    if c.args["view"]["callback_id"] == "server_test"]) == n + 1, 5, "the modal")
+        slack.view_submission("server_test", {"address": {"value": "alice@old.example"}, "password": {"value": password}})
+        reply = slack_fake.wait_for("chat.postEphemeral", lambda c, words=words: words in c.args.get("text", ""),
+                                    timeout=10)
+        assert password not in str(reply.args)
+
+
+def test_an_unreachable_server_is_told_in_words(tmp_path: Path, slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    from tests.conftest import free_port
+
+    add(slack, slack_fake, free_port())
+    slack.command("server test oldhost")
+    slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "server_test")
+    slack.view_submission("server_test", {"address": {"value": "a@old.example"}, "password": {"value": "x"}})
+    slack_fake.wait_for("chat.postEphemeral", lambda c: "could not connect to 127.0.0.1" in c.args.get("text", ""))
