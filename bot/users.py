@@ -121,7 +121,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         except RequestRejected as error:
             request.reply(f":warning: PurelyMail did not create {new.address}: {escape(error)}")
             return
-        request.reply(*blocks.password_once_blocks(new.address, password, "Created the mailbox", hint))
+        shown = password if new.password is None else None
+        request.reply(*blocks.password_once_blocks(new.address, shown, "Created the mailbox", hint))
 
     app.view(blocks.ADD_CALLBACK)(submit_add)
 
@@ -155,7 +156,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         address = users.check_address(request.metadata)
         new = users.reset_password(request.rt, address, password, actor_id=request.user_id,
                                    actor_name=request.user_name)
-        request.reply(*blocks.password_once_blocks(address, new, "New password set for", hint))
+        request.reply(*blocks.password_once_blocks(address, new if password is None else None,
+                                                   "New password set for", hint))
 
     app.view(blocks.RESET_CALLBACK)(submit_reset)
 

@@ -41,6 +41,7 @@ from workers.queues import queue as rq_queue
 log = logging.getLogger(__name__)
 MAX_LOG_BYTES = 20 * 2**20
 POLL_SECONDS = 0.2
+MIN_UPDATE_GAP = 3.0  # one update of a job's message every 3 s at most, whatever happens
 
 
 ALIVE_KEY = "purelyops:migration:alive:{}"
@@ -234,11 +235,20 @@ class Runner:
 
     # ---- Slack ----------------------------------------------------------------------------
 
-    def _status(self, job: MigrationJob, note: str = "", force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last_update < self.rt.settings.migration_progress_interval:
+    def _status(self, job: MigrationJob, note: str = "", force: bool = False, final: bool = False) -> None:
+        """Update the status message: every MIGRATION_PROGRESS_INTERVAL seconds, and at
+        milestones (`force`), but never twice within MIN_UPDATE_GAP seconds: a milestone
+        that comes too soon is left to the next update, and the final one waits its turn."""
+        interval = self.rt.settings.migration_progress_interval
+        gap = time.monotonic() - self.last_update
+        min_gap = min(MIN_UPDATE_GAP, interval)
+        if gap < min_gap:
+            if not final:
+                return
+            time.sleep(min_gap - gap)
+        elif not (force or final) and gap < interval:
             return
-        self.last_update = now
+        self.last_update = time.monotonic()
         if job.batch_id is not None:  # one message for the whole batch, not one per mailbox
             self._save(msgs_done=self.output.progress.msgs_done, msgs_total=self.output.progress.msgs_total)
             refresh_batch(self.rt, job.batch_id)
@@ -402,7 +412,7 @@ class Runner:
         job = self._save(**values)
         self.rt.redis.delete(migrations.CANCEL_KEY.format(job.id), ALIVE_KEY.format(job.id))
         slots.release(self.rt, job.id, job.source_host)
-        self._status(job, force=True)
+        self._status(job, final=True)
         summary.error_lines = [self._mask(line) for line in summary.error_lines]
         if job.batch_id is None or status != "done":  # in a batch, only what needs a look gets a post
             self._post(job, *summary_blocks(job, summary, time.monotonic() - started))

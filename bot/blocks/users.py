@@ -127,11 +127,16 @@ def reset_modal(address: str, channel_id: str) -> dict:
                        *password_inputs("Only if you chose to type one: at least 8 characters.")]}
 
 
-def password_once_blocks(address: str, password: str, what: str, hint: str = "") -> tuple[str, list[dict]]:
-    """The one message that shows a password: ephemeral, to the admin who asked."""
-    text = f"{what} {address}. Its password is shown only here, once."
-    lines = [f":key: {escape(what)} {code(address)}.",
-             f"Password (shown only here, once; it is not kept anywhere): {code(password)}"]
+def password_once_blocks(address: str, generated: str | None, what: str, hint: str = "") -> tuple[str, list[dict]]:
+    """The one message about a new password: ephemeral, to the admin who asked. A generated
+    password is shown here, once; a typed one is never echoed back."""
+    if generated is None:
+        text = f"{what} {address}, with the password you typed."
+        lines = [f":key: {escape(what)} {code(address)}, with the password you typed (not shown again)."]
+    else:
+        text = f"{what} {address}. Its password is shown only here, once."
+        lines = [f":key: {escape(what)} {code(address)}.",
+                 f"Password (shown only here, once; it is not kept anywhere): {code(generated)}"]
     if hint:
         lines.append(f"Strength: {escape(hint)}")
     return text, [_section("\n".join(lines))]

@@ -16,12 +16,12 @@ import psycopg
 from alembic import command
 
 from db.migrate import alembic_config
-from tests.bench import p1_ack, p2_p3_users, p4_parser, p6_dns
+from tests.bench import migrations, p1_ack, p2_p3_users, p4_parser, p6_dns
 from tests.conftest import APP_TOKEN, BOT_TOKEN, PG_ADMIN, PM_TOKEN, REDIS_BASE, make_settings
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 
-BENCHMARKS = {"p1": p1_ack.run, "p2": p2_p3_users.run, "p4parser": p4_parser.run, "p6": p6_dns.run}
+BENCHMARKS = {"p1": p1_ack.run, "p2": p2_p3_users.run, "p4": migrations.p4, "p4parser": p4_parser.run, "p5": migrations.p5, "p6": p6_dns.run, "p7": migrations.p7}
 
 
 def main() -> int:

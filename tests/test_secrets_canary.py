@@ -1,0 +1,88 @@
+"""One canary run through everything that handles a secret: a mailbox created with a
+generated password, a password reset to a typed one, and a migration with typed source and
+destination passwords. Then every sink is searched: command lines while imapsync runs, the
+bot's and the worker's logs at DEBUG, every Slack call (messages and uploaded files),
+every Redis key and value, and a plain-text dump of the database. The only place a
+canary may appear is the one ephemeral message that shows the generated password."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from purelyops import domains, migrations
+from purelyops.runtime import Runtime
+from tests.conftest import ADMIN, ROOT, process_env, wait_until
+from tests.fakes.purelymail_fake import FakePurelyMail
+from tests.fakes.slack_fake import FakeSlack
+from tests.slack_requests import SlackDriver
+from tests.test_migration_flow import STANDIN, add_server, job_row, queued, settings, submit_migration  # noqa: F401
+
+RESET = "canary-reset-Qw7!$(id)"
+SOURCE = "canary-source-Lp3`x`"
+DEST = "canary-dest-Mn9\"'"
+
+
+def test_no_secret_reaches_any_sink(rt: Runtime, settings, slack: SlackDriver, slack_fake: FakeSlack,
+                                    purelymail_fake: FakePurelyMail, caplog: pytest.LogCaptureFixture,
+                                    database_url: str, tmp_path: Path) -> None:
+    caplog.set_level(logging.DEBUG)
+    purelymail_fake.add_domain_direct("example.com")
+    domains.sync_from_purelymail(rt)
+
+    slack.command("user add")
+    slack_fake.wait_for("views.open")
+    slack.view_submission("user_add", {"domain": {"value": "example.com"}, "local_part": {"value": "carol"}})
+    shown = slack_fake.wait_for("chat.postEphemeral", lambda c: "shown only here" in c.args.get("text", ""))
+    generated = purelymail_fake.users["carol@example.com"].password
+
+    slack.command("user show carol@example.com")
+    slack_fake.wait_for("response_url", lambda c: "Reset password" in str(c.args.get("blocks")))
+    slack.block_action("user_reset_password", value="carol@example.com")
+    slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "user_reset_password")
+    slack.view_submission("user_reset_password", {"password_mode": {"value": "typed"}, "password": {"value": RESET}})
+    slack_fake.wait_for("chat.postEphemeral", lambda c: "with the password you typed" in c.args.get("text", ""))
+    assert purelymail_fake.users["carol@example.com"].password == RESET
+
+    add_server(slack, slack_fake)
+    submit_migration(slack, slack_fake, rt, source_password={"value": SOURCE}, dest_password={"value": DEST})
+    wait_until(lambda: queued(rt), 5, "the migration")
+    worker = subprocess.Popen([sys.executable, "-m", "workers.worker", "--burst"], cwd=ROOT, text=True,
+                              env=process_env(settings, IMAPSYNC_BIN=STANDIN, LOG_LEVEL="DEBUG",
+                                              IMAPSYNC_STANDIN_FIXTURE="01", IMAPSYNC_STANDIN_PACE="0.002"),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    cmdlines: list[bytes] = []
+    while worker.poll() is None:
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    cmdlines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+                    cmdlines.append(Path(f"/proc/{pid}/environ").read_bytes())
+                except OSError:
+                    pass
+        time.sleep(0.02)
+    worker_log = worker.stdout.read()
+    assert worker.returncode == 0 and job_row(rt).status == "done", worker_log
+
+    sinks: dict[str, list[str]] = {
+        "command lines and environments": [c.decode("utf-8", "replace") for c in cmdlines],
+        "logs": [caplog.text, worker_log],
+        "Slack": [str(c.args) for c in slack_fake.calls if c is not shown],
+        "uploaded files": [(f.content or b"").decode("utf-8", "replace") for f in slack_fake.uploaded_files],
+        "Redis": [f"{k!r} {rt.redis.dump(k)!r}" for k in rt.redis.scan_iter()],
+    }
+    with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
+        sinks["database"] = [str(row) for (table,) in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname='public'") for row in conn.execute(f'SELECT * FROM "{table}"')]
+    leaks = {(secret, sink) for secret in (generated, RESET, SOURCE, DEST) for sink, texts in sinks.items()
+             if any(secret in text for text in texts)}
+    assert leaks == set()
+    assert generated in str(shown.args) and shown.args["user"] == ADMIN  # the one place it may be
+    assert migrations.get_job(rt, job_row(rt).id).ciphertext is None
