@@ -32,6 +32,53 @@ BAD_COMMANDS: list[tuple[str, str]] = [
     ("audit " + LONG, "too long"),
 ]
 
+# Every argument of every command, with the names, numbers and addresses people mistype or
+# attackers craft. None may reach PurelyMail: each is refused with a specific answer first.
+BAD_DOMAINS = [("''", "give a domain name"), ("http://x.com/", "without http://"), ("a@b.com", "the domain is b.com"),
+               ("-x.com", "hyphen"), ("x..com", "empty part"), ("x_y.com", "cannot have"), ("localhost", "no dot"),
+               ("1.2.3.4", "IP address"), ("x" * 64 + ".com", "at most 63"), (".".join(["a" * 60] * 5), "at most 253"),
+               ("'<!channel>.com'", "cannot have"), ("'ex ample.com'", "cannot have")]
+for sub in ("domain add", "domain check", "domain recheck", "domain remove"):
+    BAD_COMMANDS += [(f"{sub} {name}", words) for name, words in BAD_DOMAINS]
+BAD_ADDRESSES = [("nobody", "not an email address"), ("a@b@c.com", "not an email address"),
+                 ("-rf@x.com", "letters, digits"), ("'<!channel>@x.com'", "letters, digits"),
+                 ("a@-x.com", "hyphen"), ("a..b@x.com", "two dots"), (LONG + "@x.com", "at most 64"),
+                 ("'a b@x.com'", "letters, digits"), ("ålice@x.com", "letters, digits"), ("a@x", "no dot")]
+for sub in ("user show", "user delete"):
+    BAD_COMMANDS += [(f"{sub} {address}", words) for address, words in BAD_ADDRESSES]
+BAD_COMMANDS += [
+    ("user show", "give one address"),
+    ("user show a@x.com b@x.com", "give one address"),
+    ("user list domain:-x.com", "the domain filter is wrong"),
+    ("user list domain:", "the domain filter is wrong"),
+    ("user list " + "y" * 400, "at most 320"),
+    ("alias list http://x.com", "not a domain name"),
+    ("alias list a@b.com", "not a domain name"),
+    ("alias remove", "give the rule's number"),
+    ("alias remove abc", "give the rule's number"),
+    ("alias remove -1", "give the rule's number"),
+    ("alias remove 1.5", "give the rule's number"),
+    ("alias remove " + "9" * 40, "give the rule's number"),
+    ("alias remove $(id)", "give the rule's number"),
+    ("server remove", "give the server's name"),
+    ("server remove nosuch", "no source server called nosuch"),
+    ("server remove -rf", "no source server called -rf"),
+    ("server test", "give the server's name"),
+    ("server test '<!here>'", "no source server called &lt;!here&gt;"),
+    ("server remove a b", "give the server's name"),
+    ("jobs sideways", "a status is one of"),
+    ("jobs " + LONG, "a status is one of"),
+    ("job", "give the migration's number"),
+    ("job abc", "give the migration's number"),
+    ("job -1", "give the migration's number"),
+    ("job 99999999999", "give the migration's number"),
+    ("job 4242", "There is no migration #4242"),
+    ("migrate", "Add the old IMAP host first"),
+    ("migrate bulk", "Add the old IMAP host first"),
+    ("domain check a.com b.com", "give one domain name"),
+    ("domain add a.com b.com", "give one domain name"),
+]
+
 
 def table_counts(rt) -> dict[str, int]:
     with session_scope(rt.database_url) as session:
@@ -40,7 +87,7 @@ def table_counts(rt) -> dict[str, int]:
         return {t: session.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one() for t in tables}
 
 
-@pytest.mark.parametrize(("command", "expected"), BAD_COMMANDS, ids=[c[:20] for c, _ in BAD_COMMANDS])
+@pytest.mark.parametrize(("command", "expected"), BAD_COMMANDS, ids=[f"{i}-{c[:20]}" for i, (c, _) in enumerate(BAD_COMMANDS)])
 def test_bad_command_is_answered_and_changes_nothing(command: str, expected: str, rt, slack: SlackDriver,
                                                      slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> None:
     before = table_counts(rt)
