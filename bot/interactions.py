@@ -47,6 +47,24 @@ class ActionRequest:
         self.respond(text=text, blocks=blocks, replace_original=True)
 
 
+def checked(rt: Runtime, role: Role, what: str, user_id: str, user_name: str, reply: Callable[[str], None],
+            work: Callable[[], None]) -> None:
+    """Run `work` for a user who has `role`; otherwise refuse (and audit the refusal). Any
+    failure becomes a message in words, never a traceback."""
+    try:
+        if not has_role(rt, user_id, role):
+            audit.record_now(rt, actor_id=user_id, actor_name=user_name, action="refused", target=what,
+                             result="refused", detail=f"needs {role.value}")
+            reply(f":no_entry: {refusal(role, what)}")
+            return
+        work()
+    except RoleUnknown as error:
+        reply(f":warning: {error}")
+    except Exception as error:  # noqa: BLE001 - every failure is reported in words
+        log.warning("%s failed", what, exc_info=error)
+        reply(f":warning: {describe_failure(error)}")
+
+
 def guarded(rt: Runtime, role: Role, what: str) -> Callable[[Callable[[ActionRequest], None]], Callable]:
     """Wrap a click handler: ack at once, refuse (and audit) without `role`, report failures in words."""
 
@@ -56,19 +74,8 @@ def guarded(rt: Runtime, role: Role, what: str) -> Callable[[Callable[[ActionReq
             after_ack(run, ActionRequest(rt, body, respond, client))
 
         def run(request: ActionRequest) -> None:
-            body = request.body
-            try:
-                if not has_role(rt, request.user_id, role):
-                    audit.record_now(rt, actor_id=request.user_id, actor_name=body["user"].get("username", ""),
-                                     action="refused", target=what, result="refused", detail=f"needs {role.value}")
-                    request.reply(f":no_entry: {refusal(role, what)}")
-                    return
-                handler(request)
-            except RoleUnknown as error:
-                request.reply(f":warning: {error}")
-            except Exception as error:  # noqa: BLE001 - every failure is reported in words
-                log.warning("action %s failed", what, exc_info=error)
-                request.reply(f":warning: {describe_failure(error)}")
+            checked(rt, role, what, request.user_id, request.body["user"].get("username", ""), request.reply,
+                    lambda: handler(request))
 
         return listener
 
@@ -139,18 +146,7 @@ def guarded_view(rt: Runtime, role: Role, what: str, validate: Callable[[dict[st
             after_ack(run, request, parsed)
 
         def run(request: SubmissionRequest, parsed: object) -> None:
-            try:
-                if not has_role(rt, request.user_id, role):
-                    audit.record_now(rt, actor_id=request.user_id, actor_name=request.user_name, action="refused",
-                                     target=what, result="refused", detail=f"needs {role.value}")
-                    request.reply(f":no_entry: {refusal(role, what)}")
-                    return
-                handler(request, parsed)
-            except RoleUnknown as error:
-                request.reply(f":warning: {error}")
-            except Exception as error:  # noqa: BLE001 - every failure is reported in words
-                log.warning("%s failed", what, exc_info=error)
-                request.reply(f":warning: {describe_failure(error)}")
+            checked(rt, role, what, request.user_id, request.user_name, request.reply, lambda: handler(request, parsed))
 
         return listener
 

@@ -76,7 +76,7 @@ def make_slack_client(settings: Settings) -> WebClient:
         base_url=settings.slack_api_url,
         timeout=15,
         retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=3),
+            RateLimitErrorRetryHandler(max_retry_count=10),  # bursts into one channel wait their turn
             ConnectionErrorRetryHandler(max_retry_count=1),
         ],
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.mrkdwn import clip, code, escape
+from bot.blocks.kit import section
+from bot.mrkdwn import code, escape
 from purelyops.aliases import describe
 from purelyops.purelymail import RoutingRule
 
@@ -10,8 +11,6 @@ ADD_CALLBACK = "alias_add"
 MAX_SHOWN = 45
 
 
-def _section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}
 
 
 def _rule_line(rule: RoutingRule) -> str:
@@ -24,9 +23,9 @@ def list_blocks(rules: list[RoutingRule], domain: str | None) -> tuple[str, list
     where = f" on {domain}" if domain else ""
     if not rules:
         text = f"No routing rules{where}."
-        return text, [_section(text)]
+        return text, [section(text)]
     text = f"{len(rules)} routing rule(s){where}"
-    blocks = [_section(f"*{escape(text)}*")] + [_section(_rule_line(r)) for r in rules[:MAX_SHOWN]]
+    blocks = [section(f"*{escape(text)}*")] + [section(_rule_line(r)) for r in rules[:MAX_SHOWN]]
     if len(rules) > MAX_SHOWN:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
                        f"…and {len(rules) - MAX_SHOWN} more: add a domain to narrow the list."}]})
@@ -69,5 +68,5 @@ def add_modal(domains: list[str], channel_id: str) -> dict:
 def created_blocks(rule: RoutingRule | None) -> tuple[str, list[dict]]:
     if rule is None:
         text = "The routing rule was created, but PurelyMail's list does not show it yet; check `alias list`."
-        return text, [_section(text)]
-    return f"Routing rule #{rule.id} created.", [_section(":white_check_mark: Created " + _rule_line(rule))]
+        return text, [section(text)]
+    return f"Routing rule #{rule.id} created.", [section(":white_check_mark: Created " + _rule_line(rule))]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
+from bot.blocks.kit import button, confirm, section, when
 from bot.mrkdwn import clip, code, escape
 from db.models import Domain
 from purelyops.dnscheck import DomainCheck, RecordResult
@@ -23,19 +21,8 @@ LABELS = {"ownership": "Ownership TXT", "mx": "MX", "spf": "SPF", "dkim1": "DKIM
           "dkim3": "DKIM 3", "dmarc": "DMARC"}
 
 
-def _section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}
 
 
-def _button(text: str, action_id: str, value: str, *, style: str | None = None,
-            confirm: dict | None = None) -> dict:
-    button: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text},
-                              "action_id": action_id, "value": value}
-    if style:
-        button["style"] = style
-    if confirm:
-        button["confirm"] = confirm
-    return button
 
 
 def _names(ascii_name: str, unicode_name: str) -> str:
@@ -74,11 +61,11 @@ def ownership_needed_blocks(outcome: AddOutcome, fix: str) -> tuple[str, list[di
     else:
         seen = "\nThere is no TXT record there yet."
     blocks = [
-        _section(f":hourglass_flowing_sand: *{_names(name.ascii, name.unicode)} is not added yet.* PurelyMail "
+        section(f":hourglass_flowing_sand: *{_names(name.ascii, name.unicode)} is not added yet.* PurelyMail "
                  f"only accepts a domain whose owner proves it with a TXT record. Publish this record at your DNS "
                  f"host (name `@`, type TXT), wait a minute, then press *Check again*:{seen}"),
-        _section(f"```{escape(fix)}```"),
-        {"type": "actions", "elements": [_button("Check again", ADD_RETRY_ACTION, name.ascii, style="primary")]},
+        section(f"```{escape(fix)}```"),
+        {"type": "actions", "elements": [button("Check again", ADD_RETRY_ACTION, name.ascii, style="primary")]},
     ]
     return text, blocks
 
@@ -90,7 +77,7 @@ def record_block(record: RecordResult) -> dict:
     lines.append(f"found: {found}")
     if record.status != "pass":
         lines.append(f"fix:\n```{escape(record.fix)}```")
-    return _section("\n".join(lines))
+    return section("\n".join(lines))
 
 
 def check_blocks(check: DomainCheck, *, kinds: tuple[str, ...] | None = None, intro: str = "") -> tuple[str, list[dict]]:
@@ -104,8 +91,8 @@ def check_blocks(check: DomainCheck, *, kinds: tuple[str, ...] | None = None, in
              "system": "the system resolver"}.get(check.mode, check.mode)
     blocks: list[dict] = []
     if intro:
-        blocks.append(_section(intro))
-    blocks.append(_section(f"*{_names(check.domain, check.unicode_domain)}*: {verdict}."))
+        blocks.append(section(intro))
+    blocks.append(section(f"*{_names(check.domain, check.unicode_domain)}*: {verdict}."))
     blocks.extend(record_block(r) for r in records)
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(
         f"Asked {where} ({escape(', '.join(check.servers) or 'none found')}) in {check.elapsed * 1000:.0f} ms.", 3000)}]})
@@ -115,16 +102,11 @@ def check_blocks(check: DomainCheck, *, kinds: tuple[str, ...] | None = None, in
 
 def domain_buttons(name: str) -> list[dict]:
     return [
-        _button("Check again", CHECK_ACTION, name),
-        _button("Ask PurelyMail to recheck", RECHECK_ACTION, name),
-        _button("Remove domain", REMOVE_ACTION, name, style="danger", confirm={
-            "title": {"type": "plain_text", "text": "Remove this domain?"},
-            "text": {"type": "mrkdwn", "text": f"{code(name)} and every mailbox on it will be deleted in 24 hours, "
-                                               "unless someone cancels."},
-            "confirm": {"type": "plain_text", "text": "Schedule removal"},
-            "deny": {"type": "plain_text", "text": "Keep it"},
-            "style": "danger",
-        }),
+        button("Check again", CHECK_ACTION, name),
+        button("Ask PurelyMail to recheck", RECHECK_ACTION, name),
+        button("Remove domain", REMOVE_ACTION, name, style="danger", confirm=confirm(
+            "Remove this domain?", f"{code(name)} and every mailbox on it will be deleted in 24 hours, unless someone "
+            "cancels.", "Schedule removal", "Keep it")),
     ]
 
 
@@ -144,29 +126,25 @@ def _badges(row: Domain) -> str:
     return " ".join(f"{ICONS['pass' if purelymail[b] else 'fail']}{b.upper()}" for b in BADGES)
 
 
-def _when(at: datetime | None) -> str:
-    if at is None:
-        return "not checked yet"
-    return f"checked <!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
 
 
 def list_blocks(page: Page) -> tuple[str, list[dict]]:
     if not page.total:
         text = "There are no domains on the PurelyMail account yet. Add one with `domain add example.com`."
-        return text, [_section(text)]
+        return text, [section(text)]
     end = page.start + len(page.domains) - 1
     text = f"Domains {page.start}–{end} of {page.total} ({page.failing} failing)"
     blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": f"Domains ({page.total})"}}]
     for row in page.domains:
-        blocks.append(_section(f"{_badges(row)}  *{_names(row.name, row.unicode_name)}*  _{_when(row.last_checked_at)}_"))
+        blocks.append(section(f"{_badges(row)}  *{_names(row.name, row.unicode_name)}*  _{('checked ' + when(row.last_checked_at) if row.last_checked_at else 'not checked yet')}_"))
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
                    f"{page.start}–{end} of {page.total} · {page.failing} failing, listed first · "
                    "badges from the bot's last DNS check, or PurelyMail's until then"}]})
     buttons = []
     if page.prev_cursor:
-        buttons.append(_button("Previous", PREV_ACTION, page.prev_cursor))
+        buttons.append(button("Previous", PREV_ACTION, page.prev_cursor))
     if page.next_cursor:
-        buttons.append(_button("Next", NEXT_ACTION, page.next_cursor))
+        buttons.append(button("Next", NEXT_ACTION, page.next_cursor))
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     return text, blocks
@@ -176,7 +154,7 @@ def recheck_blocks(row: Domain) -> tuple[str, list[dict]]:
     flags = {"MX": row.passes_mx, "SPF": row.passes_spf, "DKIM": row.passes_dkim, "DMARC": row.passes_dmarc}
     badges = " ".join(f"{ICONS['pass' if ok else 'fail']}{name}" for name, ok in flags.items())
     text = f"PurelyMail re-checked {row.name}: " + ", ".join(f"{k} {'ok' if v else 'failing'}" for k, v in flags.items())
-    return text, [_section(f"PurelyMail re-checked {code(row.name)}: {badges}")]
+    return text, [section(f"PurelyMail re-checked {code(row.name)}: {badges}")]
 
 
 def alert_blocks(name: str, broken: list[RecordResult], recovered: list[str]) -> tuple[str, list[dict]]:
@@ -188,8 +166,8 @@ def alert_blocks(name: str, broken: list[RecordResult], recovered: list[str]) ->
         parts.append(f"{len(recovered)} passing again")
     text = f"DNS for {name}: " + " and ".join(parts) + "."
     icon = ":rotating_light:" if broken else ":large_green_circle:"
-    blocks = [_section(f"{icon} *DNS for {code(name)} changed.*")]
+    blocks = [section(f"{icon} *DNS for {code(name)} changed.*")]
     blocks.extend(record_block(r) for r in broken[:8])
     if recovered:
-        blocks.append(_section(":white_check_mark: Passing again: " + ", ".join(LABELS[k] for k in recovered)))
+        blocks.append(section(":white_check_mark: Passing again: " + ", ".join(LABELS[k] for k in recovered)))
     return text, blocks

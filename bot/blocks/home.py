@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
+from bot.blocks.kit import when
 from bot.mrkdwn import code, escape
 from purelyops.dashboard import Dashboard
-
-
-def _when(at) -> str:
-    return "never" if at is None else f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
 
 
 def dashboard_blocks(d: Dashboard) -> list[dict]:
@@ -18,7 +15,7 @@ def dashboard_blocks(d: Dashboard) -> list[dict]:
         f"*Credit*\n{credit}",
         f"*Migrations*\n{d.migrations_running} running, {d.migrations_queued} queued",
         f"*Pending deletions*\n{d.pending_deletions}",
-        f"*Last user sync*\n{_when(d.last_sync)}",
+        f"*Last user sync*\n{when(d.last_sync)}",
     ]
     blocks: list[dict] = [{"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}]
     if d.mailboxes_per_domain:

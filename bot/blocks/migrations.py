@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.blocks.kit import button, confirm, plain, section
 from bot.mrkdwn import clip, code, escape
 from db.models import MigrationBatch, MigrationJob, SourceServer
 from purelyops.servers import SECURITY
@@ -24,26 +25,12 @@ ICONS = {"queued": ":hourglass:", "running": ":arrows_counterclockwise:", "done"
          "failed": ":x:", "cancelled": ":no_entry_sign:", "interrupted": ":warning:"}
 
 
-def _plain(text: str) -> dict:
-    return {"type": "plain_text", "text": clip(text, 75)}
 
 
-def _section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}
 
 
-def _button(text: str, action_id: str, value: str, style: str | None = None, confirm: dict | None = None) -> dict:
-    button: dict[str, Any] = {"type": "button", "text": _plain(text), "action_id": action_id, "value": value}
-    if style:
-        button["style"] = style
-    if confirm:
-        button["confirm"] = confirm
-    return button
 
 
-def _confirm(title: str, text: str, yes: str) -> dict:
-    return {"title": _plain(title), "text": {"type": "mrkdwn", "text": clip(text, 300)}, "confirm": _plain(yes),
-            "deny": _plain("Back"), "style": "danger"}
 
 
 def size(n: int | None) -> str:
@@ -73,15 +60,15 @@ def actions(job: MigrationJob) -> list[dict]:
     value = str(job.id)
     buttons = []
     if job.status in ("queued", "running"):
-        buttons.append(_button("Cancel", CANCEL_ACTION, value, "danger", _confirm(
+        buttons.append(button("Cancel", CANCEL_ACTION, value, "danger", confirm(
             "Cancel this migration?", f"Migration #{job.id} stops; what was copied stays. A re-run resumes.", "Cancel it")))
     if job.status in ("failed", "interrupted", "cancelled"):
-        buttons.append(_button("Re-run", RERUN_ACTION, value, "primary"))
+        buttons.append(button("Re-run", RERUN_ACTION, value, "primary"))
     if job.status == "done" and job.dry_run:
-        buttons.append(_button("Run for real", RUN_REAL_ACTION, value, "primary"))
+        buttons.append(button("Run for real", RUN_REAL_ACTION, value, "primary"))
     if job.status != "running":
-        buttons.append(_button("Edit credentials", CREDENTIALS_ACTION, value))
-        buttons.append(_button("Delete", DELETE_ACTION, value, confirm=_confirm(
+        buttons.append(button("Edit credentials", CREDENTIALS_ACTION, value))
+        buttons.append(button("Delete", DELETE_ACTION, value, confirm=confirm(
             "Delete this migration?", f"Migration #{job.id} and its stored credentials are deleted. "
             "Mail already copied stays.", "Delete")))
     return buttons
@@ -107,7 +94,7 @@ def status_blocks(job: MigrationJob, progress: Progress | None = None, note: str
             lines.append(" · ".join(extra))
     if note:
         lines.append(escape(note))
-    blocks = [_section("\n".join(lines))]
+    blocks = [section("\n".join(lines))]
     buttons = actions(job)
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
@@ -125,18 +112,18 @@ def summary_blocks(job: MigrationJob, summary: Summary, seconds: float) -> tuple
     if summary.error_lines:
         shown = "\n".join(escape(clip(line, 280)) for line in summary.error_lines[:3])
         lines.append(f"First errors:\n```{shown}```")
-    return text, [_section("\n".join(lines))]
+    return text, [section("\n".join(lines))]
 
 
 def jobs_blocks(jobs: list[MigrationJob], status: str | None) -> tuple[str, list[dict]]:
     if not jobs:
         text = f"No {status + ' ' if status else ''}migrations."
-        return text, [_section(text)]
+        return text, [section(text)]
     text = f"{len(jobs)} migration(s)" + (f" {status}" if status else "")
-    blocks = [_section(f"*{escape(text)}* (newest first)")]
+    blocks = [section(f"*{escape(text)}* (newest first)")]
     for job in jobs[:40]:
         progress = f" · {job.msgs_done:,}/{job.msgs_total:,} msgs" if job.msgs_total else ""
-        blocks.append(_section(f"{ICONS.get(job.status, '')} *#{job.id}* {code(job.source_email)} → {code(job.dest_email)}"
+        blocks.append(section(f"{ICONS.get(job.status, '')} *#{job.id}* {code(job.source_email)} → {code(job.dest_email)}"
                                f"{' (dry run)' if job.dry_run else ''} · {job.status}{progress}"))
     return text, blocks
 
@@ -151,16 +138,16 @@ def job_blocks(job: MigrationJob) -> tuple[str, list[dict]]:
 def servers_blocks(servers: list[SourceServer]) -> tuple[str, list[dict]]:
     if not servers:
         text = "No source servers yet. Add one with `server add`."
-        return text, [_section(text)]
+        return text, [section(text)]
     lines = [f"*{escape(s.name)}* {code(f'{s.host}:{s.port}')} · {SECURITY[s.security]}" for s in servers[:45]]
-    return f"{len(servers)} source server(s)", [_section("\n".join(lines))]
+    return f"{len(servers)} source server(s)", [section("\n".join(lines))]
 
 
 def _input(block_id: str, label: str, element: dict, *, optional: bool = False, hint: str = "") -> dict:
-    block: dict[str, Any] = {"type": "input", "block_id": block_id, "label": _plain(label), "element": element,
+    block: dict[str, Any] = {"type": "input", "block_id": block_id, "label": plain(label), "element": element,
                              "optional": optional}
     if hint:
-        block["hint"] = _plain(hint)
+        block["hint"] = plain(hint)
     return block
 
 
@@ -169,16 +156,16 @@ def _text(max_length: int = 255, **extra: Any) -> dict:
 
 
 def _options(pairs: list[tuple[str, str]]) -> list[dict]:
-    return [{"text": _plain(label), "value": value} for value, label in pairs]
+    return [{"text": plain(label), "value": value} for value, label in pairs]
 
 
 def server_add_modal(channel_id: str) -> dict:
     security = _options([(k, v) for k, v in SECURITY.items()])
     return {"type": "modal", "callback_id": SERVER_ADD_CALLBACK, "private_metadata": channel_id,
-            "title": _plain("Add a source server"), "submit": _plain("Add"), "close": _plain("Cancel"),
+            "title": plain("Add a source server"), "submit": plain("Add"), "close": plain("Cancel"),
             "blocks": [
-                _input("name", "Name", _text(32, placeholder=_plain("oldhost")), hint="A short name for commands."),
-                _input("host", "IMAP host", _text(253, placeholder=_plain("imap.oldhost.example"))),
+                _input("name", "Name", _text(32, placeholder=plain("oldhost")), hint="A short name for commands."),
+                _input("host", "IMAP host", _text(253, placeholder=plain("imap.oldhost.example"))),
                 _input("port", "Port", _text(5, initial_value="993")),
                 _input("security", "Security", {"type": "radio_buttons", "action_id": "value", "options": security,
                                                 "initial_option": security[0]},
@@ -188,9 +175,9 @@ def server_add_modal(channel_id: str) -> dict:
 
 def server_test_modal(server: SourceServer, channel_id: str) -> dict:
     return {"type": "modal", "callback_id": SERVER_TEST_CALLBACK, "private_metadata": f"{channel_id}\x1f{server.id}",
-            "title": _plain("Test a login"), "submit": _plain("Test"), "close": _plain("Cancel"),
+            "title": plain("Test a login"), "submit": plain("Test"), "close": plain("Cancel"),
             "blocks": [
-                _section(f"A real login on {code(f'{server.host}:{server.port}')}. The password is used once and "
+                section(f"A real login on {code(f'{server.host}:{server.port}')}. The password is used once and "
                          "kept nowhere."),
                 _input("address", "Address", _text(320)),
                 _input("password", "Password", _text(1024)),
@@ -200,7 +187,7 @@ def server_test_modal(server: SourceServer, channel_id: str) -> dict:
 def migrate_modal(servers: list[SourceServer], channel_id: str) -> dict:
     credential = _options([("password", "The mailbox's password"), ("app", "A temporary app password (made for you)")])
     return {"type": "modal", "callback_id": MIGRATE_CALLBACK, "private_metadata": channel_id,
-            "title": _plain("Migrate a mailbox"), "submit": _plain("Queue"), "close": _plain("Cancel"),
+            "title": plain("Migrate a mailbox"), "submit": plain("Queue"), "close": plain("Cancel"),
             "blocks": [
                 _input("server", "Source server", {"type": "static_select", "action_id": "value", "options": _options(
                     [(str(s.id), f"{s.name} ({s.host})") for s in servers[:100]])}),
@@ -223,9 +210,9 @@ def migrate_modal(servers: list[SourceServer], channel_id: str) -> dict:
 
 def credentials_modal(job: MigrationJob, channel_id: str) -> dict:
     return {"type": "modal", "callback_id": CREDENTIALS_CALLBACK, "private_metadata": f"{channel_id}\x1f{job.id}",
-            "title": _plain(f"Credentials of #{job.id}"), "submit": _plain("Save"), "close": _plain("Cancel"),
+            "title": plain(f"Credentials of #{job.id}"), "submit": plain("Save"), "close": plain("Cancel"),
             "blocks": [
-                _section("Leave a field blank to keep what is stored."),
+                section("Leave a field blank to keep what is stored."),
                 _input("source_password", f"Password of {job.source_email}", _text(1024), optional=True),
                 _input("dest_password", f"Password of {job.dest_email}", _text(1024), optional=True),
             ]}
@@ -255,14 +242,14 @@ def batch_blocks(batch: MigrationBatch, jobs: list[MigrationJob]) -> tuple[str, 
                                              for j in failed))
     buttons = []
     if any(j.status == "done" and j.dry_run for j in jobs):
-        buttons.append(_button("Run all for real", BATCH_RUN_ALL, str(batch.id), "primary"))
+        buttons.append(button("Run all for real", BATCH_RUN_ALL, str(batch.id), "primary"))
     if counts["queued"] + counts["running"]:
-        buttons.append(_button("Cancel all", BATCH_CANCEL_ALL, str(batch.id), "danger", _confirm(
+        buttons.append(button("Cancel all", BATCH_CANCEL_ALL, str(batch.id), "danger", confirm(
             "Cancel the whole batch?", "Queued migrations will not run; running ones stop. Copied mail stays.",
             "Cancel all")))
     if counts["failed"] + counts["interrupted"] + counts["cancelled"]:
-        buttons.append(_button("Re-run failed", BATCH_RERUN_FAILED, str(batch.id)))
-    blocks = [_section("\n".join(lines))]
+        buttons.append(button("Re-run failed", BATCH_RERUN_FAILED, str(batch.id)))
+    blocks = [section("\n".join(lines))]
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     return text, blocks
@@ -270,7 +257,7 @@ def batch_blocks(batch: MigrationBatch, jobs: list[MigrationJob]) -> tuple[str, 
 
 def bulk_modal(servers: list[SourceServer], channel_id: str) -> dict:
     return {"type": "modal", "callback_id": BULK_CALLBACK, "private_metadata": channel_id,
-            "title": _plain("Migrate many mailboxes"), "submit": _plain("Check and queue"), "close": _plain("Cancel"),
+            "title": plain("Migrate many mailboxes"), "submit": plain("Check and queue"), "close": plain("Cancel"),
             "blocks": [
                 _input("name", "Batch name", _text(80)),
                 _input("server", "Source server", {"type": "static_select", "action_id": "value", "options": _options(
@@ -291,5 +278,5 @@ def csv_problems_blocks(problems: list[tuple[int, str]]) -> tuple[str, list[dict
     lines = [(f"line {line}: " if line else "") + escape(clip(message, 200)) for line, message in problems[:40]]
     if len(problems) > 40:
         lines.append(f"…and {len(problems) - 40} more")
-    return text, [_section(f":warning: *{escape(text)}* Fix these and submit again:"),
-                  _section("\n".join(lines))]
+    return text, [section(f":warning: *{escape(text)}* Fix these and submit again:"),
+                  section("\n".join(lines))]

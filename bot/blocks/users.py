@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from bot.mrkdwn import clip, code, escape
+from bot.blocks.kit import button, confirm, plain, section, when
+from bot.mrkdwn import code, escape
 from purelyops.purelymail import UserDetails
 from purelyops.users import Page, SyncReport
 
@@ -23,50 +23,32 @@ RECOVERY_REMOVE_ACTION = "user_recovery_remove"
 DELETE_ACTION = "user_delete"
 
 
-def _section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}
 
 
-def _plain(text: str) -> dict:
-    return {"type": "plain_text", "text": clip(text, 75)}
 
 
-def _button(text: str, action_id: str, value: str, *, style: str | None = None, confirm: dict | None = None) -> dict:
-    button: dict[str, Any] = {"type": "button", "text": _plain(text), "action_id": action_id, "value": value[:2000]}
-    if style:
-        button["style"] = style
-    if confirm:
-        button["confirm"] = confirm
-    return button
 
 
-def _confirm(title: str, text: str, yes: str) -> dict:
-    return {"title": _plain(title), "text": {"type": "mrkdwn", "text": clip(text, 300)},
-            "confirm": _plain(yes), "deny": _plain("Back"), "style": "danger"}
 
 
-def _when(at: datetime | None) -> str:
-    if at is None:
-        return "never"
-    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
 
 
 def list_blocks(page: Page, search: str, domain: str | None) -> tuple[str, list[dict]]:
     what = " ".join(filter(None, [f"matching {code(search)}" if search else "", f"on {code(domain)}" if domain else ""]))
     if not page.addresses:
         text = f"No mailboxes {what}." if what else "The users cache is empty: run `user sync`."
-        return text, [_section(text), _context(page)]
+        return text, [section(text), _context(page)]
     end = page.start + len(page.addresses) - 1
     text = f"Mailboxes {page.start}–{end} of {page.matched}" + (f" ({page.total} in all)" if page.matched != page.total else "")
     lines = "\n".join(code(a) for a in page.addresses)
-    blocks: list[dict] = [_section(f"*{page.matched} of {page.total}* mailboxes {what}".rstrip()),
-                          _section(lines), _context(page)]
+    blocks: list[dict] = [section(f"*{page.matched} of {page.total}* mailboxes {what}".rstrip()),
+                          section(lines), _context(page)]
     buttons = []
     state = f"{search}\x1f{domain or ''}\x1f"
     if page.prev_cursor:
-        buttons.append(_button("Previous", PREV_ACTION, state + page.prev_cursor))
+        buttons.append(button("Previous", PREV_ACTION, state + page.prev_cursor))
     if page.next_cursor:
-        buttons.append(_button("Next", NEXT_ACTION, state + page.next_cursor))
+        buttons.append(button("Next", NEXT_ACTION, state + page.next_cursor))
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     return text, blocks
@@ -74,26 +56,26 @@ def list_blocks(page: Page, search: str, domain: str | None) -> tuple[str, list[
 
 def _context(page: Page) -> dict:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text":
-            f"From the users cache, last synced {_when(page.last_ok_at)}. `user sync` refreshes it now."}]}
+            f"From the users cache, last synced {when(page.last_ok_at)}. `user sync` refreshes it now."}]}
 
 
 def _checkbox(block_id: str, label: str, checked: bool) -> dict:
-    option = {"text": _plain(label), "value": "on"}
+    option = {"text": plain(label), "value": "on"}
     element: dict[str, Any] = {"type": "checkboxes", "action_id": "value", "options": [option]}
     if checked:
         element["initial_options"] = [option]
-    return {"type": "input", "block_id": block_id, "optional": True, "label": _plain(label), "element": element}
+    return {"type": "input", "block_id": block_id, "optional": True, "label": plain(label), "element": element}
 
 
 def password_inputs(hint: str) -> list[dict]:
-    generate = {"text": _plain("Generate a strong password (20 characters)"), "value": "generate"}
-    typed = {"text": _plain("I'll type one"), "value": "typed"}
+    generate = {"text": plain("Generate a strong password (20 characters)"), "value": "generate"}
+    typed = {"text": plain("I'll type one"), "value": "typed"}
     return [
-        {"type": "input", "block_id": "password_mode", "label": _plain("Password"),
+        {"type": "input", "block_id": "password_mode", "label": plain("Password"),
          "element": {"type": "radio_buttons", "action_id": "value", "options": [generate, typed],
                      "initial_option": generate}},
-        {"type": "input", "block_id": "password", "optional": True, "label": _plain("Typed password"),
-         "hint": _plain(hint),
+        {"type": "input", "block_id": "password", "optional": True, "label": plain("Typed password"),
+         "hint": plain(hint),
          "element": {"type": "plain_text_input", "action_id": "value", "max_length": 3000}},
     ]
 
@@ -101,28 +83,28 @@ def password_inputs(hint: str) -> list[dict]:
 def add_modal(domains: list[str], channel_id: str) -> dict:
     blocks: list[dict] = []
     if domains:
-        blocks.append({"type": "input", "block_id": "domain", "label": _plain("Domain"),
+        blocks.append({"type": "input", "block_id": "domain", "label": plain("Domain"),
                        "element": {"type": "static_select", "action_id": "value",
-                                   "options": [{"text": _plain(d), "value": d} for d in domains[:100]]}})
+                                   "options": [{"text": plain(d), "value": d} for d in domains[:100]]}})
     else:
-        blocks.append({"type": "input", "block_id": "domain", "label": _plain("Domain"),
-                       "hint": _plain("No domains are cached yet; type the domain name."),
+        blocks.append({"type": "input", "block_id": "domain", "label": plain("Domain"),
+                       "hint": plain("No domains are cached yet; type the domain name."),
                        "element": {"type": "plain_text_input", "action_id": "value", "max_length": 253}})
-    blocks.append({"type": "input", "block_id": "local_part", "label": _plain("Mailbox name (before the @)"),
+    blocks.append({"type": "input", "block_id": "local_part", "label": plain("Mailbox name (before the @)"),
                    "element": {"type": "plain_text_input", "action_id": "value", "max_length": 64,
-                               "placeholder": _plain("alice")}})
+                               "placeholder": plain("alice")}})
     blocks.extend(password_inputs("Only if you chose to type one: at least 8 characters."))
     blocks.append(_checkbox("password_reset", "Allow password reset", False))
     blocks.append(_checkbox("search_indexing", "Search indexing", True))
     blocks.append(_checkbox("welcome_email", "Send a welcome email", False))
     return {"type": "modal", "callback_id": ADD_CALLBACK, "private_metadata": channel_id,
-            "title": _plain("Add a mailbox"), "submit": _plain("Create"), "close": _plain("Cancel"), "blocks": blocks}
+            "title": plain("Add a mailbox"), "submit": plain("Create"), "close": plain("Cancel"), "blocks": blocks}
 
 
 def reset_modal(address: str, channel_id: str) -> dict:
     return {"type": "modal", "callback_id": RESET_CALLBACK, "private_metadata": f"{channel_id}\x1f{address}",
-            "title": _plain("Reset password"), "submit": _plain("Reset"), "close": _plain("Cancel"),
-            "blocks": [_section(f"New password for {code(address)}. Its current sessions keep working "
+            "title": plain("Reset password"), "submit": plain("Reset"), "close": plain("Cancel"),
+            "blocks": [section(f"New password for {code(address)}. Its current sessions keep working "
                                 "until they log in again."),
                        *password_inputs("Only if you chose to type one: at least 8 characters.")]}
 
@@ -139,7 +121,7 @@ def password_once_blocks(address: str, generated: str | None, what: str, hint: s
                  f"Password (shown only here, once; it is not kept anywhere): {code(generated)}"]
     if hint:
         lines.append(f"Strength: {escape(hint)}")
-    return text, [_section("\n".join(lines))]
+    return text, [section("\n".join(lines))]
 
 
 def user_blocks(details: UserDetails) -> tuple[str, list[dict]]:
@@ -151,42 +133,42 @@ def user_blocks(details: UserDetails) -> tuple[str, list[dict]]:
              f"Password recovery: *{on[details.recovery_enabled]}*, "
              f"{len(details.reset_methods)} recovery method(s)"]
     buttons = [
-        _button("Reset password", RESET_ACTION, a),
-        _button(f"Turn 2FA {on[not details.require_two_factor_authentication]}", TWO_FACTOR_ACTION,
+        button("Reset password", RESET_ACTION, a),
+        button(f"Turn 2FA {on[not details.require_two_factor_authentication]}", TWO_FACTOR_ACTION,
                 f"{'on' if not details.require_two_factor_authentication else 'off'}:{a}"),
-        _button(f"Turn search indexing {on[not details.enable_search_indexing]}", SEARCH_ACTION,
+        button(f"Turn search indexing {on[not details.enable_search_indexing]}", SEARCH_ACTION,
                 f"{'on' if not details.enable_search_indexing else 'off'}:{a}"),
-        _button("Recovery methods", RECOVERY_ACTION, a),
-        _button("Delete", DELETE_ACTION, a, style="danger",
-                confirm=_confirm("Delete this mailbox?", f"{code(a)} and all its mail will be deleted in 24 hours, "
+        button("Recovery methods", RECOVERY_ACTION, a),
+        button("Delete", DELETE_ACTION, a, style="danger",
+                confirm=confirm("Delete this mailbox?", f"{code(a)} and all its mail will be deleted in 24 hours, "
                                  "unless someone cancels.", "Schedule deletion")),
     ]
-    return f"Mailbox {a}", [_section("\n".join(lines)), {"type": "actions", "elements": buttons}]
+    return f"Mailbox {a}", [section("\n".join(lines)), {"type": "actions", "elements": buttons}]
 
 
 def recovery_blocks(address: str, methods: list) -> tuple[str, list[dict]]:
-    blocks: list[dict] = [_section(f"*Recovery methods of {code(address)}*" + ("" if methods else "\n_none_"))]
+    blocks: list[dict] = [section(f"*Recovery methods of {code(address)}*" + ("" if methods else "\n_none_"))]
     for m in methods[:40]:
-        blocks.append({**_section(f"{escape(m.type)} {code(m.target)}" + (f" — {escape(m.description)}" if m.description else "")
+        blocks.append({**section(f"{escape(m.type)} {code(m.target)}" + (f" — {escape(m.description)}" if m.description else "")
                                   + (" (may also reset 2FA)" if m.allow_mfa_reset else "")),
-                       "accessory": _button("Remove", RECOVERY_REMOVE_ACTION, f"{address}\x1f{m.target}",
-                                            confirm=_confirm("Remove this recovery method?",
+                       "accessory": button("Remove", RECOVERY_REMOVE_ACTION, f"{address}\x1f{m.target}",
+                                            confirm=confirm("Remove this recovery method?",
                                                              f"{code(m.target)} will no longer be able to reset "
                                                              f"{code(address)}'s password.", "Remove"))})
-    blocks.append({"type": "actions", "elements": [_button("Add or update a method", RECOVERY_ADD_ACTION, address)]})
+    blocks.append({"type": "actions", "elements": [button("Add or update a method", RECOVERY_ADD_ACTION, address)]})
     return f"Recovery methods of {address}", blocks
 
 
 def recovery_modal(address: str, channel_id: str) -> dict:
-    kinds = [{"text": _plain("Email address"), "value": "email"}, {"text": _plain("Phone number"), "value": "phone"}]
+    kinds = [{"text": plain("Email address"), "value": "email"}, {"text": plain("Phone number"), "value": "phone"}]
     return {"type": "modal", "callback_id": RECOVERY_CALLBACK, "private_metadata": f"{channel_id}\x1f{address}",
-            "title": _plain("Recovery method"), "submit": _plain("Save"), "close": _plain("Cancel"),
+            "title": plain("Recovery method"), "submit": plain("Save"), "close": plain("Cancel"),
             "blocks": [
-                {"type": "input", "block_id": "type", "label": _plain("Kind"),
+                {"type": "input", "block_id": "type", "label": plain("Kind"),
                  "element": {"type": "static_select", "action_id": "value", "options": kinds, "initial_option": kinds[0]}},
-                {"type": "input", "block_id": "target", "label": _plain("Email address or phone number"),
+                {"type": "input", "block_id": "target", "label": plain("Email address or phone number"),
                  "element": {"type": "plain_text_input", "action_id": "value", "max_length": 320}},
-                {"type": "input", "block_id": "description", "optional": True, "label": _plain("Description"),
+                {"type": "input", "block_id": "description", "optional": True, "label": plain("Description"),
                  "element": {"type": "plain_text_input", "action_id": "value", "max_length": 100}},
             ]}
 
@@ -194,7 +176,7 @@ def recovery_modal(address: str, channel_id: str) -> dict:
 def sync_report_blocks(report: SyncReport) -> tuple[str, list[dict]]:
     if report.error:
         text = f"User sync failed; the cache was left as it was. {report.error}"
-        return text, [_section(f":x: *User sync failed*; the cache was left as it was.\n{escape(report.error)}")]
+        return text, [section(f":x: *User sync failed*; the cache was left as it was.\n{escape(report.error)}")]
     text = f"User sync: {len(report.added)} added, {len(report.removed)} removed, {report.total} in all."
     lines = [f":arrows_counterclockwise: *User sync*: {len(report.added)} added, {len(report.removed)} removed, "
              f"{report.total} mailboxes in all."]
@@ -206,7 +188,7 @@ def sync_report_blocks(report: SyncReport) -> tuple[str, list[dict]]:
         lines.append(f":warning: PurelyMail returned exactly {report.total} addresses, its maximum for one list: "
                      "there may be more mailboxes than the cache shows.")
         text += " PurelyMail may have cut the list short."
-    return text, [_section("\n".join(lines))]
+    return text, [section("\n".join(lines))]
 
 
 def _more(items: list, shown: int) -> str:
