@@ -13,7 +13,7 @@ from bot.blocks import migrations as blocks
 from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
 from bot.mrkdwn import escape
 from bot.router import CommandRequest, Router
-from purelyops import migration_csv, migrations, servers
+from purelyops import migration_csv, migrations, servers, users
 from purelyops.access import Role
 from purelyops.runtime import Runtime
 from purelyops.users import UserError, check_address
@@ -241,14 +241,36 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     batch_button(blocks.BATCH_CANCEL_ALL, "cancel_all", "cancel a batch")
     batch_button(blocks.BATCH_RERUN_FAILED, "rerun_failed", "re-run a batch's failures")
 
-    @router.add("jobs", "jobs [status]", "recent migrations, optionally only queued/running/done/failed/…",
+    def suggest_mailboxes(ack, body: dict) -> None:
+        """The destination select: cached mailboxes matching what is typed, at once."""
+        query = str(body.get("value") or "").strip().lower()[:320]
+        try:
+            typed: str | None = check_address(query)
+        except UserError:
+            typed = None
+        try:
+            found = users.list_page(rt, query, page_size=50).addresses if query else []
+        except Exception:  # noqa: BLE001 - no suggestions rather than an error in the select
+            found = []
+        ack(options=blocks.mailbox_options(found, typed))
+
+    app.options(blocks.DEST_SELECT)(suggest_mailboxes)
+
+    @router.add("jobs", "jobs [status | batch name]", "recent migrations: all, in one state, or of one batch",
                 role=Role.VIEWER)
     def jobs(request: CommandRequest) -> None:
-        status = request.args[0].lower() if request.args else None
-        if status is not None and status not in migrations.STATES:
-            request.reply(f":warning: a status is one of {', '.join(migrations.STATES)}")
+        what = " ".join(request.args).strip()
+        if len(what) > 80:
+            request.reply(f":warning: give a state ({', '.join(migrations.STATES)}) or a batch name (at most 80 characters)")
             return
-        request.reply(*blocks.jobs_blocks(migrations.list_jobs(request.rt, status), status))
+        status = what.lower() if what.lower() in migrations.STATES else None
+        batch = what if what and status is None else None
+        found = migrations.list_jobs(request.rt, status, batch=batch)
+        if batch and not found:
+            request.reply(f":warning: no batch called {escape(batch)}, and {escape(batch)} is not a state "
+                          f"({', '.join(migrations.STATES)})")
+            return
+        request.reply(*blocks.jobs_blocks(found, status or (f"in batch {batch}" if batch else None)))
 
     @router.add("job", "job <id>", "one migration, with its actions", role=Role.VIEWER)
     def job(request: CommandRequest) -> None:

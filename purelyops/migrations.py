@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from db.models import MigrationBatch, MigrationJob, SourceServer
 from db.session import session_scope
@@ -117,11 +117,15 @@ def get_job(rt: Runtime, job_id: int) -> MigrationJob:
         return job
 
 
-def list_jobs(rt: Runtime, status: str | None = None, limit: int = 20) -> list[MigrationJob]:
+def list_jobs(rt: Runtime, status: str | None = None, limit: int = 20, batch: str | None = None) -> list[MigrationJob]:
+    """The newest jobs, optionally only those in `status`, or in the batches named `batch`."""
     with session_scope(rt.database_url) as session:
         query = select(MigrationJob).order_by(MigrationJob.id.desc()).limit(limit)
         if status:
             query = query.where(MigrationJob.status == status)
+        if batch:
+            query = query.join(MigrationBatch, MigrationJob.batch_id == MigrationBatch.id).where(
+                func.lower(MigrationBatch.name) == batch.lower())
         jobs = list(session.scalars(query))
         session.expunge_all()
         return jobs

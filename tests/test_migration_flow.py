@@ -71,7 +71,7 @@ def submit_migration(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, **v
     with session_scope(rt.database_url) as session:
         server_id = str(session.scalars(select(SourceServer.id)).one())
     fields = {"server": {"value": server_id}, "source_email": {"value": "alice@old.example"},
-              "source_password": {"value": CANARY_SOURCE}, "dest_email": {"value": "alice@new.example"},
+              "source_password": {"value": CANARY_SOURCE}, "dest_email": {"dest_mailbox": "alice@new.example"},
               "dest_mode": {"value": "password"}, "dest_password": {"value": CANARY_DEST}}
     fields.update(values)
     response = slack.view_submission("migrate", fields)
@@ -118,6 +118,9 @@ def test_a_migration_runs_with_progress_summary_and_log_and_leaks_nothing(
 
     job = job_row(rt)
     assert (job.status, job.exit_code, job.msgs_done, job.msgs_total) == ("done", 0, 500, 500)
+    from rq.job import Job
+
+    assert Job.fetch("migration-1", connection=rt.redis).meta["msgs_total"] == 500  # RQ's view of the progress
     assert job.verdict == "done: every message of alice@old.example is in alice@new.example"
     assert job.ciphertext is None and job.credentials_purged_at is not None  # purged on success
     updates = slack_fake.calls_to("chat.update")
@@ -200,7 +203,7 @@ def test_a_double_submit_makes_one_job_and_bad_fields_make_none(rt: Runtime, set
     with session_scope(rt.database_url) as session:
         server_id = str(session.scalars(select(SourceServer.id)).one())
     fields = {"server": {"value": server_id}, "source_email": {"value": "bob@old.example"},
-              "source_password": {"value": "pw-123456"}, "dest_email": {"value": "bob@new.example"}}
+              "source_password": {"value": "pw-123456"}, "dest_email": {"dest_mailbox": "bob@new.example"}}
     slack.view_submission("migrate", fields, view_id=view)
     again = slack.post(urlencode({"payload": json.dumps(slack.last_payload)}).encode(),
                        "application/x-www-form-urlencoded", retry_num=1)  # Slack delivers it again
@@ -265,5 +268,24 @@ def test_a_batch_runs_dry_first_then_for_real_from_one_message(rt: Runtime, sett
     runs = [json.loads(p.read_text()) for p in record.glob("run-*.json")]
     assert sorted(r["fixture"] for r in runs) == ["01", "01", "08", "08"]
     # ann's blank destination password: a temporary app password per run, always deleted afterwards
+    slack.command("jobs wave 1")
+    listed = slack_fake.wait_for("response_url", lambda c: "in batch wave 1" in c.args.get("text", ""))
+    assert "ann@old.example" in str(listed.args["blocks"]) and "bob@old.example" in str(listed.args["blocks"])
     made, deleted = purelymail_fake.calls_to("createAppPassword"), purelymail_fake.calls_to("deleteAppPassword")
     assert len(made) == 2 and len(deleted) == 2 and purelymail_fake.users["ann@new.example"].app_passwords == {}
+
+
+def test_the_destination_select_suggests_cached_mailboxes(rt: Runtime, settings, slack: SlackDriver,
+                                                          slack_fake: FakeSlack) -> None:
+    from db.models import Mailbox
+
+    with session_scope(rt.database_url) as session:
+        session.add_all([Mailbox(address=a, local_part=a.split("@")[0], domain="new.example")
+                         for a in ("alice@new.example", "alina@new.example", "bob@new.example")])
+    add_server(slack, slack_fake)
+    slack.command("migrate")
+    slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "migrate")
+    options = slack.block_suggestion("dest_mailbox", "ali").json()["options"]
+    assert [o["value"] for o in options] == ["alice@new.example", "alina@new.example"]
+    typed = slack.block_suggestion("dest_mailbox", "Carol@New.example").json()["options"]
+    assert [o["value"] for o in typed] == ["carol@new.example"]

@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 
+from rq import get_current_job
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.blocks.migrations import batch_blocks, status_blocks, summary_blocks, title
@@ -249,6 +250,7 @@ class Runner:
         elif not (force or final) and gap < interval:
             return
         self.last_update = time.monotonic()
+        self._meta()
         if job.batch_id is not None:  # one message for the whole batch, not one per mailbox
             self._save(msgs_done=self.output.progress.msgs_done, msgs_total=self.output.progress.msgs_total)
             refresh_batch(self.rt, job.batch_id)
@@ -264,6 +266,16 @@ class Runner:
                 self._save(status_ts=job.status_ts)
         except (SlackApiError, SlackClientError) as error:
             log.warning("could not update migration #%s in Slack: %s", job.id, error)
+        self.last_update = time.monotonic()  # from delivery: a call held up by 429s does not shorten the gap
+
+    def _meta(self) -> None:
+        """The progress in the RQ job's meta too, for RQ's own tools (rq info, dashboards)."""
+        current = get_current_job()
+        if current is not None:
+            p = self.output.progress
+            current.meta.update(msgs_done=p.msgs_done, msgs_total=p.msgs_total, bytes_done=p.bytes_done,
+                                bytes_total=p.bytes_total, folder=p.folder)
+            current.save_meta()
 
     def _post(self, job: MigrationJob, text: str, blocks: list[dict] | None = None) -> None:
         try:

@@ -14,6 +14,7 @@ from workers.imapsync_output import Progress, Summary
 SERVER_ADD_CALLBACK = "server_add"
 SERVER_TEST_CALLBACK = "server_test"
 MIGRATE_CALLBACK = "migrate"
+DEST_SELECT = "dest_mailbox"
 CREDENTIALS_CALLBACK = "migration_credentials"
 CANCEL_ACTION = "migration_cancel"
 RERUN_ACTION = "migration_rerun"
@@ -193,8 +194,10 @@ def migrate_modal(servers: list[SourceServer], channel_id: str) -> dict:
                     [(str(s.id), f"{s.name} ({s.host})") for s in servers[:100]])}),
                 _input("source_email", "Source address", _text(320)),
                 _input("source_password", "Source password", _text(1024)),
-                _input("dest_email", "Destination mailbox at PurelyMail", _text(320),
-                       hint="An address of a PurelyMail mailbox, like alice@example.com"),
+                _input("dest_email", "Destination mailbox at PurelyMail",
+                       {"type": "external_select", "action_id": DEST_SELECT, "min_query_length": 1,
+                        "placeholder": plain("Type part of the address")},
+                       hint="Mailboxes from the users cache; a full address not listed yet works too."),
                 _input("dest_mode", "Destination credential", {"type": "radio_buttons", "action_id": "value",
                                                                "options": credential, "initial_option": credential[1]}),
                 _input("dest_password", "Destination password", _text(1024), optional=True,
@@ -219,6 +222,12 @@ def credentials_modal(job: MigrationJob, channel_id: str) -> dict:
 
 
 BULK_CALLBACK = "migrate_bulk"
+
+
+def mailbox_options(addresses: list[str], typed: str | None) -> list[dict]:
+    """Options for the destination select: what the cache matched, and what was typed."""
+    values = ([typed] if typed and typed not in addresses else []) + addresses
+    return [{"text": plain(a), "value": a[:150]} for a in values[:100]]
 BATCH_RUN_ALL = "batch_run_all"
 BATCH_CANCEL_ALL = "batch_cancel_all"
 BATCH_RERUN_FAILED = "batch_rerun_failed"
