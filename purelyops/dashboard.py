@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, select
 
-from db.models import Domain, Mailbox, PendingDeletion, SyncState
+from db.models import Domain, Mailbox, MigrationJob, PendingDeletion, SyncState
 from db.session import session_scope
 from purelyops.runtime import Runtime
 from purelyops.users import SYNC_STATE
@@ -39,11 +39,10 @@ def dashboard(rt: Runtime) -> Dashboard:
                                  .where(PendingDeletion.status == "pending"))
         credit_state = session.get(SyncState, "credit")
         sync_state = session.get(SyncState, SYNC_STATE)
-        running = queued = 0
-        if inspect(session.connection()).has_table("migration_jobs"):  # the migrations feature's table
-            counts = dict(session.execute(text(
-                "SELECT status, count(*) FROM migration_jobs WHERE status IN ('running', 'queued') GROUP BY status")).all())
-            running, queued = counts.get("running", 0), counts.get("queued", 0)
+        counts = dict(session.execute(select(MigrationJob.status, func.count())
+                                      .where(MigrationJob.status.in_(("running", "queued")))
+                                      .group_by(MigrationJob.status)).all())
+        running, queued = counts.get("running", 0), counts.get("queued", 0)
         credit = Decimal(credit_state.data["credit"]) if credit_state and "credit" in credit_state.data else None
         return Dashboard(per_domain, sum(n for _, n in per_domain), domains, healthy, credit,
                          bool(credit_state and credit_state.data.get("low")), running, queued, pending,

@@ -101,8 +101,9 @@ def reconcile(rt: Runtime) -> dict:
         slots.release(rt, job.id, job.source_host)
         if retry:
             requeued += enqueue(rt, job.id, replace_dead=True)
-        Runner(rt, job.id)._post(row, f"Migration #{job.id} was interrupted: {note}.")
-        Runner(rt, job.id)._status(row, note=f"interrupted: {note}", force=True)
+        announcer = Runner(rt, job.id)
+        announcer.post(row, f"Migration #{job.id} was interrupted: {note}.")
+        announcer.status(row, note=f"interrupted: {note}", force=True)
     for job in migrations.list_jobs(rt, "queued", limit=1000):
         requeued += enqueue(rt, job.id)
     return {"interrupted": interrupted, "enqueued": requeued}
@@ -202,7 +203,7 @@ class Runner:
         self.host = job.source_host
         waiting = slots.acquire(self.rt, job.id, job.source_host, self.rt.settings.migration_heartbeat)
         if waiting:
-            self._status(job, waiting, force=True)
+            self.status(job, waiting, force=True)
         return waiting
 
     def _heartbeat(self, job: MigrationJob, force: bool = False) -> None:
@@ -236,7 +237,7 @@ class Runner:
 
     # ---- Slack ----------------------------------------------------------------------------
 
-    def _status(self, job: MigrationJob, note: str = "", force: bool = False, final: bool = False) -> None:
+    def status(self, job: MigrationJob, note: str = "", force: bool = False, final: bool = False) -> None:
         """Update the status message: every MIGRATION_PROGRESS_INTERVAL seconds, and at
         milestones (`force`), but never twice within MIN_UPDATE_GAP seconds: a milestone
         that comes too soon is left to the next update, and the final one waits its turn."""
@@ -277,7 +278,7 @@ class Runner:
                                 bytes_total=p.bytes_total, folder=p.folder)
             current.save_meta()
 
-    def _post(self, job: MigrationJob, text: str, blocks: list[dict] | None = None) -> None:
+    def post(self, job: MigrationJob, text: str, blocks: list[dict] | None = None) -> None:
         try:
             self.rt.slack.chat_postMessage(channel=job.channel_id, thread_ts=job.thread_ts, text=text, blocks=blocks)
         except (SlackApiError, SlackClientError) as error:
@@ -308,7 +309,7 @@ class Runner:
             return "not queued"
         started = time.monotonic()
         self._heartbeat(job, force=True)
-        self._status(job, "starting", force=True)
+        self.status(job, "starting", force=True)
         app_password = None
         workdir = tempfile.mkdtemp(prefix="purelyops-migration-")  # 0700
         try:
@@ -373,9 +374,9 @@ class Runner:
                 progress = self.output.feed(line)
                 if progress is not None and not sized and progress.bytes_total:
                     sized = True  # a milestone: the sizes are known
-                    self._status(job, force=True)
+                    self.status(job, force=True)
                 elif progress is not None:
-                    self._status(job)
+                    self.status(job)
             if eof and process.poll() is not None:
                 break
             self._heartbeat(job)
@@ -424,10 +425,10 @@ class Runner:
         job = self._save(**values)
         self.rt.redis.delete(migrations.CANCEL_KEY.format(job.id), ALIVE_KEY.format(job.id))
         slots.release(self.rt, job.id, job.source_host)
-        self._status(job, final=True)
+        self.status(job, final=True)
         summary.error_lines = [self._mask(line) for line in summary.error_lines]
         if job.batch_id is None or status != "done":  # in a batch, only what needs a look gets a post
-            self._post(job, *summary_blocks(job, summary, time.monotonic() - started))
+            self.post(job, *summary_blocks(job, summary, time.monotonic() - started))
             if self.log_lines:
                 self._upload_log(job)
         for waiting in migrations.list_jobs(self.rt, "queued", limit=50):  # a slot is free: the next may start
