@@ -32,7 +32,7 @@ from db.session import session_scope
 from purelyops import migrations, slots
 from purelyops.crypto import CredentialsUnreadable
 from purelyops.failures import describe_failure
-from purelyops.logs import MASK
+from purelyops.logs import MASK, redact
 from purelyops.purelymail import PurelyMailError
 from purelyops.runtime import Runtime
 from workers.imapsync_output import ImapsyncOutput, verdict
@@ -317,6 +317,7 @@ class Runner:
             source, dest = secrets["source"], secrets["dest"]
             if not dest:
                 app_password = dest = self.rt.purelymail.create_app_password(job.dest_email, f"purelyops migration #{job.id}")
+                redact(app_password)
             self.secrets = [s for s in (source, dest) if s]
             passfiles = [self._passfile(workdir, name, value) for name, value in (("1", source), ("2", dest))]
             code = self._imapsync(job, imapsync_argv(self.rt, job, *passfiles))
