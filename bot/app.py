@@ -27,7 +27,9 @@ def build_app(rt: Runtime, *, verify_token: bool = True) -> App:
     )
     app.middleware(dedupe_middleware(rt))
     router = Router(rt.settings.slack_command)
+    # Bolt tries listeners in order, and most requests are slash commands: the command's
+    # listener comes first (it looks subcommands up when a command arrives).
+    router.register(app, rt)
     for capability in (general, account, domains, users, migrations, deletions, audit):
         capability.register(app, router, rt)
-    router.register(app, rt)
     return app
