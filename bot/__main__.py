@@ -9,7 +9,7 @@ import threading
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.app import build_app
-from bot.web import serve
+from bot.web import serve, serve_workers
 from purelyops.logs import setup_logging
 from purelyops.runtime import Runtime
 from purelyops.settings import SettingsError, load_settings
@@ -46,7 +46,10 @@ def main() -> int:
             return 2
     else:
         log.info("Starting in HTTP mode on port %s at /slack/events", settings.port)
-        serve(rt, app)
+        if settings.web_workers > 1:
+            serve_workers(rt, build_app)
+        else:
+            serve(rt, app)
     return 0
 
 

@@ -48,6 +48,27 @@ def make_wsgi_app(rt: Runtime, app: App | None) -> Callable:
     return wsgi
 
 
+def serve_workers(rt: Runtime, build: Callable[[Runtime], App], host: str = "0.0.0.0") -> None:
+    """HTTP mode with WEB_WORKERS processes (gunicorn), so that bursts of Slack requests
+    are acked on every core. Each process builds its own runtime and app after the fork."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = rt.settings
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {"bind": f"{host}:{settings.port}", "workers": settings.web_workers,
+                               "worker_class": "gthread", "threads": 16, "timeout": 30, "graceful_timeout": 10,
+                               "loglevel": "warning", "accesslog": None}.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Callable:
+            worker_rt = Runtime(settings)
+            return make_wsgi_app(worker_rt, build(worker_rt))
+
+    Server().run()
+
+
 def serve(rt: Runtime, app: App | None, host: str = "0.0.0.0") -> None:
     from waitress import serve as waitress_serve
 

@@ -73,6 +73,7 @@ SOURCES: dict[str, str] = {
     "SLACK_API_URL": "leave unset for Slack itself; tests point it at a local fake",
     "SLACK_COMMAND": "the slash command in manifest.yml, e.g. /pm",
     "PORT": "the HTTP port for /slack/events and /healthz in HTTP mode",
+    "WEB_WORKERS": "HTTP mode: processes answering Slack; one per core acks bursts fastest",
     "PURELYMAIL_API_TOKEN": "PurelyMail → Account → API → Create API token",
     "PURELYMAIL_API_URL": "leave unset for PurelyMail itself; tests point it at a local fake",
     "PURELYMAIL_RATE": "requests per second to PurelyMail, shared by every process",
@@ -133,6 +134,7 @@ class Settings(DatabaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_command: str = Field(default="/pm", pattern=r"^/[a-z0-9_-]{1,31}$")
     port: int = Field(default=3000, gt=0, lt=65536)
+    web_workers: int = Field(default=1, ge=1, le=64)
 
     purelymail_api_token: str = Field(min_length=1)
     purelymail_api_url: str = "https://purelymail.com"

@@ -33,6 +33,18 @@ def test_http_mode_answers_a_signed_help(settings: Settings, slack_fake: FakeSla
     assert driver.command("help", signature="v0=" + "1" * 64).status_code == 401
 
 
+def test_http_mode_with_several_web_processes(settings: Settings, slack_fake: FakeSlack, spawn) -> None:
+    port = free_port()
+    spawn([sys.executable, "-m", "bot"], process_env(settings, PORT=str(port), WEB_WORKERS="2"))
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, what="the web processes")
+    driver = SlackDriver(url + "/slack/events", SIGNING_SECRET, slack_fake)
+    for _ in range(4):
+        assert driver.command("help").status_code == 200
+    wait_until(lambda: len(slack_fake.calls_to("response_url")) == 4, 10, "four answers")
+    assert driver.command("help", signature="v0=" + "1" * 64).status_code == 401
+
+
 def test_socket_mode_answers_help_over_the_socket(settings: Settings, slack_fake: FakeSlack, spawn) -> None:
     port = free_port()
     proc = spawn([sys.executable, "-m", "bot"], process_env(settings, PORT=str(port), SLACK_APP_TOKEN=APP_TOKEN))
