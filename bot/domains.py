@@ -27,8 +27,10 @@ def _one_name(request: CommandRequest, usage: str) -> str | None:
     return request.args[0]
 
 
-def _invalid(error: InvalidDomain) -> str:
-    return f":warning: That is not a domain name: {escape(error.message)}."
+def _invalid(error: InvalidDomain | domains.DomainError) -> str:
+    if isinstance(error, InvalidDomain):
+        return f":warning: That is not a domain name: {escape(error.message)}."
+    return f":warning: {escape(error)}"
 
 
 def add_and_answer(rt: Runtime, raw: str, user_id: str, user_name: str, answer) -> None:
@@ -41,7 +43,7 @@ def add_and_answer(rt: Runtime, raw: str, user_id: str, user_name: str, answer) 
     except domains.DomainError as error:
         audit.record_now(rt, actor_id=user_id, actor_name=user_name, action="domain.add", target=clip(raw, 253),
                          result="failed", detail=str(error))
-        answer(f":warning: {escape(error)}", None)
+        answer(_invalid(error), None)
         return
     if outcome.added:
         answer(*blocks.added_blocks(outcome))
@@ -121,11 +123,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     def do_recheck(rt_: Runtime, raw: str, user_id: str, user_name: str, answer) -> None:
         try:
             row = domains.recheck(rt_, raw, actor_id=user_id, actor_name=user_name)
-        except InvalidDomain as error:
+        except (InvalidDomain, domains.DomainError) as error:
             answer(_invalid(error), None)
-            return
-        except domains.DomainError as error:
-            answer(f":warning: {escape(error)}", None)
             return
         answer(*blocks.recheck_blocks(row))
 
@@ -145,11 +144,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     def do_remove(rt_: Runtime, raw: str, user_id: str, channel_id: str | None, answer) -> None:
         try:
             scheduled, mailboxes = domains.schedule_removal(rt_, raw, actor_id=user_id, channel_id=channel_id)
-        except InvalidDomain as error:
+        except (InvalidDomain, domains.DomainError) as error:
             answer(_invalid(error), None)
-            return
-        except domains.DomainError as error:
-            answer(f":warning: {escape(error)}", None)
             return
         consequence = (f"{mailboxes} mailbox(es) on it go with it." if mailboxes
                        else "No mailboxes are on it (as of the last user sync).")

@@ -12,10 +12,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.delivery import delivery_key
+from bot.mrkdwn import clip
 from bot.work import after_ack
 from purelyops import audit
 from purelyops.access import Role, RoleUnknown, has_role, refusal
 from purelyops.failures import describe_failure
+from purelyops.fields import FieldProblems
 from purelyops.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -82,12 +84,7 @@ def guarded(rt: Runtime, role: Role, what: str) -> Callable[[Callable[[ActionReq
     return decorate
 
 
-class FieldErrors(Exception):
-    """Raised by a modal's validator: {block_id: message}, shown inline on the fields."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(errors)
-        self.errors = {block: message[:150] for block, message in errors.items()}
+FieldErrors = FieldProblems  # what a modal's validator raises: {block_id: message}, shown inline
 
 
 @dataclass
@@ -135,8 +132,8 @@ def guarded_view(rt: Runtime, role: Role, what: str, validate: Callable[[dict[st
         def listener(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
             try:
                 parsed = validate(values_of(view))
-            except FieldErrors as invalid:
-                ack(response_action="errors", errors=invalid.errors)
+            except FieldProblems as invalid:
+                ack(response_action="errors", errors={block: clip(message, 150) for block, message in invalid.problems.items()})
                 return
             ack()
             channel, _, metadata = (view.get("private_metadata") or "").partition("\x1f")

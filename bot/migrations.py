@@ -65,11 +65,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         request.client.views_open(trigger_id=request.trigger_id, view=blocks.server_add_modal(request.channel_id))
 
     def valid_server(values: dict) -> servers.ServerSpec:
-        try:
-            return servers.check_spec(str(values.get("name") or ""), str(values.get("host") or ""),
-                                      str(values.get("port") or ""), str(values.get("security") or ""))
-        except servers.FieldProblems as invalid:
-            raise FieldErrors(invalid.problems) from None
+        return servers.check_spec(str(values.get("name") or ""), str(values.get("host") or ""),
+                                  str(values.get("port") or ""), str(values.get("security") or ""))
 
     @guarded_view(rt, Role.ADMIN, "add a source server", valid_server)
     def submit_server(request: SubmissionRequest, spec: servers.ServerSpec) -> None:

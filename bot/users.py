@@ -105,7 +105,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         try:
             password = _password_choice(values)
         except FieldErrors as invalid:
-            errors.update(invalid.errors)
+            errors.update(invalid.problems)
         if errors:
             raise FieldErrors(errors)
         chosen = lambda block: "on" in (values.get(block) or [])  # noqa: E731
@@ -267,13 +267,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         request.client.views_open(trigger_id=request.trigger_id,
                                   view=alias_blocks.add_modal(users.cached_domains(request.rt), request.channel_id))
 
-    def valid_alias(values: dict) -> aliases.NewRule:
-        try:
-            return aliases.parse_new_rule(values)
-        except aliases.RuleErrors as invalid:
-            raise FieldErrors(invalid.errors) from None
-
-    @guarded_view(rt, Role.ADMIN, "create a routing rule", valid_alias)
+    @guarded_view(rt, Role.ADMIN, "create a routing rule", aliases.parse_new_rule)
     def submit_alias(request: SubmissionRequest, rule: aliases.NewRule) -> None:
         created = aliases.create_rule(request.rt, rule, actor_id=request.user_id, actor_name=request.user_name)
         request.reply(*alias_blocks.created_blocks(created))

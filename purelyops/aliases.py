@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from purelyops import audit, deletions
 from purelyops.dnscheck import InvalidDomain, normalize_domain
+from purelyops.fields import FieldProblems
 from purelyops.purelymail import RoutingRule
 from purelyops.runtime import Runtime
 from purelyops.users import UserError, check_address, check_local_part
@@ -22,12 +23,6 @@ PRESETS = {
 
 class RuleError(Exception):
     """A routing-rule request that cannot be carried out; the message is for the admin."""
-
-
-class RuleErrors(Exception):
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(errors)
-        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -58,7 +53,7 @@ def describe(prefix: bool, match_user: str, catchall: bool, domain: str) -> str:
 
 
 def parse_new_rule(values: dict) -> NewRule:
-    """The modal's values → a rule, or RuleErrors {block_id: message}."""
+    """The modal's values → a rule, or FieldProblems {block_id: message}."""
     errors: dict[str, str] = {}
     domain = ""
     try:
@@ -90,7 +85,7 @@ def parse_new_rule(values: dict) -> NewRule:
                 errors["targets"] = f"{raw.strip()[:60]}: {error}"
                 break
     if errors:
-        raise RuleErrors(errors)
+        raise FieldProblems(errors)
     return NewRule(domain, preset, match_user, tuple(dict.fromkeys(targets)))
 
 

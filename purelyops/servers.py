@@ -17,6 +17,7 @@ from db.models import SourceServer
 from db.session import session_scope
 from purelyops import audit
 from purelyops.dnscheck import InvalidDomain, normalize_domain
+from purelyops.fields import FieldProblems
 from purelyops.runtime import Runtime
 
 SECURITY = {"tls": "TLS on connect", "starttls": "STARTTLS", "none": "none (unencrypted)"}
@@ -26,12 +27,6 @@ LOGIN_TIMEOUT = 10.0
 
 class ServerError(Exception):
     """A bad server request; the message is for the admin."""
-
-
-class FieldProblems(ServerError):
-    def __init__(self, problems: dict[str, str]) -> None:
-        super().__init__("; ".join(problems.values()))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
