@@ -129,5 +129,5 @@ def test_folder_patterns_are_checked_without_running_them(pattern, words) -> Non
     else:
         with pytest.raises(migrations.MigrationError, match=words):
             migrations.check_exclude(pattern)
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.5  # checked, not run: a catastrophic pattern would take ages
     assert migrations.check_exclude("^Trash$|^Junk$") == "^Trash$|^Junk$"
