@@ -19,17 +19,12 @@ from purelyops.runtime import Runtime
 from purelyops.users import UserError, check_address
 from workers import migration as runner
 
-MAX_PASSWORD = 1024
-
 
 def _password(values: dict, block: str, errors: dict[str, str], *, required: bool = True) -> str:
     value = str(values.get(block) or "")
-    if not value and required:
-        errors[block] = "give the password"
-    elif len(value) > MAX_PASSWORD:
-        errors[block] = f"at most {MAX_PASSWORD} characters"
-    elif any(ch in value for ch in "\r\n\x00"):
-        errors[block] = "a password cannot contain line breaks or NUL characters"
+    problem = migrations.password_problem(value, required=required)
+    if problem:
+        errors[block] = f"the password {problem}"
     return value
 
 
@@ -130,13 +125,17 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     # ---- migrations -------------------------------------------------------------------------
 
-    @router.add("migrate", "migrate", "move a mailbox into PurelyMail (opens a form)")
-    def migrate(request: CommandRequest) -> None:
+    def open_form(request: CommandRequest, modal) -> None:
+        """A migration form needs a source server to choose from."""
         known = servers.list_servers(request.rt)
         if not known:
             request.reply(":warning: Add the old IMAP host first, with `server add`.")
             return
-        request.client.views_open(trigger_id=request.trigger_id, view=blocks.migrate_modal(known, request.channel_id))
+        request.client.views_open(trigger_id=request.trigger_id, view=modal(known, request.channel_id))
+
+    @router.add("migrate", "migrate", "move a mailbox into PurelyMail (opens a form)")
+    def migrate(request: CommandRequest) -> None:
+        open_form(request, blocks.migrate_modal)
 
     def valid_migration(values: dict) -> migrations.JobSpec:
         errors: dict[str, str] = {}
@@ -180,11 +179,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     @router.add("migrate bulk", "migrate bulk", "move many mailboxes from a CSV (opens a form)")
     def migrate_bulk(request: CommandRequest) -> None:
-        known = servers.list_servers(request.rt)
-        if not known:
-            request.reply(":warning: Add the old IMAP host first, with `server add`.")
-            return
-        request.client.views_open(trigger_id=request.trigger_id, view=blocks.bulk_modal(known, request.channel_id))
+        open_form(request, blocks.bulk_modal)
 
     def valid_bulk(values: dict) -> tuple[str, int, list[dict], str, bool]:
         errors: dict[str, str] = {}

@@ -10,12 +10,12 @@ import csv
 import io
 from dataclasses import dataclass
 
+from purelyops.migrations import password_problem
 from purelyops.users import UserError, check_address
 
 HEADER = ["source_email", "source_password", "dest_email", "dest_password"]
 MAX_ROWS = 2000
 MAX_BYTES = 2 * 2**20
-MAX_PASSWORD = 1024
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,9 @@ def parse(data: bytes | str) -> list[Row]:
             row_problems.append(f"dest_email: {error}")
         for name, value, required in (("source_password", source_password, True),
                                       ("dest_password", dest_password, False)):
-            if required and not value:
-                row_problems.append(f"{name} is empty")
-            elif len(value) > MAX_PASSWORD:
-                row_problems.append(f"{name} is longer than {MAX_PASSWORD} characters")
-            elif any(ch in value for ch in "\r\n"):
-                row_problems.append(f"{name} contains a line break")
+            problem = password_problem(value, required=required)
+            if problem:
+                row_problems.append(f"{name} {problem}")
         if not row_problems:
             first = seen.setdefault((source, dest), line)
             if first != line:

@@ -24,6 +24,7 @@ from purelyops.runtime import Runtime
 STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 CANCEL_KEY = "purelyops:migration:cancel:{}"
 MAX_REGEX = 200
+MAX_PASSWORD = 1024
 
 
 class MigrationError(Exception):
@@ -40,6 +41,18 @@ class JobSpec:
     dry_run: bool = False
     exclude: str | None = None
     max_age_days: int | None = None
+
+
+def password_problem(value: str, *, required: bool = True) -> str | None:
+    """What is wrong with a password for an IMAP login, to follow its name ("… is empty"),
+    never echoing it; None when it will do."""
+    if not value:
+        return "is empty" if required else None
+    if len(value) > MAX_PASSWORD:
+        return f"is longer than {MAX_PASSWORD} characters"
+    if any(ch in value for ch in "\r\n\x00"):
+        return "contains a line break or a NUL character"
+    return None
 
 
 def check_exclude(pattern: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
@@ -102,6 +103,10 @@ SOURCES: dict[str, str] = {
     "PURELYMAIL_IMAP_HOST": "PurelyMail's IMAP server",
     "PURELYMAIL_IMAP_PORT": "PurelyMail's IMAP port (TLS)",
     "PURELYMAIL_IMAP_TLS": "leave true; only tests against a local IMAP server turn TLS to PurelyMail's IMAP off",
+    "IMAP_CA_FILE": "a PEM file of extra CA certificates trusted for IMAP (server test and imapsync), "
+                    "on top of the system's; for an old server with a private CA",
+    "SOURCE_HOSTS_ALLOW": "hosts or CIDRs (comma-separated) of loopback source servers to allow anyway; "
+                          "link-local and cloud metadata addresses are always refused",
     "LOW_CREDIT_THRESHOLD": "warn when the PurelyMail credit falls below this many dollars",
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
     "TZ": "an IANA time zone such as Europe/Berlin, for schedules and times shown in Slack",
@@ -166,11 +171,42 @@ class Settings(DatabaseSettings):
     purelymail_imap_host: str = "imap.purelymail.com"
     purelymail_imap_port: int = Field(default=993, gt=0, lt=65536)
     purelymail_imap_tls: bool = True
+    imap_ca_file: str = ""
+    source_hosts_allow: CommaList = []
     low_credit_threshold: Decimal = Field(default=Decimal("2.00"), ge=0)
     tz: str = "UTC"
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
-    _split = field_validator("admin_user_ids", "viewer_user_ids", mode="before")(_split_commas)
+    _split = field_validator("admin_user_ids", "viewer_user_ids", "source_hosts_allow", mode="before")(_split_commas)
+
+    @field_validator("imap_ca_file")
+    @classmethod
+    def _ca_file(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            with open(value, encoding="ascii", errors="replace") as handle:
+                pem = handle.read(4 * 2**20)
+        except OSError as error:
+            raise ValueError(f"cannot read {value}: {error.strerror}") from None
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise ValueError(f"{value} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+        return value
+
+    @field_validator("source_hosts_allow")
+    @classmethod
+    def _hosts_allow(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            if "/" in item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"{item!r} is not a CIDR like 127.0.0.0/8") from None
+            elif not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}", item):
+                raise ValueError(f"{item!r} is not a host name or address")
+        return value
 
     @field_validator("user_sync_cron")
     @classmethod

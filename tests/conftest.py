@@ -32,6 +32,8 @@ from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
 
 ROOT = Path(__file__).resolve().parent.parent
+# The imapsync stand-in: replays the real imapsync logs in tests/fixtures/imapsync.
+STANDIN = str(ROOT / "tests" / "bin" / "fake-imapsync")
 PG_ADMIN = os.environ.get("PURELYOPS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("PURELYOPS_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
 REDIS_DBS = range(1, 12)  # 12 is the benchmarks', 15 the client tests'

@@ -16,10 +16,8 @@ from db.models import SourceServer
 from db.session import session_scope
 from purelyops import migrations
 from purelyops.runtime import Runtime
-from tests.conftest import ADMIN, ROOT, make_settings, process_env, wait_until
+from tests.conftest import ADMIN, ROOT, STANDIN, make_settings, process_env, wait_until
 from workers.migration import reconcile, start
-
-STANDIN = str(ROOT / "tests" / "bin" / "imapsync")
 
 
 @pytest.fixture

@@ -21,12 +21,11 @@ from db.models import AuditEntry, MigrationJob, SourceServer
 from db.session import session_scope
 from purelyops import migrations
 from purelyops.runtime import Runtime
-from tests.conftest import OPS, ROOT, make_settings, process_env, wait_until
+from tests.conftest import OPS, ROOT, STANDIN, make_settings, process_env, wait_until
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
 
-STANDIN = str(ROOT / "tests" / "bin" / "imapsync")
 CANARY_SOURCE = "canary-src-Zq8$(whoami)`id`\"'"
 CANARY_DEST = "canary-dst-Xk3 🔑"
 

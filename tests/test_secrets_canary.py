@@ -19,11 +19,11 @@ import pytest
 
 from purelyops import domains, migrations
 from purelyops.runtime import Runtime
-from tests.conftest import ADMIN, ROOT, process_env, wait_until
+from tests.conftest import ADMIN, ROOT, STANDIN, process_env, wait_until
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
-from tests.test_migration_flow import STANDIN, add_server, job_row, queued, settings, submit_migration  # noqa: F401
+from tests.test_migration_flow import add_server, job_row, queued, settings, submit_migration  # noqa: F401
 
 RESET = "canary-reset-Qw7!$(id)"
 SOURCE = "canary-source-Lp3`x`"

@@ -13,7 +13,7 @@ from db.models import AuditEntry, Mailbox, PendingDeletion
 from db.session import session_scope
 from purelyops import deletions, users
 from purelyops.runtime import Runtime
-from tests.conftest import ADMIN, ALERTS, OPS
+from tests.conftest import ADMIN, OPS
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
@@ -235,10 +235,6 @@ def test_viewers_cannot_create(rt: Runtime, slack: SlackDriver, slack_fake: Fake
                           private_metadata=OPS)
     said(slack_fake, "Only purelyops admins", method="chat.postEphemeral")
     assert purelymail_fake.calls_to("createUser") == []
-
-
-def test_alerts_channel_is_untouched_by_user_commands(slack_fake: FakeSlack) -> None:
-    assert slack_fake.messages(ALERTS) == []
 
 
 def test_app_home_is_a_dashboard_for_admins(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,

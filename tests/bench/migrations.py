@@ -27,10 +27,8 @@ from db.models import MigrationJob, SourceServer
 from db.session import session_scope
 from purelyops import migrations
 from purelyops.runtime import Runtime
-from tests.conftest import ADMIN, ROOT, process_env
+from tests.conftest import ADMIN, ROOT, STANDIN, process_env
 from workers.migration import start
-
-STANDIN = str(ROOT / "tests" / "bin" / "imapsync")
 
 
 def _reset(rt: Runtime, host: str = "127.0.0.1", port: int = 993, security: str = "tls") -> int:
