@@ -1,6 +1,6 @@
 """Source-server and migration listeners: `server add|list|remove|test`, `migrate`, `jobs`,
-`job <id>`, and the buttons on a migration's thread. The work is in purelyops.servers,
-purelyops.migrations and workers.migration."""
+`job <id>`, and the buttons on a migration's thread. The work is in purelyops.servers and
+purelyops.migrations; messages about a migration go out through bot.migration_messages."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import hashlib
 import httpx
 from slack_bolt import App
 
+from bot import migration_messages as slack_out
 from bot.blocks import migrations as blocks
 from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
 from bot.mrkdwn import escape
@@ -17,7 +18,6 @@ from purelyops import migration_csv, migrations, servers, users
 from purelyops.access import Role
 from purelyops.runtime import Runtime
 from purelyops.users import UserError, check_address
-from workers import migration as runner
 
 
 def _password(values: dict, block: str, errors: dict[str, str], *, required: bool = True) -> str:
@@ -173,7 +173,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         job, created = migrations.create_job(request.rt, spec, actor_id=request.user_id, actor_name=request.user_name,
                                              channel_id=request.channel_id, idempotency_key=key)
         if created:
-            runner.start(request.rt, job)
+            slack_out.start(request.rt, job)
 
     app.view(blocks.MIGRATE_CALLBACK)(submit_migration)
 
@@ -212,7 +212,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
                                                        actor_name=request.user_name, channel_id=request.channel_id,
                                                        idempotency_key=key)
         if created:
-            runner.start_batch(request.rt, batch.id)
+            slack_out.start_batch(request.rt, batch.id)
 
     app.view(blocks.BULK_CALLBACK)(submit_bulk)
 
@@ -223,8 +223,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             words, to_queue = migrations.batch_action(request.rt, int(request.value), action, actor_id=user["id"],
                                                       actor_name=user.get("username", ""))
             for job_id in to_queue:
-                runner.enqueue(request.rt, job_id)
-            runner.refresh_batch(request.rt, int(request.value))
+                migrations.enqueue(request.rt, job_id)
+            slack_out.refresh_batch(request.rt, int(request.value))
             request.reply(words)
 
         app.action(action_id)(handler)
@@ -294,11 +294,11 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         return (f"Stopping migration #{job_id}…" if job.status == "running" else f"Migration #{job_id} cancelled.")
 
     def rerun(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
-        runner.enqueue(request.rt, migrations.requeue(request.rt, job_id, actor_id=user_id, actor_name=user_name).id)
+        migrations.enqueue(request.rt, migrations.requeue(request.rt, job_id, actor_id=user_id, actor_name=user_name).id)
         return f"Migration #{job_id} queued again."
 
     def run_real(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
-        runner.enqueue(request.rt, migrations.requeue(request.rt, job_id, actor_id=user_id, actor_name=user_name,
+        migrations.enqueue(request.rt, migrations.requeue(request.rt, job_id, actor_id=user_id, actor_name=user_name,
                                                       dry_run=False).id)
         return f"Migration #{job_id} queued for real."
 
@@ -319,12 +319,16 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     job_action(blocks.CREDENTIALS_ACTION, "change a migration's credentials", edit)
 
     def valid_credentials(values: dict) -> tuple[str | None, str | None]:
+        """(source, dest): None keeps what is stored; a dest of "" switches to a temporary app password."""
         errors: dict[str, str] = {}
         source = _password(values, "source_password", errors, required=False) or None
-        dest = _password(values, "dest_password", errors, required=False) or None
+        mode = values.get("dest_mode") or "keep"
+        dest = _password(values, "dest_password", errors, required=mode == "password") or None
+        if mode != "password" and dest:
+            errors["dest_password"] = "choose 'The mailbox's password' to use a password, or leave this blank"
         if errors:
             raise FieldErrors(errors)
-        return source, dest
+        return source, ("" if mode == "app" else dest)
 
     @guarded_view(rt, Role.ADMIN, "change a migration's credentials", valid_credentials)
     def submit_credentials(request: SubmissionRequest, passwords: tuple[str | None, str | None]) -> None:

@@ -231,5 +231,16 @@ class MigrationJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     credentials_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # The fencing token of the runner that holds the job while it runs (revision 0005): every
+    # write of a runner says `WHERE lease = its token`, so a runner that lost the job changes nothing.
+    lease: Mapped[str | None] = mapped_column(String(36))
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(32))
+    # A temporary app password, encrypted, from its creation until PurelyMail has deleted it.
+    app_password_key_id: Mapped[str | None] = mapped_column(String(16))
+    app_password: Mapped[bytes | None] = mapped_column(LargeBinary)
 
-    __table_args__ = (Index("ix_migration_jobs_status", "status"),)
+    __table_args__ = (
+        Index("ix_migration_jobs_status", "status"),
+        Index("uq_migration_jobs_running_dest", text("lower(dest_email)"), unique=True,
+              postgresql_where=text("status = 'running'")),
+    )

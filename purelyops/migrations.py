@@ -1,28 +1,54 @@
-"""Migrations: the job rows, their credentials, and every action on them.
+"""Migrations: a mailbox move's whole life, from its row to its end.
 
-A job is a row in PostgreSQL (the source of truth); the RQ job carries only its id.
-Credentials are encrypted with AES-256-GCM (purelyops.crypto) bound to the job id,
-and purged when the job succeeds, when it is deleted, or after the retention period.
-The worker (workers/migration.py) runs imapsync; this module creates, queues, cancels,
-re-runs and deletes, for the Slack listeners and the tests alike.
+A job is a row in PostgreSQL (the source of truth); the RQ job carries only its id, and
+is enqueued here by its dotted path, so no caller imports the workers. Credentials are
+encrypted with AES-256-GCM (purelyops.crypto) bound to the job id, and purged when the
+job succeeds, when it is deleted, or CREDENTIAL_RETENTION_DAYS after it ended.
+
+The lifecycle: queued → running → done / failed / cancelled / interrupted. A runner
+`claim`s a queued job and gets a `Lease`: a fencing token written into the row and a
+Redis key that the runner's heartbeat renews. Every write a runner makes goes through
+`save`/`finish`, which say `WHERE lease = token`: a runner that lost its job changes
+nothing, and a runner that cannot renew its Redis key in time stops its imapsync before
+the key expires, so `reconcile` can never hand a job to a second runner while the first
+still copies. At most one job runs into a mailbox at once (a unique index on running
+destinations). A Cancel is a column, not a message: it cannot be lost.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from enum import StrEnum
 
-from sqlalchemy import func, select, update
+from rq import Queue
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from db.models import MigrationBatch, MigrationJob, SourceServer
 from db.session import session_scope
-from purelyops import audit, crypto
+from purelyops import audit, crypto, slots
 from purelyops.logs import redact
 from purelyops.runtime import Runtime
 
-STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
-CANCEL_KEY = "purelyops:migration:cancel:{}"
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+STATES = tuple(state.value for state in JobState)
+ENDED = (JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED)
+MAX_ATTEMPTS = 3  # runs of one job, including automatic re-runs after an interruption
+LEASE_KEY = "purelyops:migration:lease:{}"
+QUEUE = "migrations"
+RUN_JOB = "workers.migration.run_migration"  # enqueued by name: callers never import the workers
 MAX_REGEX = 200
 MAX_PASSWORD = 1024
 
@@ -145,8 +171,27 @@ def list_jobs(rt: Runtime, status: str | None = None, limit: int = 20, batch: st
 
 
 def remember_thread(rt: Runtime, job_id: int, thread_ts: str) -> None:
+    _set(rt, job_id, thread_ts=thread_ts)
+
+
+def remember_status_message(rt: Runtime, job_id: int, ts: str) -> None:
+    _set(rt, job_id, status_ts=ts)
+
+
+def record_progress(rt: Runtime, job_id: int, msgs_done: int, msgs_total: int) -> None:
+    _set(rt, job_id, msgs_done=msgs_done, msgs_total=msgs_total)
+
+
+def note_waiting(rt: Runtime, job_id: int, why: str) -> None:
+    """Why a queued job has not started yet, shown with it until it starts."""
     with session_scope(rt.database_url) as session:
-        session.execute(update(MigrationJob).where(MigrationJob.id == job_id).values(thread_ts=thread_ts))
+        session.execute(update(MigrationJob).where(MigrationJob.id == job_id, MigrationJob.status == JobState.QUEUED)
+                        .values(verdict=why))
+
+
+def _set(rt: Runtime, job_id: int, **values: object) -> None:
+    with session_scope(rt.database_url) as session:
+        session.execute(update(MigrationJob).where(MigrationJob.id == job_id).values(**values))
 
 
 def _transition(rt: Runtime, job_id: int, allowed: tuple[str, ...], action: str, actor_id: str, actor_name: str,
@@ -169,40 +214,46 @@ def _transition(rt: Runtime, job_id: int, allowed: tuple[str, ...], action: str,
 
 
 def cancel_job(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "") -> MigrationJob:
-    """A queued job is cancelled at once; a running one is told to stop (the worker
-    sends SIGTERM, then SIGKILL after the grace period) and ends as cancelled."""
-    with session_scope(rt.database_url) as session:
-        job = session.get(MigrationJob, job_id)
-        status = job.status if job else None
-    if status == "running":
-        rt.redis.set(CANCEL_KEY.format(job_id), actor_id, ex=24 * 3600)
-        audit.record_now(rt, actor_id=actor_id, actor_name=actor_name, action="migration.cancel", target=f"#{job_id}")
-        return get_job(rt, job_id)
-    return _transition(rt, job_id, ("queued",), "cancel", actor_id, actor_name,
-                       "Migration #{id} is {status}; only queued or running migrations can be cancelled.",
-                       status="cancelled", finished_at=datetime.now(timezone.utc), verdict="cancelled before it started")
-
-
-def cancel_requested(rt: Runtime, job_id: int) -> str | None:
-    value = rt.redis.get(CANCEL_KEY.format(job_id))
-    return value.decode() if value else None
+    """A queued job (or one waiting for its automatic re-run) is cancelled at once; a
+    running one is marked, and its runner, which reads the mark on every heartbeat, stops
+    imapsync (SIGTERM, then SIGKILL after the grace period) and ends it as cancelled."""
+    for _ in range(3):  # it may move between queued and running while we look
+        with session_scope(rt.database_url) as session:
+            job = session.scalars(update(MigrationJob)
+                                  .where(MigrationJob.id == job_id, MigrationJob.status == JobState.RUNNING)
+                                  .values(cancel_requested_by=actor_id).returning(MigrationJob)).one_or_none()
+            if job is not None:
+                audit.record(session, actor_id=actor_id, actor_name=actor_name, action="migration.cancel",
+                             target=f"#{job_id}")
+                session.flush()
+                session.expunge(job)
+                return job
+        try:
+            return _transition(rt, job_id, (JobState.QUEUED,), "cancel", actor_id, actor_name,
+                               "Migration #{id} is {status}; only queued or running migrations can be cancelled.",
+                               status=JobState.CANCELLED, finished_at=datetime.now(timezone.utc),
+                               verdict="cancelled before it started")
+        except MigrationError:
+            if get_job(rt, job_id).status != JobState.RUNNING:
+                raise
+    raise MigrationError(f"Migration #{job_id} is changing state right now; try again.")
 
 
 def requeue(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "", dry_run: bool | None = None) -> MigrationJob:
     """Re-run a failed, interrupted or cancelled job (or, with dry_run=False, a finished
-    dry run for real). Its credentials must still be there."""
+    dry run for real). Its credentials must still be there. The state moves in one
+    conditional update, so a running job (and a Cancel waiting for it) is never touched."""
     job = get_job(rt, job_id)
     if job.ciphertext is None:
         raise MigrationError(f"The credentials of migration #{job_id} were purged; use Edit credentials first.")
-    allowed = ("done",) if dry_run is False else ("failed", "interrupted", "cancelled")
+    allowed = (JobState.DONE,) if dry_run is False else (JobState.FAILED, JobState.INTERRUPTED, JobState.CANCELLED)
     action = "run_for_real" if dry_run is False else "rerun"
-    values: dict[str, object] = {"status": "queued", "exit_code": None, "verdict": None, "finished_at": None,
+    values: dict[str, object] = {"status": JobState.QUEUED, "exit_code": None, "verdict": None, "finished_at": None,
                                  "msgs_done": 0, "bytes_done": 0}
     if dry_run is False:
         if not job.dry_run:
             raise MigrationError(f"Migration #{job_id} was not a dry run.")
         values["dry_run"] = False
-    rt.redis.delete(CANCEL_KEY.format(job_id))
     return _transition(rt, job_id, allowed, action, actor_id, actor_name,
                        "Migration #{id} is {status}; it cannot be " + ("run for real" if dry_run is False else "re-run")
                        + " now.", **values)
@@ -210,13 +261,14 @@ def requeue(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "", dr
 
 def update_credentials(rt: Runtime, job_id: int, *, source_password: str | None, dest_password: str | None,
                        actor_id: str, actor_name: str = "") -> MigrationJob:
-    """Replace either password (None: keep it). Not while the job runs."""
+    """Replace either password (None: keep it; "" for the destination: use a temporary app
+    password from now on). Not while the job runs."""
     redact(source_password, dest_password)
     with session_scope(rt.database_url) as session:
         job = session.get(MigrationJob, job_id, with_for_update=True)
         if job is None:
             raise MigrationError(f"There is no migration #{job_id}.")
-        if job.status == "running":
+        if job.status == JobState.RUNNING:
             raise MigrationError(f"Migration #{job_id} is running; cancel it first.")
         try:
             current = credentials(rt, job)
@@ -228,7 +280,9 @@ def update_credentials(rt: Runtime, job_id: int, *, source_password: str | None,
             raise MigrationError("The old credentials are gone: give the source password.")
         _store_credentials(rt, job, new)  # type: ignore[arg-type]
         audit.record(session, actor_id=actor_id, actor_name=actor_name, action="migration.credentials",
-                     target=f"#{job_id}", params={"source": source_password is not None, "dest": dest_password is not None})
+                     target=f"#{job_id}", params={"source": source_password is not None,
+                                                  "dest": {None: "kept", "": "temporary app password"}.get(
+                                                      dest_password, "changed")})
         session.flush()
         session.expunge(job)
         return job
@@ -247,13 +301,14 @@ def delete_job(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "")
 
 
 def purge_old_credentials(rt: Runtime, now: datetime | None = None) -> int:
-    """Delete the ciphertext of jobs that ended more than CREDENTIAL_RETENTION_DAYS ago."""
+    """Delete the ciphertext of every job that ended more than CREDENTIAL_RETENTION_DAYS
+    ago, however it ended (an interrupted job's end is when it was last started)."""
     now = now or datetime.now(timezone.utc)
     cutoff = now - timedelta(days=rt.settings.credential_retention_days)
+    ended_at = func.coalesce(MigrationJob.finished_at, MigrationJob.started_at, MigrationJob.created_at)
     with session_scope(rt.database_url) as session:
         purged = session.execute(update(MigrationJob).where(
-            MigrationJob.ciphertext.is_not(None), MigrationJob.status.not_in(("queued", "running")),
-            MigrationJob.finished_at < cutoff,
+            MigrationJob.ciphertext.is_not(None), MigrationJob.status.in_(ENDED), ended_at < cutoff,
         ).values(ciphertext=None, key_id=None, credentials_purged_at=now))
         return purged.rowcount
 
@@ -326,7 +381,7 @@ def batch_action(rt: Runtime, batch_id: int, action: str, *, actor_id: str, acto
         try:
             if action == "run_all" and job.status == "done" and job.dry_run:
                 touched.append(requeue(rt, job.id, actor_id=actor_id, actor_name=actor_name, dry_run=False).id)
-            elif action == "cancel_all" and job.status in ("queued", "running"):
+            elif action == "cancel_all" and job.status in (JobState.QUEUED, JobState.RUNNING):
                 cancel_job(rt, job.id, actor_id=actor_id, actor_name=actor_name)
                 touched.append(job.id)
             elif action == "rerun_failed" and job.status in ("failed", "interrupted", "cancelled"):
@@ -335,3 +390,255 @@ def batch_action(rt: Runtime, batch_id: int, action: str, *, actor_id: str, acto
             continue  # it moved meanwhile (a double click); the others still go
     words = {"run_all": "queued for real", "cancel_all": "cancelled or stopping", "rerun_failed": "queued again"}[action]
     return f"{len(touched)} migration(s) of the batch {words}.", ([] if action == "cancel_all" else touched)
+
+
+# ---- the queue ----------------------------------------------------------------------------------
+
+PENDING = ("queued", "started", "scheduled", "deferred")  # RQ's states of a job still to run
+
+
+def rq_job_id(job_id: int) -> str:
+    return f"migration-{job_id}"
+
+
+def enqueue(rt: Runtime, job_id: int, *, replace_dead: bool = False) -> bool:
+    """Put the job on the migrations queue unless it is already there (or running).
+    `replace_dead`: its last RQ job belonged to a runner that is gone; drop it."""
+    q = Queue(QUEUE, connection=rt.redis)
+    old = q.fetch_job(rq_job_id(job_id))
+    if old is not None:
+        if old.get_status(refresh=False) in PENDING and not replace_dead:
+            return False
+        old.delete()
+    q.enqueue(RUN_JOB, job_id, job_id=rq_job_id(job_id), job_timeout=-1, result_ttl=600,
+              failure_ttl=24 * 3600, description=f"migration #{job_id}")
+    return True
+
+
+def enqueue_waiting(rt: Runtime, limit: int = 50) -> int:
+    """Queue the jobs that wait for a free slot or mailbox (after one ended)."""
+    return sum(enqueue(rt, job.id) for job in list_jobs(rt, JobState.QUEUED, limit=limit))
+
+
+# ---- the lease a runner holds -------------------------------------------------------------------
+
+# KEYS: the lease key. ARGV: token, ttl ms. 1: renewed; 0: not ours any more.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+# KEYS: the lease key. ARGV: token. Deletes it only if it is ours.
+_DROP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A runner's hold on a running job: `token` is in the row and in a Redis key that
+    expires MIGRATION_HEARTBEAT seconds after the last renewal."""
+
+    job_id: int
+    token: str
+    host: str
+
+
+def _drop_lease(rt: Runtime, lease: Lease) -> None:
+    rt.redis.eval(_DROP, 1, LEASE_KEY.format(lease.job_id), lease.token)
+    slots.release(rt, lease.job_id, lease.host)
+
+
+def claim(rt: Runtime, job_id: int) -> tuple[MigrationJob, Lease] | str:
+    """queued → running for one runner, with its lease; or why not, in words ("waiting: …"
+    when it must wait for a slot or for another job into the same mailbox; "not queued"
+    when it is not this runner's to run)."""
+    try:
+        job = get_job(rt, job_id)
+    except MigrationError:
+        return "not queued"
+    if job.status != JobState.QUEUED:
+        return "not queued"
+    heartbeat = rt.settings.migration_heartbeat
+    lease = Lease(job_id, str(uuid.uuid4()), job.source_host)
+    if not rt.redis.set(LEASE_KEY.format(job_id), lease.token, nx=True, px=int(heartbeat * 1000)):
+        return "not queued"  # another runner still holds it
+    try:
+        waiting = slots.acquire(rt, job_id, job.source_host, heartbeat)
+        if waiting:
+            rt.redis.eval(_DROP, 1, LEASE_KEY.format(job_id), lease.token)
+            return waiting
+        try:
+            with session_scope(rt.database_url) as session:
+                claimed = session.scalars(
+                    update(MigrationJob).where(MigrationJob.id == job_id, MigrationJob.status == JobState.QUEUED)
+                    .values(status=JobState.RUNNING, lease=lease.token, attempts=MigrationJob.attempts + 1,
+                            started_at=datetime.now(timezone.utc), cancel_requested_by=None, verdict=None)
+                    .returning(MigrationJob)).one_or_none()
+                if claimed is not None:
+                    session.flush()
+                    session.expunge(claimed)
+        except IntegrityError:  # another job is running into the same mailbox
+            _drop_lease(rt, lease)
+            other = _running_into(rt, job.dest_email)
+            return (f"waiting: migration #{other} is copying into {job.dest_email} right now; this one starts "
+                    "when it ends (two copies into one mailbox at once would duplicate mail)")
+        if claimed is None:
+            _drop_lease(rt, lease)
+            return "not queued"
+        return claimed, lease
+    except BaseException:
+        _drop_lease(rt, lease)
+        raise
+
+
+def _running_into(rt: Runtime, dest_email: str) -> int | None:
+    with session_scope(rt.database_url) as session:
+        return session.scalars(select(MigrationJob.id).where(
+            func.lower(MigrationJob.dest_email) == dest_email.lower(),
+            MigrationJob.status == JobState.RUNNING)).first()
+
+
+def renew(rt: Runtime, lease: Lease) -> bool:
+    """Extend the lease (and the job's slots) by MIGRATION_HEARTBEAT; False once it is not ours."""
+    heartbeat = rt.settings.migration_heartbeat
+    if not rt.redis.eval(_RENEW, 1, LEASE_KEY.format(lease.job_id), lease.token, int(heartbeat * 1000)):
+        return False
+    slots.acquire(rt, lease.job_id, lease.host, heartbeat)
+    return True
+
+
+def lease_state(rt: Runtime, lease: Lease) -> tuple[bool, str | None]:
+    """(the row still names this lease, who asked to cancel the job if anyone did)."""
+    with session_scope(rt.database_url) as session:
+        row = session.execute(select(MigrationJob.lease, MigrationJob.cancel_requested_by)
+                              .where(MigrationJob.id == lease.job_id)).one_or_none()
+    if row is None:
+        return False, None
+    return row.lease == lease.token, row.cancel_requested_by
+
+
+def save(rt: Runtime, lease: Lease, /, **values: object) -> MigrationJob | None:
+    """Write the runner's news to the row, only while it holds the lease (None: it does not)."""
+    with session_scope(rt.database_url) as session:
+        job = session.scalars(update(MigrationJob)
+                              .where(MigrationJob.id == lease.job_id, MigrationJob.lease == lease.token)
+                              .values(**values).returning(MigrationJob)).one_or_none()
+        if job is not None:
+            session.flush()
+            session.expunge(job)
+        return job
+
+
+def finish(rt: Runtime, lease: Lease, state: JobState, *, purge_credentials: bool = False,
+           **values: object) -> MigrationJob | None:
+    """End the run in `state` and let the lease go (None: the lease was lost first, and
+    whoever took the job records its end). A real run that is done no longer needs its
+    credentials (`purge_credentials`)."""
+    now = datetime.now(timezone.utc)
+    values.update(status=state, finished_at=now, lease=None, cancel_requested_by=None)
+    if purge_credentials:
+        values.update(ciphertext=None, key_id=None, credentials_purged_at=now)
+    job = save(rt, lease, **values)
+    _drop_lease(rt, lease)
+    return job
+
+
+def retry_interrupted(rt: Runtime, job: MigrationJob) -> bool:
+    """Queue an interrupted job again if it has runs left (MAX_ATTEMPTS in all)."""
+    if job.attempts >= MAX_ATTEMPTS or job.ciphertext is None:
+        return False
+    with session_scope(rt.database_url) as session:
+        moved = session.execute(update(MigrationJob).where(
+            MigrationJob.id == job.id, MigrationJob.status == JobState.INTERRUPTED,
+        ).values(status=JobState.QUEUED, finished_at=None)).rowcount
+    return bool(moved) and enqueue(rt, job.id, replace_dead=True)
+
+
+# ---- temporary app passwords --------------------------------------------------------------------
+
+
+def _app_password_aad(job_id: int) -> str:
+    return f"migration-app-password:{job_id}"
+
+
+def keep_app_password(rt: Runtime, lease: Lease, password: str) -> bool:
+    """Store a temporary app password (encrypted) the moment it exists, so that it can be
+    deleted even if this runner dies before it does."""
+    key_id, blob = crypto.encrypt(rt.settings.credential_keys, {"password": password}, _app_password_aad(lease.job_id))
+    return save(rt, lease, app_password_key_id=key_id, app_password=blob) is not None
+
+
+def delete_app_password(rt: Runtime, job_id: int) -> None:
+    """Delete the job's temporary app password at PurelyMail, then forget it. A failure
+    (PurelyMailError) leaves it stored for the next try."""
+    with session_scope(rt.database_url) as session:
+        job = session.get(MigrationJob, job_id)
+        if job is None or job.app_password is None or job.app_password_key_id is None:
+            return
+        dest, key_id, blob = job.dest_email, job.app_password_key_id, job.app_password
+    try:
+        password = crypto.decrypt(rt.settings.credential_keys, key_id, blob, _app_password_aad(job_id))["password"]
+    except crypto.CredentialsUnreadable:
+        password = None  # nothing can be done with it any more
+    if password is not None:
+        redact(password)
+        rt.purelymail.delete_app_password(dest, password)
+    with session_scope(rt.database_url) as session:
+        session.execute(update(MigrationJob).where(MigrationJob.id == job_id)
+                        .values(app_password=None, app_password_key_id=None))
+
+
+def leftover_app_passwords(rt: Runtime) -> list[int]:
+    """Jobs that are not running but still hold a temporary app password (their runner died)."""
+    with session_scope(rt.database_url) as session:
+        return list(session.scalars(select(MigrationJob.id).where(
+            MigrationJob.app_password.is_not(None), MigrationJob.status != JobState.RUNNING)))
+
+
+# ---- runners that went silent -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    job: MigrationJob
+    note: str
+
+
+def take_back_silent(rt: Runtime) -> list[Reconciled]:
+    """Every running job whose lease expired (its runner died or stopped itself): queued
+    again while it has runs left, else interrupted; cancelled if a Cancel was waiting for
+    it. Each move is conditional on the lease seen, so it happens once."""
+    taken: list[Reconciled] = []
+    for job in list_jobs(rt, JobState.RUNNING, limit=1000):
+        if rt.redis.exists(LEASE_KEY.format(job.id)):
+            continue
+        now = datetime.now(timezone.utc)
+        if job.cancel_requested_by:
+            state, note = JobState.CANCELLED, f"cancelled by <@{job.cancel_requested_by}> while its runner stopped"
+            extra: dict[str, object] = {"finished_at": now, "verdict": note}
+        elif job.attempts < MAX_ATTEMPTS and job.ciphertext is not None:
+            state = JobState.QUEUED
+            note = (f"the worker running it stopped (run {job.attempts} of at most {MAX_ATTEMPTS}); re-running it: "
+                    "imapsync skips what it already copied")
+            extra = {"finished_at": None, "verdict": None}
+        else:
+            state = JobState.INTERRUPTED
+            note = (f"the worker running it stopped (run {job.attempts} of {MAX_ATTEMPTS}); not re-run again "
+                    "automatically: use Re-run when the cause is fixed")
+            extra = {"finished_at": now, "verdict": f"interrupted: {note}"}
+        with session_scope(rt.database_url) as session:
+            moved = session.scalars(update(MigrationJob).where(
+                MigrationJob.id == job.id, MigrationJob.status == JobState.RUNNING,
+                or_(MigrationJob.lease == job.lease, MigrationJob.lease.is_(None)),
+            ).values(status=state, lease=None, cancel_requested_by=None, **extra)
+             .returning(MigrationJob)).one_or_none()
+            if moved is None:
+                continue
+            session.flush()
+            session.expunge(moved)
+        slots.release(rt, job.id, job.source_host)
+        if state == JobState.QUEUED:
+            enqueue(rt, job.id, replace_dead=True)
+        taken.append(Reconciled(moved, note))
+    return taken

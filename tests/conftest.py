@@ -239,3 +239,15 @@ def bot(rt: Runtime) -> Iterator[BotServer]:
 def slack(bot: BotServer, slack_fake: FakeSlack) -> SlackDriver:
     """Acts as Slack towards the bot: signed commands, clicks and submissions."""
     return SlackDriver(bot.url + "/slack/events", SIGNING_SECRET, slack_fake, user_id=ADMIN, channel_id=OPS)
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of a session (RQ's work horse has a process group of its own)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid:
+                os.kill(int(entry), signal.SIGKILL)

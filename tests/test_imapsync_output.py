@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.imapsync_output import ImapsyncOutput, Progress, verdict
+from purelyops.imapsync_output import ImapsyncOutput, Progress, verdict
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "imapsync"  # real imapsync 2.229 output
 
@@ -30,7 +30,7 @@ CASES = [
     ("03", 161, 0, 0, 0, 1, 0, 161, "the source server refused the password for alice@old.example"),
     ("04", 162, 0, 0, 0, 1, 0, 162, "PurelyMail refused the password for alice@new.example"),
     ("05", 101, 0, 0, 0, 1, 0, 101, "could not connect to the source server"),
-    ("06", 0, 0, 0, 0, 0, 0, 0, "both logins worked"),
+    ("06", 0, 0, 0, 0, 0, 0, 0, "imapsync exited without copying or checking any folder"),
     ("07", 113, 54, 54, 0, 50, 318063, 113, "the destination mailbox alice@new.example is full"),
     ("08", 0, 0, 0, 0, 0, 0, 0, "dry run finished: 3000 message(s) would be copied; nothing was changed"),
     ("09", 137, 183, 183, 0, 0, 1095107, 6, "stopped before the end"),

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.migration_messages import start
 from db.models import SourceServer
 from db.session import session_scope
 from purelyops import migrations
 from purelyops.runtime import Runtime
-from tests.conftest import ADMIN, ROOT, STANDIN, make_settings, process_env, wait_until
-from workers.migration import reconcile, start
+from tests.conftest import ADMIN, ROOT, STANDIN, kill_session, make_settings, process_env, wait_until
+from workers.migration import reconcile
 
 
 @pytest.fixture
@@ -46,18 +47,6 @@ def new_jobs(rt: Runtime, count: int, host: str = "127.0.0.1") -> list[int]:
         start(rt, job)
         ids.append(job.id)
     return ids
-
-
-def kill_session(sid: int) -> None:
-    """SIGKILL every process of a session (RQ's work horse has a process group of its own)."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid:
-                os.kill(int(entry), signal.SIGKILL)
 
 
 def status(rt: Runtime, job_id: int) -> str:

@@ -10,14 +10,14 @@ import sys
 import pytest
 from sqlalchemy import select
 
+from bot.migration_messages import start
 from db.models import SourceServer
 from db.session import session_scope
 from purelyops import migrations
+from purelyops.imapsync_output import ImapsyncOutput
 from purelyops.runtime import Runtime
 from tests.conftest import ADMIN, ROOT, make_settings, process_env
 from tests.imap_servers import Dovecot, dovecot_pair  # noqa: F401 - fixture
-from workers.imapsync_output import ImapsyncOutput
-from workers.migration import start
 
 IMAPSYNC = shutil.which("imapsync")
 pytestmark = pytest.mark.skipif(IMAPSYNC is None, reason="imapsync is not on PATH (see the README to install it)")

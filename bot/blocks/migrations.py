@@ -9,7 +9,7 @@ from bot.blocks.kit import button, confirm, plain, section
 from bot.mrkdwn import clip, code, escape
 from db.models import MigrationBatch, MigrationJob, SourceServer
 from purelyops.servers import SECURITY
-from workers.imapsync_output import Progress, Summary
+from purelyops.imapsync_output import Progress, Summary
 
 SERVER_ADD_CALLBACK = "server_add"
 SERVER_TEST_CALLBACK = "server_test"
@@ -212,12 +212,17 @@ def migrate_modal(servers: list[SourceServer], channel_id: str) -> dict:
 
 
 def credentials_modal(job: MigrationJob, channel_id: str) -> dict:
+    modes = _options([("keep", "Keep what is stored"), ("password", "The mailbox's password (below)"),
+                      ("app", "A temporary app password (made for each run)")])
     return {"type": "modal", "callback_id": CREDENTIALS_CALLBACK, "private_metadata": f"{channel_id}\x1f{job.id}",
             "title": plain(f"Credentials of #{job.id}"), "submit": plain("Save"), "close": plain("Cancel"),
             "blocks": [
-                section("Leave a field blank to keep what is stored."),
+                section("Leave a password blank to keep what is stored."),
                 _input("source_password", f"Password of {job.source_email}", _text(1024), optional=True),
-                _input("dest_password", f"Password of {job.dest_email}", _text(1024), optional=True),
+                _input("dest_mode", f"Login to {job.dest_email}", {"type": "radio_buttons", "action_id": "value",
+                                                                   "options": modes, "initial_option": modes[0]}),
+                _input("dest_password", f"Password of {job.dest_email}", _text(1024), optional=True,
+                       hint="Only with 'The mailbox's password'."),
             ]}
 
 

@@ -23,12 +23,12 @@ from pathlib import Path
 
 from sqlalchemy import delete
 
+from bot.migration_messages import start
 from db.models import MigrationJob, SourceServer
 from db.session import session_scope
 from purelyops import migrations
 from purelyops.runtime import Runtime
 from tests.conftest import ADMIN, ROOT, STANDIN, process_env
-from workers.migration import start
 
 
 def _reset(rt: Runtime, host: str = "127.0.0.1", port: int = 993, security: str = "tls") -> int:

@@ -6,7 +6,7 @@ import statistics
 import time
 from pathlib import Path
 
-from workers.imapsync_output import ImapsyncOutput
+from purelyops.imapsync_output import ImapsyncOutput
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "imapsync"
 

@@ -66,6 +66,7 @@ class Summary:
     would_copy: int = 0  # "(not really since --dry mode)" lines seen
     printed_exit: int | None = None  # the code imapsync said it exits with
     statistics: bool = False  # the "++++ Statistics" block was printed
+    looped: bool = False  # "++++ End looping on each folder": the transfer phase ran to its end
 
 
 class ImapsyncOutput:
@@ -200,8 +201,11 @@ class ImapsyncOutput:
 
     def _statistics(self, line: str) -> None:
         s = self._summary
-        if line.startswith("++++ Statistics"):
-            s.statistics = True
+        if line.startswith("++++ "):
+            if line.startswith("++++ Statistics"):
+                s.statistics = True
+            elif line.startswith("++++ End looping on each folder"):
+                s.looped = True
             return
         match = _STAT.match(line)
         if match:
@@ -257,8 +261,9 @@ _VERDICTS = {
 def verdict(exit_code: int, summary: Summary, *, source: str, dest: str) -> str:
     """What happened, in words for an admin, from the exit status and what was read."""
     if exit_code == 0:
-        if not summary.statistics:
-            return "both logins worked"
+        if not summary.looped:
+            return ("imapsync exited without copying or checking any folder: nothing was done "
+                    "(the log says what it did instead)")
         if summary.dry_run:
             return f"dry run finished: {summary.would_copy} message(s) would be copied; nothing was changed"
         if summary.transferred:

@@ -1,0 +1,100 @@
+"""Slack out for migrations: the one place that posts and updates a migration's messages.
+
+Used by the listeners (a new job's first message) and by the worker (progress, the
+summary, the log); it imports neither. A Slack failure is one log line, never the end of
+a migration: the mail matters more than the message about it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.blocks.migrations import batch_blocks, status_blocks, summary_blocks, title
+from db.models import MigrationJob
+from purelyops import migrations
+from purelyops.imapsync_output import Progress, Summary
+from purelyops.runtime import Runtime
+
+log = logging.getLogger(__name__)
+SLACK_ERRORS = (SlackApiError, SlackClientError)
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, SlackApiError):
+        return str(error.response.get("error", error))
+    return str(error) or type(error).__name__
+
+
+def start(rt: Runtime, job: MigrationJob) -> None:
+    """Post the thread's first message ("… queued"), then queue the job."""
+    try:
+        posted = rt.slack.chat_postMessage(channel=job.channel_id, text=f"{title(job)} queued",
+                                           blocks=status_blocks(job)[1])
+        migrations.remember_thread(rt, job.id, posted["ts"])
+    except SLACK_ERRORS as error:
+        log.warning("chat.postMessage for migration #%s failed: %s", job.id, _reason(error))
+    migrations.enqueue(rt, job.id)
+
+
+def start_batch(rt: Runtime, batch_id: int) -> None:
+    """Post the batch message (the thread of every job in it), then queue its jobs."""
+    batch, jobs = migrations.batch_jobs(rt, batch_id)
+    try:
+        text, blocks = batch_blocks(batch, jobs)
+        posted = rt.slack.chat_postMessage(channel=batch.channel_id, text=text, blocks=blocks)
+        migrations.remember_batch_message(rt, batch.id, posted["ts"])
+    except SLACK_ERRORS as error:
+        log.warning("chat.postMessage for batch %s failed: %s", batch.id, _reason(error))
+    for job in jobs:
+        migrations.enqueue(rt, job.id)
+
+
+def refresh_batch(rt: Runtime, batch_id: int) -> None:
+    batch, jobs = migrations.batch_jobs(rt, batch_id)
+    if batch.message_ts:
+        text, blocks = batch_blocks(batch, jobs)
+        try:
+            rt.slack.chat_update(channel=batch.channel_id, ts=batch.message_ts, text=text, blocks=blocks)
+        except SLACK_ERRORS as error:
+            log.warning("chat.update of batch %s failed: %s", batch.id, _reason(error))
+
+
+def show_status(rt: Runtime, job: MigrationJob, progress: Progress | None = None, note: str = "") -> str | None:
+    """Update the job's status message in its thread (post it the first time); its ts.
+    A job of a batch updates the batch message instead: one message for many mailboxes."""
+    if job.batch_id is not None:
+        refresh_batch(rt, job.batch_id)
+        return job.status_ts
+    text, blocks = status_blocks(job, progress, note)
+    try:
+        if job.status_ts:
+            rt.slack.chat_update(channel=job.channel_id, ts=job.status_ts, text=text, blocks=blocks)
+        elif job.thread_ts:
+            return rt.slack.chat_postMessage(channel=job.channel_id, thread_ts=job.thread_ts, text=text,
+                                             blocks=blocks)["ts"]
+    except SLACK_ERRORS as error:
+        log.warning("updating migration #%s in Slack failed: %s", job.id, _reason(error))
+    return job.status_ts
+
+
+def post(rt: Runtime, job: MigrationJob, text: str, blocks: list[dict] | None = None) -> None:
+    """A message in the job's thread."""
+    try:
+        rt.slack.chat_postMessage(channel=job.channel_id, thread_ts=job.thread_ts, text=text, blocks=blocks)
+    except SLACK_ERRORS as error:
+        log.warning("posting to migration #%s's thread failed: %s", job.id, _reason(error))
+
+
+def post_summary(rt: Runtime, job: MigrationJob, summary: Summary, seconds: float) -> None:
+    post(rt, job, *summary_blocks(job, summary, seconds))
+
+
+def upload_log(rt: Runtime, job: MigrationJob, content: str) -> None:
+    """The whole imapsync log (secrets already masked) as a file in the thread."""
+    try:
+        rt.slack.files_upload_v2(channel=job.channel_id, thread_ts=job.thread_ts, content=content,
+                                 filename=f"migration-{job.id}.log", title=f"imapsync log of migration #{job.id}")
+    except SLACK_ERRORS as error:
+        log.warning("uploading the log of migration #%s failed: %s", job.id, _reason(error))
