@@ -67,6 +67,7 @@ class Summary:
     printed_exit: int | None = None  # the code imapsync said it exits with
     statistics: bool = False  # the "++++ Statistics" block was printed
     looped: bool = False  # "++++ End looping on each folder": the transfer phase ran to its end
+    untrusted: str | None = None  # "1" or "2": that host's TLS certificate did not verify
 
 
 class ImapsyncOutput:
@@ -195,6 +196,9 @@ class ImapsyncOutput:
             return
         self._summary.errors = max(self._summary.errors, int(match.group(1)))
         text = match.group(2).strip()
+        if self._summary.untrusted is None and ("certificate verify failed" in text
+                                                or "hostname verification failed" in text):
+            self._summary.untrusted = "2" if text.startswith("Host2") else "1"
         if text not in self._seen_errors and len(self._summary.error_lines) < MAX_ERROR_LINES:
             self._seen_errors.add(text)
             self._summary.error_lines.append(text)
@@ -269,6 +273,11 @@ def verdict(exit_code: int, summary: Summary, *, source: str, dest: str) -> str:
         if summary.transferred:
             return f"done: every message of {source} is in {dest}"
         return f"done: {dest} already had everything"
+    if summary.untrusted:
+        side = "the source server's" if summary.untrusted == "1" else "PurelyMail's IMAP server's"
+        return (f"certificate not trusted: {side} TLS certificate did not verify (self-signed, expired, issued "
+                "by an unknown CA, or for another host name); nothing was copied. For a private CA, set "
+                "IMAP_CA_FILE; `server test` names the exact reason")
     if exit_code in (6, 143, -15, 137, -9):
         return "stopped before the end (cancelled or interrupted); a re-run picks up where it stopped"
     words = _VERDICTS.get(exit_code)

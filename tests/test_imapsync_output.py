@@ -100,3 +100,18 @@ def test_garbage_lines_are_ignored() -> None:
                  "Messages transferred : lots", "E" * 10_000]:
         assert output.feed(line) is None
     assert output.summary().transferred == 0
+
+
+def test_a_certificate_that_does_not_verify_is_named_in_the_verdict() -> None:
+    """imapsync 2.229's own words when --sslargs1 SSL_verify_mode=1 meets a self-signed certificate."""
+    output = ImapsyncOutput()
+    for line in [
+        "Host1 failure: can not open imap connection on host1 [127.0.0.1] with user [a]: Unable to connect to "
+        "127.0.0.1: SSL connect attempt failed error:0A000086:SSL routines::certificate verify failed \n",
+        "Err 1/1: Host1 failure: can not open imap connection on host1 [127.0.0.1] with user [a]: Unable to connect "
+        "to 127.0.0.1: SSL connect attempt failed error:0A000086:SSL routines::certificate verify failed \n",
+        "Exiting with return value 101 (EXIT_CONNECTION_FAILURE_HOST1) 1/50 nb_errors/max_errors PID 24692\n",
+    ]:
+        output.feed(line)
+    words = verdict(101, output.summary(), source="a@old.example", dest="a@new.example")
+    assert words.startswith("certificate not trusted: the source server's TLS certificate did not verify")
