@@ -288,3 +288,30 @@ def test_the_destination_select_suggests_cached_mailboxes(rt: Runtime, settings,
     assert [o["value"] for o in options] == ["alice@new.example", "alina@new.example"]
     typed = slack.block_suggestion("dest_mailbox", "Carol@New.example").json()["options"]
     assert [o["value"] for o in typed] == ["carol@new.example"]
+
+
+def test_edit_credentials_switches_a_job_to_a_temporary_app_password(rt: Runtime, settings, slack: SlackDriver,
+                                                                    slack_fake: FakeSlack, purelymail_fake,
+                                                                    record: Path) -> None:
+    purelymail_fake.add_user_direct("alice@new.example")
+    add_server(slack, slack_fake)
+    submit_migration(slack, slack_fake, rt)
+    wait_until(lambda: queued(rt), 5, "the queued message")
+    assert worker(settings, record, IMAPSYNC_STANDIN_FIXTURE="04").wait(30) == 0  # PurelyMail refused the password
+    job = job_row(rt)
+    slack.block_action("migration_edit_credentials", value=str(job.id), message_ts=job.status_ts)
+    opened = slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "migration_credentials")
+    metadata = opened.args["view"]["private_metadata"]
+    response = slack.view_submission("migration_credentials", {"dest_mode": {"value": "app"},
+                                                               "dest_password": {"value": "typed-anyway"}},
+                                     private_metadata=metadata)
+    assert response.json()["errors"]["dest_password"].startswith("choose 'The mailbox's password'")
+    slack.view_submission("migration_credentials", {"dest_mode": {"value": "app"}}, private_metadata=metadata)
+    slack_fake.wait_for("chat.postEphemeral", lambda c: "were updated" in c.args.get("text", ""))
+    assert migrations.credentials(rt, job_row(rt)) == {"source": CANARY_SOURCE, "dest": ""}
+    slack.block_action("migration_rerun", value=str(job.id), message_ts=job.status_ts)
+    assert worker(settings, record, IMAPSYNC_STANDIN_FIXTURE="01").wait(30) == 0
+    assert job_row(rt).status == "done"
+    run = json.loads(sorted(record.glob("run-*.json"))[-1].read_text())
+    assert "--user2=alice@new.example" in run["argv"]
+    assert purelymail_fake.users["alice@new.example"].app_passwords == {}  # made for the run, deleted after
