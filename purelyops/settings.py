@@ -262,10 +262,14 @@ class Settings(DatabaseSettings):
     @field_validator("user_sync_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from croniter import croniter
+        from croniter import CroniterBadDateError, croniter
 
         if not croniter.is_valid(value):
             raise ValueError("is not a cron expression like 0 2 * * * (minute hour day month weekday)")
+        try:
+            croniter(value).get_next()
+        except CroniterBadDateError:
+            raise ValueError("names no date that exists (like 31 February), so it would never run") from None
         return value
 
     @field_validator("slack_api_url")
