@@ -100,7 +100,7 @@ SOURCES: dict[str, str] = {
     "MIGRATION_PROGRESS_INTERVAL": "seconds between progress updates of a migration's thread message",
     "MIGRATION_KILL_GRACE": "seconds a cancelled imapsync gets after SIGTERM before SIGKILL",
     "CREDENTIAL_RETENTION_DAYS": "days the encrypted credentials of an unsuccessful migration are kept",
-    "PURELYMAIL_IMAP_HOST": "PurelyMail's IMAP server",
+    "PURELYMAIL_IMAP_HOST": "PurelyMail's IMAP server, where migrated mail goes",
     "PURELYMAIL_IMAP_PORT": "PurelyMail's IMAP port (TLS)",
     "PURELYMAIL_IMAP_TLS": "leave true; only tests against a local IMAP server turn TLS to PurelyMail's IMAP off",
     "IMAP_CA_FILE": "a PEM file of extra CA certificates trusted for IMAP (server test and imapsync), "
@@ -169,7 +169,7 @@ class Settings(DatabaseSettings):
     migration_kill_grace: float = Field(default=10.0, ge=0.1, le=600)
     credential_retention_days: int = Field(default=7, ge=0, le=365)
     purelymail_imap_host: str = "imap.purelymail.com"
-    purelymail_imap_port: int = Field(default=993, gt=0, lt=65536)
+    purelymail_imap_port: int = 993
     purelymail_imap_tls: bool = True
     imap_ca_file: str = ""
     source_hosts_allow: CommaList = []
@@ -208,13 +208,68 @@ class Settings(DatabaseSettings):
                 raise ValueError(f"{item!r} is not a host name or address")
         return value
 
+    @field_validator("purelymail_imap_host", mode="before")
+    @classmethod
+    def _imap_host(cls, value: object) -> object:
+        import ipaddress
+
+        if not isinstance(value, str):
+            return value
+        host = value.strip()
+        if not host:
+            raise ValueError("is empty: leave it unset for imap.purelymail.com, or give a host name")
+        if re.search(r"[/@\s]", host) or ("://" in host) or (host.count(":") == 1):
+            raise ValueError("give just the host name, like imap.purelymail.com, without imaps:// or a port "
+                             "(the port goes in PURELYMAIL_IMAP_PORT)")
+        try:
+            return str(ipaddress.ip_address(host))
+        except ValueError:
+            pass
+        label = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+        if len(host) > 253 or not re.fullmatch(rf"{label}(?:\.{label})*\.?", host):
+            raise ValueError("is not a host name or IP address, like imap.purelymail.com")
+        return host
+
+    @field_validator("purelymail_imap_port", mode="before")
+    @classmethod
+    def _imap_port(cls, value: object) -> object:
+        text = str(value).strip()
+        if not text:
+            raise ValueError("is empty: leave it unset for 993, or give a port number from 1 to 65535")
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
+            raise ValueError("is not a port: give a number from 1 to 65535, like 993")
+        return int(text)
+
+    @field_validator("purelymail_imap_tls", mode="before")
+    @classmethod
+    def _imap_tls(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip().lower()
+        if not text:
+            raise ValueError("is empty: leave it unset (true), or set true or false")
+        if text not in {"true", "false", "t", "f", "1", "0", "yes", "no", "y", "n", "on", "off"}:
+            raise ValueError("must be true or false")
+        return text in {"true", "t", "1", "yes", "y", "on"}
+
+    @field_validator("imapsync_bin")
+    @classmethod
+    def _imapsync_bin(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty: leave it unset for imapsync on PATH, or give the program's path")
+        return value
+
     @field_validator("user_sync_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from croniter import croniter
+        from croniter import CroniterBadDateError, croniter
 
         if not croniter.is_valid(value):
             raise ValueError("is not a cron expression like 0 2 * * * (minute hour day month weekday)")
+        try:
+            croniter(value).get_next()
+        except CroniterBadDateError:
+            raise ValueError("names no date that exists (like 31 February), so it would never run") from None
         return value
 
     @field_validator("slack_api_url")

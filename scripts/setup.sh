@@ -32,14 +32,16 @@ ensure_python() {
 ensure_venv() {
   local extra=${1:-}
   local stamp="$VENV/.purelyops-installed"
-  local want
-  want=$(cat "$ROOT/requirements.lock" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)$extra
+  local locked have
+  locked=$(cat "$ROOT/requirements.lock" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)
   [ -x "$VENV/bin/python" ] || { say "Creating $VENV"; python3 -m venv "$VENV"; }
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  have=$(cat "$stamp" 2>/dev/null || true)
+  # A virtualenv with the extras (scripts/test's) also serves what needs none (scripts/run).
+  if [ "$have" != "$locked$extra" ] && { [ -n "$extra" ] || [ "${have#"$locked"}" = "$have" ]; }; then
     say "Installing Python dependencies"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.lock"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$ROOT${extra:+[$extra]}"
-    echo "$want" > "$stamp"
+    echo "$locked$extra" > "$stamp"
   fi
 }
 

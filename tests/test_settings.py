@@ -89,3 +89,36 @@ def test_credential_keys_rotate_by_id() -> None:
     assert (first.key_id, second.key_id) == ("k2", "k1")
     with pytest.raises(ValueError, match="appears twice"):
         parse_credential_keys(KEY + "," + KEY)
+
+
+def test_bad_imap_settings_stop_start_up_in_words(tmp_path: Path) -> None:
+    # Left empty in .env, as when a line is kept but its value deleted.
+    (tmp_path / ".env").write_text("PURELYMAIL_IMAP_HOST=\nPURELYMAIL_IMAP_PORT=\nIMAPSYNC_BIN=\n")
+    for process in ("bot", "workers.worker"):
+        result = start(process, GOOD, tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert ("PURELYMAIL_IMAP_HOST: is empty: leave it unset for imap.purelymail.com, or give a host name "
+                "(PurelyMail's IMAP server, where migrated mail goes)") in result.stderr
+        assert ("PURELYMAIL_IMAP_PORT: is empty: leave it unset for 993, or give a port number from 1 to 65535"
+                in result.stderr)
+        assert "IMAPSYNC_BIN: is empty" in result.stderr
+
+    (tmp_path / ".env").unlink()
+    env = {**GOOD, "PURELYMAIL_IMAP_HOST": "imaps://imap.purelymail.com:993", "PURELYMAIL_IMAP_PORT": "99x",
+           "PURELYMAIL_IMAP_TLS": "maybe"}
+    result = start("bot", env, tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    for line in [
+        "PURELYMAIL_IMAP_HOST: give just the host name, like imap.purelymail.com, without imaps:// or a port",
+        "PURELYMAIL_IMAP_PORT: is not a port: give a number from 1 to 65535, like 993",
+        "PURELYMAIL_IMAP_TLS: must be true or false",
+    ]:
+        assert line in result.stderr
+
+
+@pytest.mark.parametrize("host", ["imap.purelymail.com", "127.0.0.1", "::1", "localhost", "mail-1.example.org."])
+def test_good_imap_hosts_load(host: str) -> None:
+    settings = load_settings(_env_file=None, **{k.lower(): v for k, v in GOOD.items()},
+                             purelymail_imap_host=host, purelymail_imap_port="8993", purelymail_imap_tls="false")
+    assert settings.purelymail_imap_host == host
+    assert settings.purelymail_imap_port == 8993 and settings.purelymail_imap_tls is False

@@ -13,7 +13,7 @@ from tests.conftest import ALERTS, run_burst_worker
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
-from workers.schedule import cron_in_utc, periodic_jobs
+from workers.schedule import periodic_jobs
 from workers.user_sync import enqueue_first_sync
 
 
@@ -95,11 +95,3 @@ def test_the_first_start_queues_a_sync_only_when_the_cache_was_never_filled(rt: 
     users.sync(rt)
     assert enqueue_first_sync(rt) is False
 
-
-def test_daily_times_move_to_utc_with_the_zone() -> None:
-    from datetime import date
-    from zoneinfo import ZoneInfo
-
-    assert cron_in_utc("0 2 * * *", ZoneInfo("Europe/Berlin"), date(2026, 1, 15)) == "0 1 * * *"
-    assert cron_in_utc("30 2 * * *", ZoneInfo("America/New_York"), date(2026, 7, 1)) == "30 6 * * *"
-    assert cron_in_utc("*/5 * * * *", ZoneInfo("Europe/Berlin")) == "*/5 * * * *"

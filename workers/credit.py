@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from db.models import SyncState
 from db.session import session_scope
+from purelyops.money import format_money
 from purelyops.runtime import Runtime
 from workers.queues import job_runtime
 
@@ -43,7 +44,8 @@ def check_credit(rt: Runtime) -> str:
 
 
 def _alert(rt: Runtime, credit: Decimal, threshold: Decimal) -> None:
-    text = (f":money_with_wings: PurelyMail credit is down to ${credit:.2f}, below the ${threshold:.2f} threshold. "
+    text = (f":money_with_wings: PurelyMail credit is down to {format_money(credit)}, "
+            f"below the {format_money(threshold)} threshold. "
             "Top it up in PurelyMail → Billing before mailboxes are suspended.")
     try:
         rt.slack.chat_postMessage(channel=rt.settings.alert_channel, text=text)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
-
-def format_money(amount: Decimal) -> str:
-    return "$" + str(amount.quantize(Decimal("0.01"), rounding=ROUND_DOWN))
+from purelyops.money import format_money
 
 
 def credit_blocks(credit: Decimal, threshold: Decimal) -> tuple[str, list[dict]]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from bot.blocks.kit import when
 from bot.mrkdwn import code, escape
 from purelyops.dashboard import Dashboard
+from purelyops.money import format_money
 
 
 def dashboard_blocks(d: Dashboard) -> list[dict]:
-    credit = "not checked yet" if d.credit is None else f"${d.credit:.2f}" + (" :warning: low" if d.credit_low else "")
+    credit = "not checked yet" if d.credit is None else format_money(d.credit) + (" :warning: low" if d.credit_low else "")
     fields = [
         f"*Mailboxes*\n{d.mailboxes}",
         f"*Domains healthy*\n{d.healthy_domains} of {d.domains}",
