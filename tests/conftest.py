@@ -19,12 +19,11 @@ import httpx
 import psycopg
 import pytest
 import redis
-from alembic import command
 from waitress.server import create_server
 
 from bot.app import build_app
 from bot.web import make_wsgi_app
-from db.migrate import alembic_config
+from db.schema import upgrade
 from purelyops.runtime import Runtime
 from purelyops.settings import Settings, load_settings
 from tests.fakes.purelymail_fake import FakePurelyMail
@@ -62,7 +61,7 @@ def database_url() -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     url = f"{base}/{name}"
-    command.upgrade(alembic_config(url), "head")
+    upgrade(url)
     yield url
     from db.session import get_engine
 
