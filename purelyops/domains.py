@@ -20,15 +20,8 @@ from sqlalchemy.orm import Session
 from db.models import Domain, Mailbox
 from db.session import session_scope
 from purelyops import audit, deletions
-from purelyops.dnscheck import (
-    DnsLookupError,
-    DomainCheck,
-    NormalizedDomain,
-    check_domain,
-    expected_records,
-    lookup_txt,
-    normalize_domain,
-)
+from purelyops.dnscheck import DnsLookupError, DomainCheck, check_domain, expected_records, lookup_txt
+from purelyops.domain_names import NormalizedDomain, normalize_domain
 from purelyops.purelymail import DomainExistsError, OwnershipNotVerified
 from purelyops.runtime import Runtime
 

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from db.models import Domain, Mailbox, SyncState
 from db.session import session_scope
 from purelyops import audit, deletions
-from purelyops.dnscheck import InvalidDomain, normalize_domain
+from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.logs import redact
 from purelyops.purelymail import LIST_USER_CAP, PurelyMailError, UserDetails
 from purelyops.runtime import Runtime
