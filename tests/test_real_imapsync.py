@@ -15,7 +15,7 @@ from db.session import session_scope
 from purelyops import migrations
 from purelyops.runtime import Runtime
 from tests.conftest import ADMIN, ROOT, make_settings, process_env
-from tests.imap_servers import Dovecot, dovecot_pair  # noqa: F401 - fixture
+from tests.imap_servers import Dovecot
 from workers.imapsync_output import ImapsyncOutput
 from workers.migration import start
 
