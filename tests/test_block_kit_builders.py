@@ -27,11 +27,9 @@ from purelyops.audit_query import AuditQuery
 from purelyops.dashboard import Dashboard
 from purelyops.dnscheck import DomainCheck, RecordResult
 from purelyops.domain_names import normalize_domain
-from purelyops.domains import AddOutcome
-from purelyops.domains import Page as DomainPage
+from purelyops.domains import AddOutcome, DomainPage
 from purelyops.purelymail import ResetMethod, RoutingRule, UserDetails
-from purelyops.users import Page as MailboxPage
-from purelyops.users import SyncReport
+from purelyops.users import MailboxPage, SyncReport
 from tests.fakes.slack_fake.block_kit import BlockKitChecker, check_message_blocks, check_view
 from workers.imapsync_output import Progress, Summary
 
