@@ -13,7 +13,7 @@ from bot.mrkdwn import clip, escape
 from bot.router import CommandRequest, Router
 from purelyops import audit, domains
 from purelyops.access import Role
-from purelyops.dnscheck import InvalidDomain, normalize_domain
+from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.runtime import Runtime
 
 USAGE = "give one domain name, like `{}` example.com"

@@ -13,7 +13,7 @@ from bot.mrkdwn import escape
 from bot.router import CommandRequest, Router
 from purelyops import aliases, audit, users
 from purelyops.access import Role
-from purelyops.dnscheck import InvalidDomain, normalize_domain
+from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.purelymail import NotFound, RequestRejected
 from purelyops.runtime import Runtime
 

@@ -1,4 +1,4 @@
-"""The PostgreSQL tables purelyops keeps. Alembic (db/migrations) creates them.
+"""The PostgreSQL tables purelyops keeps. Alembic (db/schema) creates them.
 
 PostgreSQL is the source of truth; Redis only carries queues, locks and rate budgets.
 """

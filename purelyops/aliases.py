@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from purelyops import audit, deletions
-from purelyops.dnscheck import InvalidDomain, normalize_domain
+from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.fields import FieldProblems
 from purelyops.purelymail import RoutingRule
 from purelyops.runtime import Runtime

@@ -20,15 +20,8 @@ from sqlalchemy.orm import Session
 from db.models import Domain, Mailbox
 from db.session import session_scope
 from purelyops import audit, deletions
-from purelyops.dnscheck import (
-    DnsLookupError,
-    DomainCheck,
-    NormalizedDomain,
-    check_domain,
-    expected_records,
-    lookup_txt,
-    normalize_domain,
-)
+from purelyops.dnscheck import DnsLookupError, DomainCheck, check_domain, expected_records, lookup_txt
+from purelyops.domain_names import NormalizedDomain, normalize_domain
 from purelyops.purelymail import DomainExistsError, OwnershipNotVerified
 from purelyops.runtime import Runtime
 
@@ -178,7 +171,7 @@ def recheck(rt: Runtime, raw: str, *, actor_id: str, actor_name: str = "") -> Do
 
 
 @dataclass(frozen=True)
-class Page:
+class DomainPage:
     domains: list[Domain]
     total: int
     failing: int
@@ -202,7 +195,7 @@ def _key(cursor: str) -> Any:
 
 
 def list_page(rt: Runtime, *, after: str | None = None, before: str | None = None,
-              page_size: int = PAGE_SIZE) -> Page:
+              page_size: int = PAGE_SIZE) -> DomainPage:
     """One page of the cache, failing domains first, then by name: keyset paging, where
     `after`/`before` are cursors of the row the page starts after or ends before. An
     empty cache is filled from listDomains first."""
@@ -224,7 +217,7 @@ def list_page(rt: Runtime, *, after: str | None = None, before: str | None = Non
         start = 1 + (session.scalar(count.where(key < _key(cursor_of(rows[0])))) if rows else 0)
         session.expunge_all()
     end = start + len(rows) - 1
-    return Page(rows, total, failing, start,
+    return DomainPage(rows, total, failing, start,
                 cursor_of(rows[-1]) if rows and end < total else None,
                 cursor_of(rows[0]) if rows and start > 1 else None)
 

@@ -214,7 +214,7 @@ class RoutingRule:
 
 
 @dataclass(frozen=True)
-class Domain:
+class DomainDetails:
     """A domain on the account, with its settings and PurelyMail's DNS verdicts."""
 
     name: str
@@ -483,7 +483,7 @@ class PurelyMailClient:
         """Add a domain; its ownership TXT record must already be visible."""
         self._call("addDomain", {"domainName": domain})
 
-    def list_domains(self, include_shared: bool = False) -> list[Domain]:
+    def list_domains(self, include_shared: bool = False) -> list[DomainDetails]:
         """The account's domains (and PurelyMail's shared ones when asked)."""
         op = "listDomains"
         result = self._call(op, {"includeShared": include_shared})
@@ -492,7 +492,7 @@ class PurelyMailClient:
             if not isinstance(item, dict):
                 raise _shape(op, "a domain is not an object")
             dns = _field(item, "dnsSummary", dict, op)
-            domains.append(Domain(
+            domains.append(DomainDetails(
                 name=_field(item, "name", str, op),
                 allow_account_reset=_field(item, "allowAccountReset", bool, op),
                 symbolic_subaddressing=_field(item, "symbolicSubaddressing", bool, op),

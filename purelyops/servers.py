@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from db.models import SourceServer
 from db.session import session_scope
 from purelyops import audit
-from purelyops.dnscheck import InvalidDomain, normalize_domain
+from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.fields import FieldProblems
 from purelyops.runtime import Runtime
 

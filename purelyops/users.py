@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from db.models import Domain, Mailbox, SyncState
 from db.session import session_scope
 from purelyops import audit, deletions
-from purelyops.dnscheck import InvalidDomain, normalize_domain
+from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.logs import redact
 from purelyops.purelymail import LIST_USER_CAP, PurelyMailError, UserDetails
 from purelyops.runtime import Runtime
@@ -185,7 +185,7 @@ def never_synced(rt: Runtime) -> bool:
 
 
 @dataclass(frozen=True)
-class Page:
+class MailboxPage:
     addresses: list[str]
     matched: int
     total: int
@@ -218,7 +218,7 @@ def _escape_like(value: str) -> str:
 
 
 def list_page(rt: Runtime, search: str = "", domain: str | None = None, *, after: str | None = None,
-              before: str | None = None, page_size: int = PAGE_SIZE) -> Page:
+              before: str | None = None, page_size: int = PAGE_SIZE) -> MailboxPage:
     """One page of matching cached mailboxes by address, with keyset paging."""
     conditions = []
     if search:
@@ -238,7 +238,7 @@ def list_page(rt: Runtime, search: str = "", domain: str | None = None, *, after
                                     .where(*conditions, Mailbox.address < rows[0])) if rows else 0)
     state = last_sync(rt)
     end = start + len(rows) - 1
-    return Page(rows, matched, total, start, rows[-1] if rows and end < matched else None,
+    return MailboxPage(rows, matched, total, start, rows[-1] if rows and end < matched else None,
                 rows[0] if rows and start > 1 else None, state.last_ok_at if state else None)
 
 

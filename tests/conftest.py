@@ -5,31 +5,38 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psycopg
 import pytest
 import redis
-from alembic import command
 from waitress.server import create_server
 
 from bot.app import build_app
 from bot.web import make_wsgi_app
-from db.migrate import alembic_config
+from db.schema import upgrade
+from purelyops.dnscheck import DnsLookupError, lookup_txt
 from purelyops.runtime import Runtime
 from purelyops.settings import Settings, load_settings
+from tests.fakes.dns_server import FakeDNS
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
+
+if TYPE_CHECKING:
+    from tests.imap_servers import Dovecot
 
 ROOT = Path(__file__).resolve().parent.parent
 # The imapsync stand-in: replays the real imapsync logs in tests/fixtures/imapsync.
@@ -62,7 +69,7 @@ def database_url() -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     url = f"{base}/{name}"
-    command.upgrade(alembic_config(url), "head")
+    upgrade(url)
     yield url
     from db.session import get_engine
 
@@ -139,6 +146,72 @@ def make_settings(database_url: str, redis_url: str, slack_fake: FakeSlack, pure
 @pytest.fixture
 def settings(clean_state: None, database_url: str, redis_url: str, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> Settings:
     return make_settings(database_url, redis_url, slack_fake, purelymail_fake)
+
+
+@pytest.fixture
+def standin_settings(clean_state: None, database_url: str, redis_url: str, slack_fake: FakeSlack,
+                     purelymail_fake: FakePurelyMail) -> Settings:
+    """Settings for migration tests: the imapsync stand-in, quick progress and kill grace.
+    A module uses them with `def settings(standin_settings)`."""
+    return make_settings(database_url, redis_url, slack_fake, purelymail_fake, imapsync_bin=STANDIN,
+                         migration_progress_interval=0.3, migration_kill_grace=1.0)
+
+
+@pytest.fixture
+def dns(purelymail_fake: FakePurelyMail) -> Iterator[FakeDNS]:
+    """A DNS server the bot asks, which PurelyMail's addDomain consults too: it accepts a
+    domain only when its ownership TXT is really visible there."""
+    server = FakeDNS().start()
+
+    def visible(domain: str, code: str) -> bool:
+        try:
+            return code in lookup_txt(domain, server.spec, 2.0)
+        except DnsLookupError:
+            return False
+
+    purelymail_fake.ownership_verifier = visible
+    yield server
+    server.stop()
+    assert server.errors == []
+
+
+@pytest.fixture
+def dns_settings(clean_state: None, database_url: str, redis_url: str, slack_fake: FakeSlack,
+                 purelymail_fake: FakePurelyMail, dns: FakeDNS) -> Settings:
+    """Settings whose DNS_RESOLVER is the `dns` fake. A module uses them with `def settings(dns_settings)`."""
+    return make_settings(database_url, redis_url, slack_fake, purelymail_fake, dns_resolver=dns.spec)
+
+
+@pytest.fixture
+def slack_accepts_everything(slack_fake: FakeSlack) -> Iterator[None]:
+    """After the test, Slack refused none of the bot's calls. A module whose tests never
+    expect a refusal uses it with `pytestmark = pytest.mark.usefixtures("slack_accepts_everything")`."""
+    yield
+    assert [(c.method, c.error, c.errors) for c in slack_fake.rejected] == []
+
+
+@pytest.fixture
+def dovecot_pair() -> Iterator[tuple[Dovecot, Dovecot]]:
+    """Two real Dovecot IMAP servers on loopback: the old host (alice@old.example) and
+    PurelyMail's stand-in (alice@new.example)."""
+    from tests import imap_servers  # not at the top: it imports free_port from here
+
+    if not os.path.exists(imap_servers.DOVECOT):
+        pytest.skip("dovecot is not installed (the README test command installs dovecot-imapd)")
+    # Dovecot's own processes run as unprivileged users: they need a directory they can enter.
+    root = Path(tempfile.mkdtemp(prefix="purelyops-dovecot-"))
+    root.chmod(0o755)
+    source = imap_servers.Dovecot(root / "source", {"alice@old.example": "source-pw-1"}).start()
+    dest = imap_servers.Dovecot(root / "dest", {"alice@new.example": "dest-pw-2"}).start()
+    yield source, dest
+    source.stop()
+    dest.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def said(slack_fake: FakeSlack, words: str, method: str = "response_url"):
+    """The first `method` call whose text or blocks contain `words` (waiting for it)."""
+    return slack_fake.wait_for(method, lambda c: words in str(c.args.get("text", "")) + str(c.args.get("blocks", "")))
 
 
 class BotServer:

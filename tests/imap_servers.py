@@ -9,12 +9,9 @@ import pwd
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from email.message import EmailMessage
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import free_port
 
@@ -132,18 +129,3 @@ class Dovecot:
             return total
         finally:
             client.logout()
-
-
-@pytest.fixture
-def dovecot_pair():
-    if not os.path.exists(DOVECOT):
-        pytest.skip("dovecot is not installed (the README test command installs dovecot-imapd)")
-    # Dovecot's own processes run as unprivileged users: they need a directory they can enter.
-    root = Path(tempfile.mkdtemp(prefix="purelyops-dovecot-"))
-    root.chmod(0o755)
-    source = Dovecot(root / "source", {"alice@old.example": "source-pw-1"}).start()
-    dest = Dovecot(root / "dest", {"alice@new.example": "dest-pw-2"}).start()
-    yield source, dest
-    source.stop()
-    dest.stop()
-    shutil.rmtree(root, ignore_errors=True)

@@ -6,12 +6,14 @@ import pytest
 
 from purelyops import deletions
 from purelyops.runtime import Runtime
+from tests.conftest import said
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
-from tests.test_users import said, slack_accepts_everything  # noqa: F401 - fixture
 
 DOMAIN = "example.com"
+
+pytestmark = pytest.mark.usefixtures("slack_accepts_everything")
 
 
 @pytest.mark.parametrize(("preset", "match", "prefix", "match_user", "catchall", "words"), [

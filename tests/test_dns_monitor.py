@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from rq import Queue
 
 from db.models import Domain
@@ -13,12 +14,18 @@ from tests.conftest import ALERTS, make_settings, run_burst_worker
 from tests.fakes.dns_server import FakeDNS
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
-from tests.test_domains import dns, settings, slack_accepts_everything  # noqa: F401 - fixtures
 from workers.dns_monitor import monitor
 from workers.schedule import periodic_jobs
 
 DOMAIN = "example.com"
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+
+pytestmark = pytest.mark.usefixtures("slack_accepts_everything")
+
+
+@pytest.fixture
+def settings(dns_settings):
+    return dns_settings
 
 
 def alerts(slack_fake: FakeSlack) -> list[str]:

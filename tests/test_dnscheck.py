@@ -10,7 +10,6 @@ import pytest
 from purelyops.dnscheck import (
     DnsLookupError,
     DomainCheck,
-    InvalidDomain,
     NameServer,
     ServerPlan,
     check_domain,
@@ -18,9 +17,9 @@ from purelyops.dnscheck import (
     find_authoritative_servers,
     lookup_txt,
     merged_spf,
-    normalize_domain,
     parse_resolver_spec,
 )
+from purelyops.domain_names import InvalidDomain
 from tests.fakes.dns_server import FakeDNS
 
 CODE = "purelymail_ownership_proof=3f9a1c0e7b2d4a68"
@@ -488,61 +487,6 @@ def test_resolver_spec_parsing() -> None:
     for bad in ("1.1.1.1:0", "1.1.1.1:dns", ":53", "[::1]x"):
         with pytest.raises(ValueError):
             parse_resolver_spec(bad)
-
-
-# ---- names -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("raw", "message"),
-    [
-        ("", "give a domain name, like example.com"),
-        ("   ", "give a domain name, like example.com"),
-        (".".join(c * 63 for c in "abcd"), "that name is 255 characters long; a domain name can have at most 253"),
-        (".".join(c * 63 for c in "abc") + "." + "d" * 62, "that name is 254 characters long"),
-        ("a" * 64 + ".com", "is 64 characters long; each part between dots can have at most 63"),
-        ("http://x.com/", "give just the domain name, like x.com, without http:// or a path"),
-        ("https://Shop.Example.com/p?q=1", "give just the domain name, like shop.example.com, without http://"),
-        ("x.com/about", "give just the domain name, like x.com, without http:// or a path"),
-        ("a@b.com", "that is an email address; the domain is b.com"),
-        ("-x.com", "“-x” starts or ends with a hyphen; a part between dots cannot"),
-        ("x-.com", "“x-” starts or ends with a hyphen"),
-        ("x..com", "x..com has an empty part between dots"),
-        (".x.com", "has an empty part between dots"),
-        ("ex ample.com", "contains characters a domain name cannot have: a space"),
-        ("my_site.com", "contains characters a domain name cannot have: _"),
-        ("localhost", "localhost has no dot; give the whole domain name, like localhost.com"),
-        ("192.0.2.1", "192.0.2.1 is an IP address"),
-        ("xn--abc-.com", "“xn--abc-” starts or ends with a hyphen"),
-        ("bücher☃.example", "cannot be part of a domain name"),
-    ],
-)
-def test_names_that_are_not_domains_are_refused_with_a_reason(raw: str, message: str) -> None:
-    with pytest.raises(InvalidDomain) as raised:
-        normalize_domain(raw)
-    assert message in raised.value.message
-
-
-@pytest.mark.parametrize(
-    ("raw", "ascii", "unicode"),
-    [
-        ("bücher.example", "xn--bcher-kva.example", "bücher.example"),
-        ("BÜCHER.Example.", "xn--bcher-kva.example", "bücher.example"),
-        ("xn--bcher-kva.example", "xn--bcher-kva.example", "bücher.example"),
-        ("Example.COM", "example.com", "example.com"),
-        ("example.com.", "example.com", "example.com"),
-        ("  mail.example.co.uk ", "mail.example.co.uk", "mail.example.co.uk"),
-        ("faß.de", "xn--fa-hia.de", "faß.de"),  # IDNA 2008 keeps ß (IDNA 2003 made it "fass")
-        ("例え。テスト", "xn--r8jz45g.xn--zckzah", "例え.テスト"),
-        ("a" * 63 + ".com", "a" * 63 + ".com", "a" * 63 + ".com"),
-        (".".join(c * 63 for c in "abc") + "." + "d" * 61, None, None),  # 253 characters: the most allowed
-    ],
-)
-def test_names_are_normalized(raw: str, ascii: str | None, unicode: str | None) -> None:
-    name = normalize_domain(raw)
-    expected = raw.strip().lower()
-    assert (name.ascii, name.unicode) == (ascii or expected, unicode or expected)
-    assert str(name) == name.ascii
 
 
 def test_check_domain_refuses_a_bad_name_before_any_dns(srv: FakeDNS) -> None:

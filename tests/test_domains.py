@@ -3,17 +3,14 @@ domains cache out. DNS is real: a server on loopback whose zones change during a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select
 
 from db.models import AuditEntry, Domain, Mailbox, PendingDeletion
 from db.session import session_scope
 from purelyops import deletions
-from purelyops.dnscheck import DnsLookupError, lookup_txt
 from purelyops.runtime import Runtime
-from tests.conftest import ADMIN, make_settings
+from tests.conftest import ADMIN
 from tests.fakes.dns_server import FakeDNS
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
@@ -22,33 +19,12 @@ from tests.slack_requests import SlackDriver
 DOMAIN = "example.com"
 
 
-@pytest.fixture
-def dns(purelymail_fake: FakePurelyMail) -> Iterator[FakeDNS]:
-    """A DNS server the bot asks, which PurelyMail's addDomain consults too: it accepts a
-    domain only when its ownership TXT is really visible there."""
-    server = FakeDNS().start()
-
-    def visible(domain: str, code: str) -> bool:
-        try:
-            return code in lookup_txt(domain, server.spec, 2.0)
-        except DnsLookupError:
-            return False
-
-    purelymail_fake.ownership_verifier = visible
-    yield server
-    server.stop()
-    assert server.errors == []
-
-
-@pytest.fixture(autouse=True)
-def slack_accepts_everything(slack_fake: FakeSlack) -> Iterator[None]:
-    yield
-    assert [(c.method, c.error, c.errors) for c in slack_fake.rejected] == []
+pytestmark = pytest.mark.usefixtures("slack_accepts_everything")
 
 
 @pytest.fixture
-def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake, dns: FakeDNS):
-    return make_settings(database_url, redis_url, slack_fake, purelymail_fake, dns_resolver=dns.spec)
+def settings(dns_settings):
+    return dns_settings
 
 
 def answer(slack_fake: FakeSlack, words: str, method: str = "response_url"):

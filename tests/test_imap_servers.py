@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.conftest import wait_until
 from tests.fakes.slack_fake import FakeSlack
-from tests.imap_servers import Dovecot, dovecot_pair  # noqa: F401 - fixture
+from tests.imap_servers import Dovecot
 from tests.slack_requests import SlackDriver
 
 

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -17,29 +16,22 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
-from db.models import AuditEntry, MigrationJob, SourceServer
+from db.models import AuditEntry, SourceServer
 from db.session import session_scope
 from purelyops import migrations
 from purelyops.runtime import Runtime
-from tests.conftest import OPS, ROOT, STANDIN, make_settings, process_env, wait_until
+from tests.conftest import OPS, ROOT, STANDIN, process_env, wait_until
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
+from tests.migration_steps import CANARY_DEST, CANARY_SOURCE, add_server, job_row, queued, submit_migration
 from tests.slack_requests import SlackDriver
 
-CANARY_SOURCE = "canary-src-Zq8$(whoami)`id`\"'"
-CANARY_DEST = "canary-dst-Xk3 🔑"
+pytestmark = pytest.mark.usefixtures("slack_accepts_everything")
 
 
 @pytest.fixture
-def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake):
-    return make_settings(database_url, redis_url, slack_fake, purelymail_fake, imapsync_bin=STANDIN,
-                         migration_progress_interval=0.3, migration_kill_grace=1.0)
-
-
-@pytest.fixture(autouse=True)
-def slack_accepts_everything(slack_fake: FakeSlack) -> Iterator[None]:
-    yield
-    assert [(c.method, c.error, c.errors) for c in slack_fake.rejected] == []
+def settings(standin_settings):
+    return standin_settings
 
 
 @pytest.fixture
@@ -54,40 +46,6 @@ def worker(settings, record: Path, **env: str) -> subprocess.Popen:
                             env=process_env(settings, IMAPSYNC_BIN=STANDIN, IMAPSYNC_STANDIN_RECORD=str(record),
                                             MIGRATION_PROGRESS_INTERVAL="0.3", MIGRATION_KILL_GRACE="1", **env),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def add_server(slack: SlackDriver, slack_fake: FakeSlack) -> None:
-    slack.command("server add")
-    slack_fake.wait_for("views.open")
-    slack.view_submission("server_add", {"name": {"value": "oldhost"}, "host": {"value": "127.0.0.1"},
-                                         "port": {"value": "10143"}, "security": {"value": "none"}})
-    slack_fake.wait_for("chat.postEphemeral", lambda c: "Source server *oldhost*" in c.args.get("text", ""))
-
-
-def submit_migration(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, **values):
-    slack.command("migrate")
-    slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "migrate")
-    with session_scope(rt.database_url) as session:
-        server_id = str(session.scalars(select(SourceServer.id)).one())
-    fields = {"server": {"value": server_id}, "source_email": {"value": "alice@old.example"},
-              "source_password": {"value": CANARY_SOURCE}, "dest_email": {"dest_mailbox": "alice@new.example"},
-              "dest_mode": {"value": "password"}, "dest_password": {"value": CANARY_DEST}}
-    fields.update(values)
-    response = slack.view_submission("migrate", fields)
-    assert response.status_code == 200
-    return response
-
-
-def job_row(rt: Runtime) -> MigrationJob:
-    with session_scope(rt.database_url) as session:
-        job = session.scalars(select(MigrationJob)).one()
-        session.expunge(job)
-        return job
-
-
-def queued(rt: Runtime) -> bool:
-    """The job exists and its thread is posted (the submission is worked on after the ack)."""
-    return bool(migrations.list_jobs(rt)) and bool(job_row(rt).thread_ts)
 
 
 def test_a_migration_runs_with_progress_summary_and_log_and_leaks_nothing(

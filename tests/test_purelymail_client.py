@@ -23,7 +23,7 @@ from redis.retry import Retry
 from purelyops.purelymail import (
     AuthError,
     BadRequest,
-    Domain,
+    DomainDetails,
     DomainExistsError,
     NotFound,
     OwnershipNotVerified,
@@ -243,7 +243,7 @@ def test_list_domains_with_dns_summary(fake: FakePurelyMail, client: PurelyMailC
     fake.add_domain_direct("shared.example", shared=True)
 
     assert client.list_domains() == [
-        Domain("example.com", allow_account_reset=True, symbolic_subaddressing=False, is_shared=False,
+        DomainDetails("example.com", allow_account_reset=True, symbolic_subaddressing=False, is_shared=False,
                passes_mx=True, passes_spf=True, passes_dkim=False, passes_dmarc=True),
     ]
     assert [d.name for d in client.list_domains(include_shared=True)] == ["example.com", "shared.example"]

@@ -17,7 +17,7 @@ from purelyops import migrations
 from purelyops.imapsync_output import ImapsyncOutput
 from purelyops.runtime import Runtime
 from tests.conftest import ADMIN, ROOT, make_settings, process_env
-from tests.imap_servers import Dovecot, dovecot_pair  # noqa: F401 - fixture
+from tests.imap_servers import Dovecot
 
 IMAPSYNC = shutil.which("imapsync")
 pytestmark = pytest.mark.skipif(IMAPSYNC is None, reason="imapsync is not on PATH (see the README to install it)")

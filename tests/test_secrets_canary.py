@@ -22,12 +22,17 @@ from purelyops.runtime import Runtime
 from tests.conftest import ADMIN, ROOT, STANDIN, process_env, wait_until
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
+from tests.migration_steps import add_server, job_row, queued, submit_migration
 from tests.slack_requests import SlackDriver
-from tests.test_migration_flow import add_server, job_row, queued, settings, submit_migration  # noqa: F401
 
 RESET = "canary-reset-Qw7!$(id)"
 SOURCE = "canary-source-Lp3`x`"
 DEST = "canary-dest-Mn9\"'"
+
+
+@pytest.fixture
+def settings(standin_settings):
+    return standin_settings
 
 
 def test_no_secret_reaches_any_sink(rt: Runtime, settings, slack: SlackDriver, slack_fake: FakeSlack,

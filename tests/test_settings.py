@@ -36,14 +36,14 @@ def start(process: str, env: dict[str, str], tmp_path: Path) -> subprocess.Compl
     )
 
 
-@pytest.mark.parametrize("process", ["bot", "workers.worker", "workers.scheduler", "db.migrate"])
+@pytest.mark.parametrize("process", ["bot", "workers.worker", "workers.scheduler", "purelyops.release"])
 def test_every_process_refuses_to_start_without_configuration(process: str, tmp_path: Path) -> None:
     result = start(process, {}, tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "purelyops cannot start" in result.stderr
     assert "DATABASE_URL: not set" in result.stderr
-    if process != "db.migrate":
+    if process != "purelyops.release":
         assert "SLACK_SIGNING_SECRET: not set (Slack app → Basic Information → App Credentials → Signing Secret)" in result.stderr
         assert "PURELYMAIL_API_TOKEN: not set" in result.stderr
 

@@ -4,7 +4,6 @@ users cache out."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +12,7 @@ from db.models import AuditEntry, Mailbox, PendingDeletion
 from db.session import session_scope
 from purelyops import deletions, users
 from purelyops.runtime import Runtime
-from tests.conftest import ADMIN, OPS
+from tests.conftest import ADMIN, OPS, said
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
@@ -21,14 +20,7 @@ from tests.slack_requests import SlackDriver
 DOMAIN = "example.com"
 
 
-@pytest.fixture(autouse=True)
-def slack_accepts_everything(slack_fake: FakeSlack) -> Iterator[None]:
-    yield
-    assert [(c.method, c.error, c.errors) for c in slack_fake.rejected] == []
-
-
-def said(slack_fake: FakeSlack, words: str, method: str = "response_url"):
-    return slack_fake.wait_for(method, lambda c: words in str(c.args.get("text", "")) + str(c.args.get("blocks", "")))
+pytestmark = pytest.mark.usefixtures("slack_accepts_everything")
 
 
 def cache(rt: Runtime) -> list[str]:

@@ -6,7 +6,7 @@ from bot.blocks.kit import button, confirm, section, when
 from bot.mrkdwn import clip, code, escape
 from db.models import Domain
 from purelyops.dnscheck import DomainCheck, RecordResult
-from purelyops.domains import BADGES, AddOutcome, Page, badges_of
+from purelyops.domains import BADGES, AddOutcome, DomainPage, badges_of
 
 ADD_CALLBACK = "domain_add"
 ADD_RETRY_ACTION = "domain_add_retry"
@@ -128,7 +128,7 @@ def _badges(row: Domain) -> str:
 
 
 
-def list_blocks(page: Page) -> tuple[str, list[dict]]:
+def list_blocks(page: DomainPage) -> tuple[str, list[dict]]:
     if not page.total:
         text = "There are no domains on the PurelyMail account yet. Add one with `domain add example.com`."
         return text, [section(text)]

@@ -8,8 +8,8 @@ from typing import Any
 from bot.blocks.kit import button, confirm, plain, section
 from bot.mrkdwn import clip, code, escape
 from db.models import MigrationBatch, MigrationJob, SourceServer
-from purelyops.servers import SECURITY
 from purelyops.imapsync_output import Progress, Summary
+from purelyops.servers import SECURITY
 
 SERVER_ADD_CALLBACK = "server_add"
 SERVER_TEST_CALLBACK = "server_test"

@@ -7,7 +7,7 @@ from typing import Any
 from bot.blocks.kit import button, confirm, plain, section, when
 from bot.mrkdwn import code, escape
 from purelyops.purelymail import UserDetails
-from purelyops.users import Page, SyncReport
+from purelyops.users import MailboxPage, SyncReport
 
 ADD_CALLBACK = "user_add"
 RESET_CALLBACK = "user_reset_password"
@@ -33,7 +33,7 @@ DELETE_ACTION = "user_delete"
 
 
 
-def list_blocks(page: Page, search: str, domain: str | None) -> tuple[str, list[dict]]:
+def list_blocks(page: MailboxPage, search: str, domain: str | None) -> tuple[str, list[dict]]:
     what = " ".join(filter(None, [f"matching {code(search)}" if search else "", f"on {code(domain)}" if domain else ""]))
     if not page.addresses:
         text = f"No mailboxes {what}." if what else "The users cache is empty: run `user sync`."
@@ -54,7 +54,7 @@ def list_blocks(page: Page, search: str, domain: str | None) -> tuple[str, list[
     return text, blocks
 
 
-def _context(page: Page) -> dict:
+def _context(page: MailboxPage) -> dict:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text":
             f"From the users cache, last synced {when(page.last_ok_at)}. `user sync` refreshes it now."}]}
 

@@ -13,9 +13,8 @@ import uuid
 from contextlib import ExitStack
 
 import psycopg
-from alembic import command
 
-from db.migrate import alembic_config
+from db.schema import upgrade
 from tests.bench import migrations, p1_ack, p2_p3_users, p4_parser, p6_dns
 from tests.conftest import APP_TOKEN, BOT_TOKEN, PG_ADMIN, PM_TOKEN, REDIS_BASE, make_settings
 from tests.fakes.purelymail_fake import FakePurelyMail
@@ -35,7 +34,7 @@ def main() -> int:
     url = f"{base}/{name}"
     try:
         os.environ.setdefault("LOG_LEVEL", "WARNING")
-        command.upgrade(alembic_config(url), "head")
+        upgrade(url)
         with ExitStack() as stack:
             slack = FakeSlack(bot_token=BOT_TOKEN, app_token=APP_TOKEN)
             slack.start()

@@ -1,7 +1,12 @@
-"""Alembic environment: runs migrations against DATABASE_URL."""
+"""Alembic environment: applies the revisions to the database URL it is given.
+
+`db.schema.upgrade(url)` passes the URL; the `alembic` command line reads DATABASE_URL
+from the environment.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from logging.config import fileConfig
 
@@ -9,7 +14,6 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from db.models import Base
-from purelyops.settings import DatabaseSettings, SettingsError, load_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -17,16 +21,14 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 
 
 def _url() -> str:
-    url = config.attributes.get("database_url")
-    if url:
-        return url
-    try:
-        return load_settings(DatabaseSettings).database_url
-    except SettingsError as error:
-        sys.exit(str(error))
+    url = config.attributes.get("database_url") or os.environ.get("DATABASE_URL", "")
+    if not url:
+        sys.exit("DATABASE_URL is not set: give the database, like postgresql+psycopg://user@host/db "
+                 "(or run `python -m purelyops.release`, which reads .env)")
+    return url
 
 
-def run_migrations_online() -> None:
+def apply_revisions() -> None:
     engine = create_engine(_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=Base.metadata)
@@ -34,4 +36,4 @@ def run_migrations_online() -> None:
             context.run_migrations()
 
 
-run_migrations_online()
+apply_revisions()

@@ -1,23 +1,18 @@
-"""`python -m db.migrate`: bring the database to the newest schema (Alembic upgrade head)."""
+"""`python -m purelyops.release`: the release step, run before the other processes start.
+
+It reads DATABASE_URL from the settings (environment or `.env`) and brings the database
+to the newest schema with `db.schema.upgrade`. A missing or wrong DATABASE_URL, or a
+database that does not answer, is told in one message and exit status 2 or 1.
+"""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.exc import OperationalError
 
+from db.schema import upgrade
 from purelyops.settings import DatabaseSettings, SettingsError, load_settings
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def alembic_config(database_url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = database_url
-    return config
 
 
 def main() -> int:
@@ -27,10 +22,11 @@ def main() -> int:
         print(error, file=sys.stderr)
         return 2
     try:
-        command.upgrade(alembic_config(url), "head")
+        upgrade(url)
     except OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else "no answer"
-        print(f"purelyops cannot migrate: the database is not reachable ({reason}).", file=sys.stderr)
+        print(f"purelyops cannot upgrade the database schema: the database is not reachable ({reason}).",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -1,0 +1,50 @@
+"""The steps migration tests take as a person would in Slack: add a source server, submit
+the migrate modal, then read the job back. Shared by the migration and secrets tests."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from db.models import MigrationJob, SourceServer
+from db.session import session_scope
+from purelyops import migrations
+from purelyops.runtime import Runtime
+from tests.fakes.slack_fake import FakeSlack
+from tests.slack_requests import SlackDriver
+
+CANARY_SOURCE = "canary-src-Zq8$(whoami)`id`\"'"
+CANARY_DEST = "canary-dst-Xk3 🔑"
+
+
+def add_server(slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    slack.command("server add")
+    slack_fake.wait_for("views.open")
+    slack.view_submission("server_add", {"name": {"value": "oldhost"}, "host": {"value": "127.0.0.1"},
+                                         "port": {"value": "10143"}, "security": {"value": "none"}})
+    slack_fake.wait_for("chat.postEphemeral", lambda c: "Source server *oldhost*" in c.args.get("text", ""))
+
+
+def submit_migration(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, **values):
+    slack.command("migrate")
+    slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "migrate")
+    with session_scope(rt.database_url) as session:
+        server_id = str(session.scalars(select(SourceServer.id)).one())
+    fields = {"server": {"value": server_id}, "source_email": {"value": "alice@old.example"},
+              "source_password": {"value": CANARY_SOURCE}, "dest_email": {"dest_mailbox": "alice@new.example"},
+              "dest_mode": {"value": "password"}, "dest_password": {"value": CANARY_DEST}}
+    fields.update(values)
+    response = slack.view_submission("migrate", fields)
+    assert response.status_code == 200
+    return response
+
+
+def job_row(rt: Runtime) -> MigrationJob:
+    with session_scope(rt.database_url) as session:
+        job = session.scalars(select(MigrationJob)).one()
+        session.expunge(job)
+        return job
+
+
+def queued(rt: Runtime) -> bool:
+    """The job exists and its thread is posted (the submission is worked on after the ack)."""
+    return bool(migrations.list_jobs(rt)) and bool(job_row(rt).thread_ts)
