@@ -88,7 +88,7 @@ class Heartbeat(threading.Thread):
     def __init__(self, rt: Runtime, lease: Lease) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{lease.job_id}")
         self.rt, self.lease = rt, lease
-        self.beat = min(2.0, rt.settings.migration_heartbeat / 4)
+        self.beat = min(0.5, rt.settings.migration_heartbeat / 4)  # also how soon a Cancel is seen
         self.deadline = rt.settings.migration_heartbeat * FENCE
         self.last_ok = time.monotonic()
         self.lost = threading.Event()
