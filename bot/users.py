@@ -71,12 +71,18 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     app.action(blocks.PREV_ACTION)(previous_page)
     app.action(blocks.NEXT_ACTION)(next_page)
 
-    @router.add("user sync", "user sync", "refresh the users cache from PurelyMail now")
+    @router.add("user sync", "user sync [confirm]",
+                "refresh the users cache from PurelyMail now (confirm: accept a large drop)")
     def sync_now(request: CommandRequest) -> None:
         from workers.user_sync import announce
 
+        words = [word.lower() for word in request.args]
+        if words not in ([], ["confirm"]):
+            request.reply(f":warning: give nothing, or `confirm` to remove a large drop the last sync held back, "
+                          f"like `{command} user sync confirm`")
+            return
         try:
-            report = users.sync(request.rt)
+            report = users.sync(request.rt, confirm_drop=words == ["confirm"])
         except users.SyncBusy as error:
             request.reply(f":hourglass: {escape(error)}")
             return

@@ -188,6 +188,15 @@ def sync_report_blocks(report: SyncReport) -> tuple[str, list[dict]]:
         lines.append(f":warning: PurelyMail returned exactly {report.total} addresses, its maximum for one list: "
                      "there may be more mailboxes than the cache shows.")
         text += " PurelyMail may have cut the list short."
+    if report.distrust:
+        kept = (f"{report.held_back} cached mailbox(es) it did not list were kept" if report.held_back
+                else "nothing was removed")
+        lines.append(f":warning: The list was not trusted to remove anything ({escape(report.distrust)}): {kept}, "
+                     "and counts shown before a deletion say the cache may be incomplete.")
+        if not report.capped:
+            lines.append("If those mailboxes really were deleted at PurelyMail, `user sync confirm` removes them "
+                         "from the cache.")
+        text += f" Nothing removed: {report.distrust}."
     return text, [section("\n".join(lines))]
 
 
