@@ -1,5 +1,5 @@
-"""Buttons and menus: the same ack-first, role-checked, failure-in-words wrapper that the
-router gives slash commands, for `app.action` listeners."""
+"""Buttons and modals: ack first, then the work in `bot.guard.guard` (role check, one
+PurelyMail deadline, failures in words), as the router does for slash commands."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.delivery import delivery_key
+from bot.guard import guard
 from bot.mrkdwn import clip
 from bot.work import after_ack
-from purelyops import audit
-from purelyops.access import Role, RoleUnknown, has_role, refusal
-from purelyops.failures import describe_failure
+from purelyops.access import Role
 from purelyops.fields import FieldProblems
 from purelyops.runtime import Runtime
 
@@ -49,24 +48,6 @@ class ActionRequest:
         self.respond(text=text, blocks=blocks, replace_original=True)
 
 
-def checked(rt: Runtime, role: Role, what: str, user_id: str, user_name: str, reply: Callable[[str], None],
-            work: Callable[[], None]) -> None:
-    """Run `work` for a user who has `role`; otherwise refuse (and audit the refusal). Any
-    failure becomes a message in words, never a traceback."""
-    try:
-        if not has_role(rt, user_id, role):
-            audit.record_now(rt, actor_id=user_id, actor_name=user_name, action="refused", target=what,
-                             result="refused", detail=f"needs {role.value}")
-            reply(f":no_entry: {refusal(role, what)}")
-            return
-        work()
-    except RoleUnknown as error:
-        reply(f":warning: {error}")
-    except Exception as error:  # noqa: BLE001 - every failure is reported in words
-        log.warning("%s failed", what, exc_info=error)
-        reply(f":warning: {describe_failure(error)}")
-
-
 def guarded(rt: Runtime, role: Role, what: str) -> Callable[[Callable[[ActionRequest], None]], Callable]:
     """Wrap a click handler: ack at once, refuse (and audit) without `role`, report failures in words."""
 
@@ -76,8 +57,8 @@ def guarded(rt: Runtime, role: Role, what: str) -> Callable[[Callable[[ActionReq
             after_ack(run, ActionRequest(rt, body, respond, client))
 
         def run(request: ActionRequest) -> None:
-            checked(rt, role, what, request.user_id, request.body["user"].get("username", ""), request.reply,
-                    lambda: handler(request))
+            guard(rt, role, what, request.user_id, request.body["user"].get("username", ""), request.reply,
+                  lambda: handler(request))
 
         return listener
 
@@ -143,7 +124,7 @@ def guarded_view(rt: Runtime, role: Role, what: str, validate: Callable[[dict[st
             after_ack(run, request, parsed)
 
         def run(request: SubmissionRequest, parsed: object) -> None:
-            checked(rt, role, what, request.user_id, request.user_name, request.reply, lambda: handler(request, parsed))
+            guard(rt, role, what, request.user_id, request.user_name, request.reply, lambda: handler(request, parsed))
 
         return listener
 
