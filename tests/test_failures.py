@@ -22,10 +22,16 @@ from tests.slack_requests import SlackDriver
 OURS = ("bot", "purelyops", "workers")
 
 
+@pytest.fixture
+def slack_refusals() -> list[tuple[str, str]]:
+    """(method, error) pairs a test makes Slack refuse on purpose."""
+    return []
+
+
 @pytest.fixture(autouse=True)
-def slack_accepts_everything(slack_fake: FakeSlack) -> Iterator[None]:
+def slack_accepts_everything(slack_fake: FakeSlack, slack_refusals: list[tuple[str, str]]) -> Iterator[None]:
     yield
-    assert [(c.method, c.error, c.errors) for c in slack_fake.rejected] == []
+    assert [(c.method, c.error, c.errors) for c in slack_fake.rejected if (c.method, c.error) not in slack_refusals] == []
 
 
 @pytest.fixture
@@ -192,3 +198,45 @@ def test_a_job_failing_at_purelymail_is_one_log_line_in_the_worker(
     assert len(lines) == 1 and "HTTP 502" in lines[0] and "run_credit_check" in lines[0]
     assert "Traceback" not in result.stderr
     assert len(purelymail_fake.calls_to("checkAccountCredit")) == 3  # a job keeps its retries
+
+
+# ---- a generated password that Slack will not show ephemerally ----------------------------
+
+
+@pytest.mark.parametrize("flow", ["add", "reset"])
+def test_a_password_slack_will_not_show_is_never_sent_as_a_direct_message(
+        rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail,
+        slack_refusals: list[tuple[str, str]], flow: str) -> None:
+    from purelyops import domains, users
+    from tests.conftest import ADMIN, OPS
+
+    purelymail_fake.add_domain_direct("example.com")
+    purelymail_fake.add_user_direct("bob@example.com")
+    domains.sync_from_purelymail(rt)
+    users.sync(rt)
+    slack_fake.not_member_of.add(OPS)  # /pm works anywhere; the bot's own posts need it in the channel
+    slack_refusals.append(("chat.postEphemeral", "not_in_channel"))
+    if flow == "add":
+        slack.command("user add")
+        slack_fake.wait_for("views.open")
+        slack.view_submission("user_add", {"domain": {"value": "example.com"}, "local_part": {"value": "alice"}})
+        address = "alice@example.com"
+    else:
+        address = "bob@example.com"
+        slack.command(f"user show {address}")  # answered through the response URL: fine in any channel
+        reply_to(slack_fake, address)
+        slack.block_action("user_reset_password", value=address)
+        slack_fake.wait_for("views.open")
+        slack.view_submission("user_reset_password", {})
+    told = slack_fake.wait_for("views.update", lambda c: "never sent as a direct message" in str(c.args["view"]),
+                               timeout=15)
+    words = str(told.args["view"])
+    assert f"user show {address}" in words and "Reset password" in words and "not_in_channel" in words
+
+    password = purelymail_fake.users[address].password
+    tried = slack_fake.wait_for("chat.postEphemeral", lambda c: password in str(c.args))
+    assert not tried.ok and tried.args["user"] == ADMIN
+    assert [c.method for c in slack_fake.calls if password in str(c.args)] == ["chat.postEphemeral"]
+    assert slack_fake.calls_to("conversations.open") == []
+    dms = [c for c in slack_fake.calls_to("chat.postMessage") if str(c.args.get("channel", ""))[:1] in "DUW"]
+    assert dms == []
