@@ -143,12 +143,10 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     def do_remove(rt_: Runtime, raw: str, user_id: str, channel_id: str | None, answer) -> None:
         try:
-            scheduled, mailboxes = domains.schedule_removal(rt_, raw, actor_id=user_id, channel_id=channel_id)
+            scheduled, consequence = domains.schedule_removal(rt_, raw, actor_id=user_id, channel_id=channel_id)
         except (InvalidDomain, domains.DomainError) as error:
             answer(_invalid(error), None)
             return
-        consequence = (f"{mailboxes} mailbox(es) on it go with it." if mailboxes
-                       else "No mailboxes are on it (as of the last user sync).")
         if not scheduled.created:
             consequence = "It was already scheduled; this is the same deletion. " + consequence
         text, notice = scheduled_blocks(scheduled.deletion, consequence)

@@ -1,5 +1,5 @@
-"""Buttons and menus: the same ack-first, role-checked, failure-in-words wrapper that the
-router gives slash commands, for `app.action` listeners."""
+"""Buttons and modals: ack first, then the work in `bot.guard.guard` (role check, one
+PurelyMail deadline, failures in words), as the router does for slash commands."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.blocks.kit import notice_modal, section
 from bot.delivery import delivery_key
-from bot.mrkdwn import clip
+from bot.guard import guard
+from bot.mrkdwn import clip, escape
 from bot.work import after_ack
-from purelyops import audit
-from purelyops.access import Role, RoleUnknown, has_role, refusal
-from purelyops.failures import describe_failure
+from purelyops.access import Role
+from purelyops.failures import failure_reason
 from purelyops.fields import FieldProblems
 from purelyops.runtime import Runtime
 
@@ -49,24 +50,6 @@ class ActionRequest:
         self.respond(text=text, blocks=blocks, replace_original=True)
 
 
-def checked(rt: Runtime, role: Role, what: str, user_id: str, user_name: str, reply: Callable[[str], None],
-            work: Callable[[], None]) -> None:
-    """Run `work` for a user who has `role`; otherwise refuse (and audit the refusal). Any
-    failure becomes a message in words, never a traceback."""
-    try:
-        if not has_role(rt, user_id, role):
-            audit.record_now(rt, actor_id=user_id, actor_name=user_name, action="refused", target=what,
-                             result="refused", detail=f"needs {role.value}")
-            reply(f":no_entry: {refusal(role, what)}")
-            return
-        work()
-    except RoleUnknown as error:
-        reply(f":warning: {error}")
-    except Exception as error:  # noqa: BLE001 - every failure is reported in words
-        log.warning("%s failed", what, exc_info=error)
-        reply(f":warning: {describe_failure(error)}")
-
-
 def guarded(rt: Runtime, role: Role, what: str) -> Callable[[Callable[[ActionRequest], None]], Callable]:
     """Wrap a click handler: ack at once, refuse (and audit) without `role`, report failures in words."""
 
@@ -76,8 +59,8 @@ def guarded(rt: Runtime, role: Role, what: str) -> Callable[[Callable[[ActionReq
             after_ack(run, ActionRequest(rt, body, respond, client))
 
         def run(request: ActionRequest) -> None:
-            checked(rt, role, what, request.user_id, request.body["user"].get("username", ""), request.reply,
-                    lambda: handler(request))
+            guard(rt, role, what, request.user_id, request.body["user"].get("username", ""), request.reply,
+                  lambda: handler(request))
 
         return listener
 
@@ -89,7 +72,11 @@ FieldErrors = FieldProblems  # what a modal's validator raises: {block_id: messa
 
 @dataclass
 class SubmissionRequest:
-    """A submitted modal, after its ack: answers go to the channel it was opened from."""
+    """A submitted modal, after its ack: answers go to the channel it was opened from.
+
+    When the modal was kept open (`guarded_view(..., working=...)`), `view_id` is set and
+    every answer also replaces the modal's "working" text, so the admin sees the outcome
+    where they pressed Submit."""
 
     rt: Runtime
     user_id: str
@@ -98,13 +85,48 @@ class SubmissionRequest:
     metadata: str  # the modal's private_metadata after the channel id
     client: WebClient
     idempotency: str  # the same for every delivery of this very submission (view, hash, values)
+    view_id: str = ""
+    title: str = ""
 
     def reply(self, text: str, blocks: list[dict] | None = None) -> None:
         """An ephemeral message; a direct message when the bot is not in that channel."""
+        self.show_in_modal(text, blocks)
         try:
             self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id, text=text, blocks=blocks)
         except SlackApiError:
             self.client.chat_postMessage(channel=self.user_id, text=text, blocks=blocks)
+
+    def reply_secret(self, text: str, blocks: list[dict], *, shown: str, lost: str) -> None:
+        """A message that carries a secret (a generated password): ephemeral, or not at all.
+        Never a direct message, which would stay in Slack's history. The modal then says
+        `shown` (where to find it) or, when Slack would not show it, `lost` (mrkdwn: why,
+        and how to get a new one)."""
+        try:
+            self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id, text=text, blocks=blocks)
+        except SlackApiError as error:
+            log.warning("the one-time message for %s could not be shown: %s", self.user_id, failure_reason(error))
+            words = f"{lost}\n_(Slack said: {escape(_slack_code(error))})_"
+            if not self.show_in_modal(words):
+                self.reply(words)  # no modal to tell it in: these words carry no secret
+            return
+        self.show_in_modal(shown)
+
+    def show_in_modal(self, text: str, blocks: list[dict] | None = None) -> bool:
+        """Replace the kept-open modal's content with this answer; False when there is none."""
+        if not self.view_id:
+            return False
+        if not blocks or any(b.get("type") != "section" or "accessory" in b for b in blocks):
+            blocks = [section(text)]
+        try:
+            self.client.views_update(view_id=self.view_id, view=notice_modal(self.title, blocks))
+        except SlackApiError as error:  # closed meanwhile: the message in the channel still tells
+            log.info("could not show the outcome in modal %s: %s", self.view_id, failure_reason(error))
+            return False
+        return True
+
+
+def _slack_code(error: SlackApiError) -> str:
+    return str((error.response or {}).get("error") or "unknown error")
 
 
 def values_of(view: dict) -> dict[str, object]:
@@ -123,10 +145,13 @@ def values_of(view: dict) -> dict[str, object]:
     return out
 
 
-def guarded_view(rt: Runtime, role: Role, what: str, validate: Callable[[dict[str, object]], object]) -> Callable:
+def guarded_view(rt: Runtime, role: Role, what: str, validate: Callable[[dict[str, object]], object], *,
+                 working: str = "") -> Callable:
     """Wrap a modal's submission: `validate(values)` runs before the ack and raises
     FieldErrors for inline errors; then the ack, then (in the work pool) the role check and
-    `handler(request, validated)`, with failures reported in words."""
+    `handler(request, validated)`, with failures reported in words. With `working`, the
+    ack keeps the modal open showing those words until the answer replaces them (the one
+    place a secret's failure can be told without a direct message)."""
 
     def decorate(handler: Callable[[SubmissionRequest, object], None]) -> Callable:
         def listener(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
@@ -135,15 +160,19 @@ def guarded_view(rt: Runtime, role: Role, what: str, validate: Callable[[dict[st
             except FieldProblems as invalid:
                 ack(response_action="errors", errors={block: clip(message, 150) for block, message in invalid.problems.items()})
                 return
-            ack()
+            title = str((view.get("title") or {}).get("text") or "")
+            if working:
+                ack(response_action="update", view=notice_modal(title, [section(working)]))
+            else:
+                ack()
             channel, _, metadata = (view.get("private_metadata") or "").partition("\x1f")
             user = body["user"]
             request = SubmissionRequest(rt, user["id"], user.get("username", ""), channel, metadata, client,
-                                        delivery_key(body) or "")
+                                        delivery_key(body) or "", view.get("id", "") if working else "", title)
             after_ack(run, request, parsed)
 
         def run(request: SubmissionRequest, parsed: object) -> None:
-            checked(rt, role, what, request.user_id, request.user_name, request.reply, lambda: handler(request, parsed))
+            guard(rt, role, what, request.user_id, request.user_name, request.reply, lambda: handler(request, parsed))
 
         return listener
 

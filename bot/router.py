@@ -17,11 +17,10 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.blocks.help import help_blocks
+from bot.guard import guard
 from bot.mrkdwn import clip, code
 from bot.work import after_ack
-from purelyops import audit
-from purelyops.access import Role, RoleUnknown, has_role, refusal
-from purelyops.failures import describe_failure
+from purelyops.access import Role
 from purelyops.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ class Router:
         app.command(self.command)(handle_command)
 
     def dispatch(self, rt: Runtime, command: dict, respond: Respond, client: WebClient) -> None:
-        """Run the subcommand after the ack; every failure becomes a message, never a trace."""
+        """Run the subcommand after the ack, in `guard`: role, deadline, failures in words."""
         try:
             words = shlex.split(command.get("text") or "")
         except ValueError:
@@ -115,17 +114,6 @@ class Router:
             )
             request.reply(text, help_blocks(self.command, self.subcommands.values(), intro=text))
             return
-        try:
-            if subcommand.role is not None and not has_role(rt, request.user_id, subcommand.role):
-                audit.record_now(rt, actor_id=request.user_id, actor_name=request.user_name,
-                                 action="refused", target=f"{self.command} {subcommand.name}",
-                                 result="refused", detail=f"needs {subcommand.role.value}")
-                what = "run " + code(f"{self.command} {subcommand.name}")
-                request.reply(f":no_entry: {refusal(subcommand.role, what)}")
-                return
-            subcommand.handler(request)
-        except RoleUnknown as error:
-            request.reply(f":warning: {error}")
-        except Exception as error:  # noqa: BLE001 - every failure is reported in words
-            log.warning("%s %s failed", self.command, subcommand.name, exc_info=error)
-            request.reply(f":warning: {describe_failure(error)}")
+        name = f"{self.command} {subcommand.name}"
+        guard(rt, subcommand.role, "run " + code(name), request.user_id, request.user_name, request.reply,
+              lambda: subcommand.handler(request), target=name)

@@ -71,12 +71,18 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     app.action(blocks.PREV_ACTION)(previous_page)
     app.action(blocks.NEXT_ACTION)(next_page)
 
-    @router.add("user sync", "user sync", "refresh the users cache from PurelyMail now")
+    @router.add("user sync", "user sync [confirm]",
+                "refresh the users cache from PurelyMail now (confirm: accept a large drop)")
     def sync_now(request: CommandRequest) -> None:
         from workers.user_sync import announce
 
+        words = [word.lower() for word in request.args]
+        if words not in ([], ["confirm"]):
+            request.reply(f":warning: give nothing, or `confirm` to remove a large drop the last sync held back, "
+                          f"like `{command} user sync confirm`")
+            return
         try:
-            report = users.sync(request.rt)
+            report = users.sync(request.rt, confirm_drop=words == ["confirm"])
         except users.SyncBusy as error:
             request.reply(f":hourglass: {escape(error)}")
             return
@@ -113,7 +119,16 @@ def register(app: App, router: Router, rt: Runtime) -> None:
                             enable_search_indexing=chosen("search_indexing"), send_welcome_email=chosen("welcome_email"))
         return new, users.strength_hint(password) if password else ""
 
-    @guarded_view(rt, Role.ADMIN, "create a mailbox", valid_new_user)
+    def answer_password(request: SubmissionRequest, address: str, generated: str | None, what: str, hint: str) -> None:
+        """The one message about a new password: a generated one only ever ephemerally."""
+        text, message = blocks.password_once_blocks(address, generated, what, hint)
+        if generated is None:
+            request.reply(text, message)
+            return
+        request.reply_secret(text, message, shown=blocks.password_shown_words(address, what),
+                             lost=blocks.password_lost_words(address, what, command))
+
+    @guarded_view(rt, Role.ADMIN, "create a mailbox", valid_new_user, working="Creating the mailbox…")
     def submit_add(request: SubmissionRequest, parsed: tuple[users.NewUser, str]) -> None:
         new, hint = parsed
         try:
@@ -121,8 +136,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         except RequestRejected as error:
             request.reply(f":warning: PurelyMail did not create {new.address}: {escape(error)}")
             return
-        shown = password if new.password is None else None
-        request.reply(*blocks.password_once_blocks(new.address, shown, "Created the mailbox", hint))
+        answer_password(request, new.address, password if new.password is None else None, "Created the mailbox", hint)
 
     app.view(blocks.ADD_CALLBACK)(submit_add)
 
@@ -150,14 +164,13 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         password = _password_choice(values)
         return password, users.strength_hint(password) if password else ""
 
-    @guarded_view(rt, Role.ADMIN, "reset a password", valid_reset)
+    @guarded_view(rt, Role.ADMIN, "reset a password", valid_reset, working="Setting the new password…")
     def submit_reset(request: SubmissionRequest, parsed: tuple[str | None, str]) -> None:
         password, hint = parsed
         address = users.check_address(request.metadata)
         new = users.reset_password(request.rt, address, password, actor_id=request.user_id,
                                    actor_name=request.user_name)
-        request.reply(*blocks.password_once_blocks(address, new if password is None else None,
-                                                   "New password set for", hint))
+        answer_password(request, address, new if password is None else None, "New password set for", hint)
 
     app.view(blocks.RESET_CALLBACK)(submit_reset)
 

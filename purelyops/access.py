@@ -14,6 +14,7 @@ from enum import Enum
 import redis
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from purelyops.failures import failure_reason
 from purelyops.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def _group_members(rt: Runtime, group_id: str) -> set[str]:
     try:
         members = rt.slack.usergroups_users_list(usergroup=group_id)["users"]
     except (SlackApiError, SlackClientError) as error:
-        log.warning("usergroups.users.list %s failed: %s", group_id, error)
+        log.warning("usergroups.users.list %s failed: %s", group_id, failure_reason(error))
         raise RoleUnknown(
             "Slack did not say who is in the admin user group, so I can't check your role. Try again in a minute."
         ) from None

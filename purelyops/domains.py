@@ -17,9 +17,9 @@ from sqlalchemy import case, delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db.models import Domain, Mailbox
+from db.models import Domain
 from db.session import session_scope
-from purelyops import audit, deletions
+from purelyops import audit, deletions, users
 from purelyops.dnscheck import DnsLookupError, DomainCheck, check_domain, expected_records, lookup_txt
 from purelyops.domain_names import NormalizedDomain, normalize_domain
 from purelyops.purelymail import DomainExistsError, OwnershipNotVerified
@@ -222,9 +222,9 @@ def list_page(rt: Runtime, *, after: str | None = None, before: str | None = Non
                 cursor_of(rows[0]) if rows and start > 1 else None)
 
 
-def schedule_removal(rt: Runtime, raw: str, *, actor_id: str, channel_id: str | None) -> tuple[deletions.Scheduled, int]:
-    """Schedule the domain's deletion 24 hours ahead; returns it and how many cached
-    mailboxes go with it."""
+def schedule_removal(rt: Runtime, raw: str, *, actor_id: str, channel_id: str | None) -> tuple[deletions.Scheduled, str]:
+    """Schedule the domain's deletion 24 hours ahead; returns it and, in words, how many
+    mailboxes go with it (saying so when the users cache may be incomplete)."""
     name = normalize_domain(raw)
     with session_scope(rt.database_url) as session:
         known = session.get(Domain, name.ascii) is not None
@@ -234,11 +234,9 @@ def schedule_removal(rt: Runtime, raw: str, *, actor_id: str, channel_id: str | 
             known = session.get(Domain, name.ascii) is not None
     if not known:
         raise DomainError(f"{name.ascii} is not on the PurelyMail account, so there is nothing to remove.")
-    with session_scope(rt.database_url) as session:
-        mailboxes = session.scalar(select(func.count()).select_from(Mailbox).where(Mailbox.domain == name.ascii))
-    detail = f"{mailboxes} mailbox(es) go with it"
+    detail = users.going_with(users.count_on_domain(rt, name.ascii), users.cache_health(rt))
     return deletions.schedule(rt, kind="domain", target=name.ascii, actor_id=actor_id, detail=detail,
-                              channel_id=channel_id), mailboxes
+                              channel_id=channel_id), detail
 
 
 def publish_instructions(name: str, code: str) -> str:

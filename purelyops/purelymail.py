@@ -9,6 +9,11 @@ subclasses whose `str()` an admin can read in Slack.
 
 Read operations are retried with exponential backoff when PurelyMail is unavailable
 or sends garbled JSON; mutations are sent exactly once.
+
+Inside `deadline(seconds)` (what an admin's click or command runs in), every call shares
+one deadline: the throttle wait, each request's timeouts and the retries all fit in it,
+and when it passes the call raises `SlowToAnswer`. Jobs run without one and keep the
+full retry policy.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from types import TracebackType
@@ -24,7 +32,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from purelyops.throttle import ThrottleTimeout
+
 if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
     from purelyops.throttle import Throttle
 
 logger = logging.getLogger(__name__)
@@ -34,6 +46,8 @@ LIST_USER_CAP = 1000
 
 CONNECT_TIMEOUT_S = 5.0
 RETRY_BASE_S = 0.2
+MIN_ATTEMPT_S = 0.5
+"""Under a deadline, a retry is not started with less time than this left."""
 
 # Every operation and the fields PurelyMail reads from its body. A field that is not
 # listed here would be ignored by PurelyMail without an error, so we never send one.
@@ -136,7 +150,26 @@ class Unavailable(PurelyMailError):
 
 
 class Timeout(Unavailable):
-    """PurelyMail did not answer in time."""
+    """PurelyMail did not answer in time.
+
+    `sent` is False when the request never reached PurelyMail (no connection, or no
+    request slot in time), so a mutation was certainly not done; when True, a mutation
+    may or may not have been done. `target` names what the call was about (an address,
+    a domain, a rule id) for words on how to check."""
+
+    def __init__(self, message: str, *, operation: str, code: str | None = "timeout", sent: bool = True,
+                 target: str | None = None) -> None:
+        super().__init__(message, operation=operation, code=code)
+        self.sent = sent
+        self.target = target
+
+    @property
+    def mutation(self) -> bool:
+        return self.operation not in READ_OPERATIONS
+
+
+class SlowToAnswer(Timeout):
+    """The deadline of an interactive request passed before PurelyMail answered."""
 
 
 class ProtocolError(PurelyMailError):
@@ -171,9 +204,50 @@ def _rejection(operation: str, code: str | None, message: str) -> PurelyMailErro
 
 
 def _retryable(error: BaseException) -> bool:
-    return isinstance(error, Unavailable) or (
+    return (isinstance(error, Unavailable) and not isinstance(error, SlowToAnswer)) or (
         isinstance(error, ProtocolError) and error.code == "malformedJson"
     )
+
+
+# --- Deadline -----------------------------------------------------------------------
+
+_deadline: ContextVar[tuple[float, float] | None] = ContextVar("purelymail_deadline", default=None)
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every PurelyMail call made inside (in this thread or context) shares one deadline,
+    `seconds` from now: the throttle wait, the requests and their retries included. When
+    it passes, the call raises `SlowToAnswer`. Nested deadlines keep the sooner one."""
+    mine = (time.monotonic() + seconds, seconds)
+    outer = _deadline.get()
+    token = _deadline.set(mine if outer is None or mine[0] < outer[0] else outer)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _left() -> tuple[float, float] | None:
+    """(seconds left, the whole budget) under a deadline, else None."""
+    current = _deadline.get()
+    return None if current is None else (current[0] - time.monotonic(), current[1])
+
+
+def _out_of_time(retry_state: RetryCallState) -> bool:
+    """A tenacity stop: under a deadline, no retry that could not get MIN_ATTEMPT_S after its wait."""
+    left = _left()
+    return left is not None and left[0] - retry_state.upcoming_sleep < MIN_ATTEMPT_S
+
+
+def _target(operation: str, body: dict[str, Any]) -> str | None:
+    """What a call is about, for words on how to check its outcome."""
+    if operation == "createUser":
+        return f"{body.get('userName')}@{body.get('domainName')}"
+    for key in ("userName", "userHandle", "name", "domainName", "routingRuleId"):
+        if key in body:
+            return str(body[key])
+    return None
 
 
 # --- Results ------------------------------------------------------------------------
@@ -556,10 +630,10 @@ class PurelyMailClient:
         if operation not in READ_OPERATIONS:
             return self._send(operation, body)
         retrying = Retrying(
-            stop=stop_after_attempt(self._read_attempts),
+            stop=stop_after_attempt(self._read_attempts) | _out_of_time,
             wait=wait_exponential(multiplier=RETRY_BASE_S, max=5),
             retry=retry_if_exception(_retryable),
-            before_sleep=lambda state: logger.info(
+            before_sleep=lambda state: logger.debug(  # the caller logs the failure, once
                 "purelymail %s failed (%s), trying again", operation,
                 state.outcome.exception() if state.outcome else "?",
             ),
@@ -569,14 +643,42 @@ class PurelyMailClient:
 
     def _send(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         """One HTTP request; every failure becomes a PurelyMailError."""
+        left = _left()
         if self._throttle is not None:
-            self._throttle.acquire()
+            try:
+                self._throttle.acquire() if left is None else self._throttle.acquire(timeout=max(0.0, left[0]))
+            except ThrottleTimeout:
+                if left is None:
+                    raise
+                raise SlowToAnswer(
+                    f"PurelyMail is slow to answer: requests to it were queued behind others for {left[1]:g} s, "
+                    f"so {operation} was not sent",
+                    operation=operation, sent=False, target=_target(operation, body),
+                ) from None
+            left = _left()
+        if left is not None and left[0] <= 0:
+            raise SlowToAnswer(
+                f"PurelyMail is slow to answer: no answer within {left[1]:g} s, so {operation} was not sent",
+                operation=operation, sent=False, target=_target(operation, body),
+            )
         started = time.monotonic()
         outcome = "failed"
         try:
-            result = self._exchange(operation, body)
+            result = self._exchange(operation, body, None if left is None else left[0])
             outcome = "ok"
             return result
+        except Timeout as error:
+            outcome = f"{type(error).__name__} {error.code or ''}".strip()
+            error.target = _target(operation, body)
+            if left is None or isinstance(error, SlowToAnswer):
+                raise
+            budget = left[1]
+            sent = error.sent
+            raise SlowToAnswer(
+                f"PurelyMail is slow to answer: no answer to {operation} within {budget:g} s" if sent else
+                f"PurelyMail is slow to answer: it could not be reached within {budget:g} s, so {operation} was not sent",
+                operation=operation, sent=sent, target=error.target,
+            ) from None
         except PurelyMailError as error:
             outcome = f"{type(error).__name__} {error.code or ''}".strip()
             raise
@@ -586,17 +688,22 @@ class PurelyMailClient:
                 (time.monotonic() - started) * 1000, _masked(body),
             )
 
-    def _exchange(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _exchange(self, operation: str, body: dict[str, Any], left: float | None = None) -> dict[str, Any]:
+        """`left`: seconds this request may take in each phase (under a deadline)."""
+        timeout, connect = self._timeout, self._connect_timeout
+        if left is not None:
+            timeout, connect = min(timeout, left), min(connect, left)
         try:
-            response = self._http.post(f"{self._base_url}/api/v0/{operation}", json=body)
-        except httpx.ConnectTimeout:
+            response = self._http.post(f"{self._base_url}/api/v0/{operation}", json=body,
+                                       timeout=httpx.Timeout(timeout, connect=connect))
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
             raise Timeout(
-                f"PurelyMail could not be reached within {self._connect_timeout:g} s",
-                operation=operation, code="timeout",
+                f"PurelyMail could not be reached within {connect:g} s",
+                operation=operation, code="timeout", sent=False,
             ) from None
         except httpx.TimeoutException:
             raise Timeout(
-                f"PurelyMail did not answer within {self._timeout:g} s",
+                f"PurelyMail did not answer within {timeout:g} s",
                 operation=operation, code="timeout",
             ) from None
         except (httpx.HTTPError, httpx.InvalidURL) as error:

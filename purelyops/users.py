@@ -3,6 +3,12 @@
 The cache (`mailboxes`) answers `user list` without waiting on PurelyMail. It is filled
 by `sync` (one listUser call, then one set-based upsert and one delete in a single
 transaction), and updated at once whenever the bot itself creates or deletes a mailbox.
+
+listUser has no paging and stops at 1,000 addresses, so its answer is not always the
+whole account. A sync removes cached mailboxes only when the answer looks whole; when it
+does not (see `_distrust`), it still adds what was listed, removes nothing, reports why,
+and records that the cache may be incomplete (`cache_health`), so that a count shown
+before a deletion can say so.
 Passwords pass through here on their way to PurelyMail and back to the one admin who
 asked; they are never stored, logged or audited.
 """
@@ -105,6 +111,14 @@ def generate_password() -> str:
 # ---- sync ---------------------------------------------------------------------------------
 
 
+DROP_SHARE = 0.2
+DROP_MIN = 10
+"""The large-drop rule: an answer that lacks more than DROP_SHARE of the cached mailboxes,
+and at least DROP_MIN of them, removes nothing until an admin confirms it (`user sync
+confirm`). Mailboxes deleted through the bot leave the cache at once, so a drop this
+large means deletions elsewhere in one day, or an answer cut short."""
+
+
 @dataclass
 class SyncReport:
     added: list[str] = field(default_factory=list)
@@ -112,20 +126,26 @@ class SyncReport:
     total: int = 0
     capped: bool = False  # listUser returned exactly the cap: the list may be cut short
     error: str = ""
+    held_back: int = 0  # cached mailboxes missing from the answer, kept because it was not trusted
+    distrust: str = ""  # why the answer was not trusted to remove anything (words), or ""
 
     @property
     def worth_telling(self) -> bool:
-        return bool(self.added or self.removed or self.capped or self.error)
+        return bool(self.added or self.removed or self.capped or self.distrust or self.error)
 
 
-def sync(rt: Runtime, *, cap: int | None = LIST_USER_CAP) -> SyncReport:
+def sync(rt: Runtime, *, cap: int | None = LIST_USER_CAP, confirm_drop: bool = False) -> SyncReport:
     """Refresh the cache from listUser. Never two at once (a Redis lock: SyncBusy). If
-    PurelyMail fails, the cache is left as it was and the report carries the reason."""
+    PurelyMail fails, the cache is left as it was and the report carries the reason.
+
+    Cached mailboxes missing from the answer are removed only when the answer looks whole
+    (`_distrust`). `confirm_drop` is an admin's word that a large drop, or an empty
+    account, is real; a capped answer never removes anything."""
     lock = rt.redis.lock(SYNC_LOCK, timeout=600, blocking=False)
     if not lock.acquire():
         raise SyncBusy("A user sync is already running; its report will follow.")
     try:
-        return _sync(rt, cap)
+        return _sync(rt, cap, confirm_drop)
     finally:
         try:
             lock.release()
@@ -133,7 +153,23 @@ def sync(rt: Runtime, *, cap: int | None = LIST_USER_CAP) -> SyncReport:
             pass
 
 
-def _sync(rt: Runtime, cap: int | None) -> SyncReport:
+def _distrust(listed: int, cached: int, missing: int, capped: bool, confirm_drop: bool) -> str:
+    """Why an answer of `listed` addresses must not remove the `missing` of `cached`
+    mailboxes, in words; "" when it may."""
+    if capped:
+        return (f"PurelyMail listed exactly {listed:,} addresses, the most it lists at once, so the list may be "
+                f"cut short")
+    if confirm_drop or missing == 0:
+        return ""
+    if listed == 0:
+        return f"PurelyMail listed no mailboxes at all, while the cache holds {cached:,}"
+    if missing >= DROP_MIN and missing > DROP_SHARE * cached:
+        return (f"PurelyMail's list lacks {missing:,} of the {cached:,} cached mailboxes at once "
+                f"(more than {DROP_SHARE:.0%})")
+    return ""
+
+
+def _sync(rt: Runtime, cap: int | None, confirm_drop: bool) -> SyncReport:
     now = datetime.now(timezone.utc)
     report = SyncReport()
     try:
@@ -145,6 +181,7 @@ def _sync(rt: Runtime, cap: int | None) -> SyncReport:
     report.total = len(addresses)
     report.capped = cap is not None and len(addresses) >= cap
     with session_scope(rt.database_url) as session:
+        cached = session.scalar(select(func.count()).select_from(Mailbox))
         report.added = sorted(session.scalars(text(
             "WITH up AS (INSERT INTO mailboxes (address, local_part, domain, first_seen, last_seen) "
             "SELECT a, split_part(a, '@', 1), split_part(a, '@', 2), :now, :now FROM unnest(CAST(:a AS text[])) AS a "
@@ -152,15 +189,30 @@ def _sync(rt: Runtime, cap: int | None) -> SyncReport:
             "RETURNING address, (xmax = 0) AS inserted) "
             "SELECT address FROM up WHERE inserted"
         ), {"a": addresses, "now": now}))
-        report.removed = sorted(session.scalars(
-            delete(Mailbox).where(Mailbox.last_seen < now).returning(Mailbox.address)))
+        missing = session.scalar(select(func.count()).select_from(Mailbox).where(Mailbox.last_seen < now))
+        report.distrust = _distrust(report.total, cached, missing, report.capped, confirm_drop)
+        if report.distrust:
+            report.held_back = missing
+        else:
+            report.removed = sorted(session.scalars(
+                delete(Mailbox).where(Mailbox.last_seen < now).returning(Mailbox.address)))
     _remember(rt, now, report)
     return report
 
 
 def _remember(rt: Runtime, now: datetime, report: SyncReport) -> None:
-    values = {"last_run_at": now, "last_error": report.error or None,
-              "data": {"total": report.total, "capped": report.capped}}
+    previous = last_sync(rt)
+    before = dict(previous.data or {}) if previous is not None else {}
+    if report.error:  # nothing was learnt: the cache is as complete (or not) as it was
+        data = before
+    elif report.distrust:
+        was_incomplete = before.get("complete") is False and before.get("incomplete_since")
+        data = {"total": report.total, "capped": report.capped, "complete": False,
+                "incomplete_since": before["incomplete_since"] if was_incomplete else now.isoformat(),
+                "why": report.distrust, "held_back": report.held_back}
+    else:
+        data = {"total": report.total, "capped": report.capped, "complete": True}
+    values = {"last_run_at": now, "last_error": report.error or None, "data": data}
     if not report.error:
         values["last_ok_at"] = now
     with session_scope(rt.database_url) as session:
@@ -179,6 +231,72 @@ def last_sync(rt: Runtime) -> SyncState | None:
 def never_synced(rt: Runtime) -> bool:
     state = last_sync(rt)
     return state is None or state.last_ok_at is None
+
+
+@dataclass(frozen=True)
+class CacheHealth:
+    """How far the users cache can be trusted, from the record of the last syncs.
+
+    `complete`: the last sync that got an answer listed every mailbox and removed what
+    was gone. Otherwise `since` is when the cache stopped being known complete and `why`
+    says why (never filled: `since` is None and `synced` False)."""
+
+    synced: bool
+    complete: bool
+    since: datetime | None
+    why: str
+    last_ok_at: datetime | None
+    capped: bool = False  # the last answer was cut at listUser's cap: the cache lacks mailboxes
+
+
+def cache_health(rt: Runtime) -> CacheHealth:
+    state = last_sync(rt)
+    if state is None or state.last_ok_at is None:
+        return CacheHealth(False, False, None, "the users cache has never been filled from PurelyMail", None)
+    data = state.data or {}
+    capped = bool(data.get("capped"))
+    if data.get("complete") is False:
+        since = data.get("incomplete_since")
+        return CacheHealth(True, False, datetime.fromisoformat(since) if since else state.last_ok_at,
+                           str(data.get("why") or "the last user sync was not trusted to remove anything"),
+                           state.last_ok_at, capped)
+    if data.get("complete") is None and capped:  # recorded before the flag existed
+        return CacheHealth(True, False, state.last_ok_at, "PurelyMail's list may have been cut short",
+                           state.last_ok_at, capped)
+    return CacheHealth(True, True, None, "", state.last_ok_at)
+
+
+def _utc(at: datetime) -> str:
+    return f"{at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC"
+
+
+def going_with(count: int, health: CacheHealth, where: str = "on it") -> str:
+    """Words for how many cached mailboxes go with a deletion, never claiming more
+    certainty than the cache has: "at least", or since when it may be incomplete."""
+    if not health.synced:
+        known = f"; the bot knows of {count}" if count else ""
+        return (f"How many mailboxes are {where} is not known: the users cache has never been filled from "
+                f"PurelyMail{known}. Every mailbox {where} goes with it. `user sync` fills the cache.")
+    if health.complete:
+        as_of = f"as of the last user sync, {_utc(health.last_ok_at)}" if health.last_ok_at else "as of the last user sync"
+        if count:
+            return f"{count} mailbox(es) {where} go with it ({as_of})."
+        return f"No mailboxes are {where} ({as_of})."
+    doubt = f"the users cache may be incomplete since {_utc(health.since)}" if health.since else \
+        "the users cache may be incomplete"
+    if health.capped and count:
+        return f"At least {count} mailbox(es) {where} go with it, maybe more: {doubt} ({health.why})."
+    if count:
+        return (f"{count} mailbox(es) {where} go with it by the users cache, but {doubt} ({health.why}): "
+                f"every mailbox {where} goes with it, however many there are.")
+    return (f"The users cache knows of no mailbox {where}, but {doubt} ({health.why}): "
+            f"any mailbox {where} goes with it.")
+
+
+def count_on_domain(rt: Runtime, domain: str) -> int:
+    """How many cached mailboxes are on a domain (see `cache_health` for how far to trust it)."""
+    with session_scope(rt.database_url) as session:
+        return session.scalar(select(func.count()).select_from(Mailbox).where(Mailbox.domain == domain)) or 0
 
 
 # ---- list ---------------------------------------------------------------------------------

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from db.models import AuditEntry, Domain, Mailbox, PendingDeletion
+from db.models import AuditEntry, Domain, PendingDeletion
 from db.session import session_scope
-from purelyops import deletions
+from purelyops import deletions, users
 from purelyops.runtime import Runtime
 from tests.conftest import ADMIN
 from tests.fakes.dns_server import FakeDNS
@@ -192,11 +192,12 @@ def test_domains_added_or_removed_outside_the_bot_are_picked_up(rt: Runtime, pur
 def test_remove_schedules_24h_ahead_with_the_mailbox_count_and_cancel_works(
         rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> None:
     purelymail_fake.add_domain_direct(DOMAIN)
-    with session_scope(rt.database_url) as session:
-        session.add_all([Mailbox(address=f"u{i}@{DOMAIN}", local_part=f"u{i}", domain=DOMAIN) for i in range(3)])
+    for i in range(3):
+        purelymail_fake.add_user_direct(f"u{i}@{DOMAIN}")
+    users.sync(rt)
     slack.command(f"domain remove {DOMAIN}")
     notice = answer(slack_fake, "will be deleted in")
-    assert "3 mailbox(es) on it go with it" in str(notice.args["blocks"])
+    assert "3 mailbox(es) on it go with it (as of the last user sync" in str(notice.args["blocks"])
     assert "23 h" in notice.args["text"]
     assert DOMAIN in purelymail_fake.domains  # nothing deleted yet
     assert purelymail_fake.calls_to("deleteDomain") == []
@@ -210,6 +211,29 @@ def test_remove_schedules_24h_ahead_with_the_mailbox_count_and_cancel_works(
     slack.block_action("deletion_cancel", value=str(pending[0].id))
     slack_fake.wait_for("response_url", lambda c: "cancelled" in c.args.get("text", ""))
     assert deletions.pending(rt) == []
+
+
+def test_remove_says_the_count_is_incomplete_when_purelymail_cut_the_list_short(
+        rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> None:
+    purelymail_fake.add_domain_direct(DOMAIN)
+    for i in range(1200):  # listUser answers with the first 1,000 only
+        purelymail_fake.add_user_direct(f"u{i:04d}@{DOMAIN}")
+    assert users.sync(rt).capped
+    slack.command(f"domain remove {DOMAIN}")
+    notice = answer(slack_fake, "will be deleted in")
+    words = str(notice.args["blocks"])
+    assert "At least 1000 mailbox(es) on it go with it, maybe more" in words
+    assert "the users cache may be incomplete since" in words and "1,000" in words
+    with session_scope(rt.database_url) as session:
+        assert session.scalars(select(PendingDeletion.detail)).one().startswith("At least 1000 mailbox(es)")
+
+
+def test_remove_never_says_no_mailboxes_when_the_cache_was_never_filled(
+        rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> None:
+    purelymail_fake.add_user_direct(f"ann@{DOMAIN}")
+    slack.command(f"domain remove {DOMAIN}")
+    words = str(answer(slack_fake, "will be deleted in").args["blocks"])
+    assert "is not known" in words and "never been filled" in words and "No mailboxes" not in words
 
 
 def test_remove_of_an_unknown_domain_schedules_nothing(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack) -> None:

@@ -78,6 +78,78 @@ def test_exactly_the_cap_warns_that_the_list_may_be_cut_short(rt: Runtime, purel
     assert "may have cut the list short" in sync_report_blocks(report)[0]
 
 
+def test_a_capped_list_removes_nothing_and_marks_the_cache_incomplete(
+        rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> None:
+    purelymail_fake.add_domain_direct("example.com")
+    for i in range(1001):
+        purelymail_fake.add_user_direct(f"u{i:04d}@example.com")
+    users.sync(rt)  # capped already: u1000 was never listed
+    with session_scope(rt.database_url) as session:  # the bot created this one itself, after that sync
+        session.add(Mailbox(address="zed@example.com", local_part="zed", domain="example.com"))
+    del purelymail_fake.users["u0000@example.com"]  # deleted elsewhere: u1000 moves up into the first 1,000
+    purelymail_fake.add_user_direct("zed@example.com")
+
+    slack.command("user sync")
+    reply = slack_fake.wait_for("response_url", lambda c: "User sync" in c.args.get("text", ""), timeout=15)
+    assert "Nothing removed" in reply.args["text"] and "may be cut short" in reply.args["text"]
+    assert "u1000@example.com" in str(reply.args["blocks"])  # added, even so
+    now = cache(rt)
+    assert {"u0000@example.com", "zed@example.com", "u1000@example.com"} <= set(now) and len(now) == 1002
+    alert = slack_fake.wait_for("chat.postMessage")
+    assert alert.args["channel"] == ALERTS and "Nothing removed" in alert.args["text"]
+    health = users.cache_health(rt)
+    assert not health.complete and health.capped and "1,000" in health.why
+
+    slack.command("user sync confirm")  # an admin's word never overrides the cap
+    slack_fake.wait_for("response_url", lambda c: c.at > reply.at and "Nothing removed" in c.args.get("text", ""),
+                        timeout=15)
+    assert len(cache(rt)) == 1002
+
+
+def test_an_empty_list_removes_nothing_until_an_admin_confirms(
+        rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> None:
+    purelymail_fake.add_domain_direct("example.com")
+    for name in ("ann", "bob", "cat"):
+        purelymail_fake.add_user_direct(f"{name}@example.com")
+    users.sync(rt)
+    first = users.last_sync(rt).last_ok_at
+    purelymail_fake.users.clear()  # PurelyMail answers with no mailboxes at all
+
+    report = users.sync(rt)
+    assert report.removed == [] and report.held_back == 3 and "no mailboxes at all" in report.distrust
+    assert cache(rt) == ["ann@example.com", "bob@example.com", "cat@example.com"]
+    health = users.cache_health(rt)
+    assert not health.complete and not health.capped and health.since > first
+    report = users.sync(rt)  # still distrusted: "incomplete since" stays the first time
+    assert users.cache_health(rt).since == health.since
+
+    slack.command("user sync confirm")
+    slack_fake.wait_for("response_url", lambda c: "0 added, 3 removed" in c.args.get("text", ""), timeout=15)
+    assert cache(rt) == [] and users.cache_health(rt).complete
+
+
+def test_a_large_sudden_drop_is_held_back_and_a_small_one_is_not(rt: Runtime,
+                                                                 purelymail_fake: FakePurelyMail) -> None:
+    purelymail_fake.add_domain_direct("example.com")
+    for i in range(40):
+        purelymail_fake.add_user_direct(f"u{i:02d}@example.com")
+    users.sync(rt)
+    for i in range(9):  # 9 gone: under the rule's minimum of 10
+        del purelymail_fake.users[f"u{i:02d}@example.com"]
+    report = users.sync(rt)
+    assert len(report.removed) == 9 and not report.distrust and users.cache_health(rt).complete
+    for i in range(9, 19):  # 10 of the 31 cached at once: more than 20%
+        del purelymail_fake.users[f"u{i:02d}@example.com"]
+    report = users.sync(rt)
+    assert report.removed == [] and report.held_back == 10 and "lacks 10 of the 31" in report.distrust
+    assert len(cache(rt)) == 31 and not users.cache_health(rt).complete
+    from bot.blocks.users import sync_report_blocks
+
+    assert "`user sync confirm`" in sync_report_blocks(report)[1][0]["text"]["text"]
+    report = users.sync(rt, confirm_drop=True)
+    assert len(report.removed) == 10 and len(cache(rt)) == 21 and users.cache_health(rt).complete
+
+
 def test_two_syncs_never_run_at_once(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack) -> None:
     lock = rt.redis.lock(users.SYNC_LOCK, timeout=30)
     assert lock.acquire(blocking=False)  # another process is syncing

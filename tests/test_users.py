@@ -222,10 +222,14 @@ def test_show_of_an_unknown_or_bad_address(slack: SlackDriver, slack_fake: FakeS
 
 def test_viewers_cannot_create(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
                                purelymail_fake: FakePurelyMail) -> None:
+    from bot.blocks.users import add_modal
+
     purelymail_fake.add_domain_direct(DOMAIN)
-    slack.view_submission("user_add", {"domain": {"value": DOMAIN}, "local_part": {"value": "eve"}}, user_id="U0NOBODY",
-                          private_metadata=OPS)
+    # The form was opened while U0NOBODY was an admin; by the time it is submitted, they are not.
+    rt.slack.views_open(trigger_id=slack_fake.new_trigger_id("U0NOBODY"), view=add_modal([DOMAIN], OPS))
+    slack.view_submission("user_add", {"domain": {"value": DOMAIN}, "local_part": {"value": "eve"}}, user_id="U0NOBODY")
     said(slack_fake, "Only purelyops admins", method="chat.postEphemeral")
+    slack_fake.wait_for("views.update", lambda c: "Only purelyops admins" in str(c.args["view"]))  # the form too
     assert purelymail_fake.calls_to("createUser") == []
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from db.models import SyncState
 from db.session import session_scope
+from purelyops.failures import failure_reason
 from purelyops.money import format_money
 from purelyops.runtime import Runtime
 from workers.queues import job_runtime
@@ -50,4 +51,4 @@ def _alert(rt: Runtime, credit: Decimal, threshold: Decimal) -> None:
     try:
         rt.slack.chat_postMessage(channel=rt.settings.alert_channel, text=text)
     except (SlackApiError, SlackClientError) as error:
-        log.warning("could not post the low-credit alert: %s", error)
+        log.warning("could not post the low-credit alert: %s", failure_reason(error))

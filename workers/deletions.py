@@ -9,6 +9,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.blocks.deletions import outcome_blocks
 from db.models import PendingDeletion
 from purelyops import deletions
+from purelyops.failures import failure_reason
 from purelyops.runtime import Runtime
 from workers.queues import job_runtime
 
@@ -32,4 +33,4 @@ def report_outcomes(rt: Runtime, finished: list[PendingDeletion]) -> None:
             if deletion.status != "done" and channel != rt.settings.alert_channel:
                 rt.slack.chat_postMessage(channel=rt.settings.alert_channel, text=text, blocks=blocks)
         except (SlackApiError, SlackClientError) as error:
-            log.warning("could not report deletion %s: %s", deletion.id, error)
+            log.warning("could not report deletion %s: %s", deletion.id, failure_reason(error))

@@ -23,6 +23,7 @@ from db.models import Domain
 from db.session import session_scope
 from purelyops import domains
 from purelyops.dnscheck import DomainCheck
+from purelyops.failures import failure_reason
 from purelyops.runtime import Runtime
 from workers.queues import job_runtime
 
@@ -97,4 +98,4 @@ def _announce(rt: Runtime, change: Change, check: DomainCheck) -> None:
     try:
         rt.slack.chat_postMessage(channel=rt.settings.alert_channel, text=text, blocks=blocks)
     except (SlackApiError, SlackClientError) as error:
-        log.warning("could not announce the DNS change of %s: %s", change.domain, error)
+        log.warning("could not announce the DNS change of %s: %s", change.domain, failure_reason(error))

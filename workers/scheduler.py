@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from rq import cron as rq_cron
 from rq.cron import CronJob, CronScheduler
 
+from purelyops.failures import failure_reason
 from purelyops.logs import setup_logging
 from purelyops.runtime import Runtime
 from purelyops.settings import SettingsError, load_settings
@@ -67,7 +68,7 @@ def main() -> int:
         if enqueue_first_sync(rt):
             log.info("The users cache was never filled: a user sync is queued now")
     except Exception as error:  # noqa: BLE001 - the nightly sync will fill it; start anyway
-        log.warning("could not check whether the users cache was ever filled: %s", error)
+        log.warning("could not check whether the users cache was ever filled: %s", failure_reason(error))
     build_scheduler(rt).start()
     return 0
 

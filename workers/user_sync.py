@@ -8,6 +8,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.blocks.users import sync_report_blocks
 from purelyops import users
+from purelyops.failures import failure_reason
 from purelyops.purelymail import LIST_USER_CAP
 from purelyops.runtime import Runtime
 from workers.queues import DEFAULT, job_runtime, queue
@@ -33,7 +34,7 @@ def announce(rt: Runtime, report: users.SyncReport) -> None:
     try:
         rt.slack.chat_postMessage(channel=rt.settings.alert_channel, text=text, blocks=blocks)
     except (SlackApiError, SlackClientError) as error:
-        log.warning("could not post the user sync report: %s", error)
+        log.warning("could not post the user sync report: %s", failure_reason(error))
 
 
 def enqueue_first_sync(rt: Runtime) -> bool:

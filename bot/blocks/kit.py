@@ -17,6 +17,12 @@ def section(text: str) -> dict:
     return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, 3000)}}
 
 
+def notice_modal(title: str, blocks: list[dict]) -> dict:
+    """A modal that only tells something (no inputs, no submit): a kept-open form's outcome."""
+    return {"type": "modal", "title": {"type": "plain_text", "text": clip(title or "purelyops", 24)},
+            "close": {"type": "plain_text", "text": "Close"}, "blocks": blocks[:100]}
+
+
 def button(text: str, action_id: str, value: str, style: str | None = None, confirm: dict | None = None) -> dict:
     element: dict[str, Any] = {"type": "button", "text": plain(text), "action_id": action_id, "value": value[:2000]}
     if style:

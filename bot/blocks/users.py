@@ -124,6 +124,21 @@ def password_once_blocks(address: str, generated: str | None, what: str, hint: s
     return text, [section("\n".join(lines))]
 
 
+def password_shown_words(address: str, what: str) -> str:
+    """What a kept-open form says once the new password is in the admin's ephemeral message."""
+    return (f":white_check_mark: {escape(what)} {code(address)}. Its password is in the bot's message in the channel, "
+            "shown only to you, once.")
+
+
+def password_lost_words(address: str, what: str, command: str) -> str:
+    """What a kept-open form says when Slack would not show the new password ephemerally."""
+    return (f":warning: {escape(what)} {code(address)}, but Slack would not show you its new password in that "
+            "channel, and a password is never sent as a direct message (that would stay in Slack's history). "
+            "It is not kept anywhere.\nTo get one, reset the password: "
+            f"{code(f'{command} user show {address}')} → *Reset password*, from a channel the bot is in "
+            "(or invite the bot to this one first).")
+
+
 def user_blocks(details: UserDetails) -> tuple[str, list[dict]]:
     a = details.address
     on = {True: "on", False: "off"}
@@ -175,7 +190,7 @@ def recovery_modal(address: str, channel_id: str) -> dict:
 
 def sync_report_blocks(report: SyncReport) -> tuple[str, list[dict]]:
     if report.error:
-        text = f"User sync failed; the cache was left as it was. {report.error}"
+        text = f"User sync failed; the cache was left as it was. {escape(report.error)}"
         return text, [section(f":x: *User sync failed*; the cache was left as it was.\n{escape(report.error)}")]
     text = f"User sync: {len(report.added)} added, {len(report.removed)} removed, {report.total} in all."
     lines = [f":arrows_counterclockwise: *User sync*: {len(report.added)} added, {len(report.removed)} removed, "
@@ -188,6 +203,15 @@ def sync_report_blocks(report: SyncReport) -> tuple[str, list[dict]]:
         lines.append(f":warning: PurelyMail returned exactly {report.total} addresses, its maximum for one list: "
                      "there may be more mailboxes than the cache shows.")
         text += " PurelyMail may have cut the list short."
+    if report.distrust:
+        kept = (f"{report.held_back} cached mailbox(es) it did not list were kept" if report.held_back
+                else "nothing was removed")
+        lines.append(f":warning: The list was not trusted to remove anything ({escape(report.distrust)}): {kept}, "
+                     "and counts shown before a deletion say the cache may be incomplete.")
+        if not report.capped:
+            lines.append("If those mailboxes really were deleted at PurelyMail, `user sync confirm` removes them "
+                         "from the cache.")
+        text += f" Nothing removed: {report.distrust}."
     return text, [section("\n".join(lines))]
 
 

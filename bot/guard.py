@@ -1,0 +1,67 @@
+"""The one wrapper every interactive request runs in: slash commands, clicks, modal submissions.
+
+`guard` gives the request one PurelyMail deadline (INTERACTIVE_DEADLINE_S for all its
+calls, retries and throttle waits included, so the admin hears back in seconds, not
+minutes), checks the role (a refusal is audited), runs the work, and turns a failure
+into words: an expected one (PurelyMail, Slack, the database or Redis) is one log line
+without a traceback; anything else is a bug, logged with its traceback under a short
+error id that the admin's message repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bot.mrkdwn import clip, escape
+from purelyops import audit, purelymail
+from purelyops.access import Role, RoleUnknown, has_role, refusal
+from purelyops.failures import describe_failure, failure_reason, is_expected, new_error_id
+from purelyops.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+INTERACTIVE_DEADLINE_S = 10.0
+"""All the PurelyMail calls of one command, click or submission, in all."""
+
+Reply = Callable[..., None]  # reply(text, blocks=None)
+
+
+def guard(rt: Runtime, role: Role | None, what: str, user_id: str, user_name: str, reply: Reply,
+          work: Callable[[], None], *, target: str | None = None) -> None:
+    """Run `work` for a user who has `role` (None: anyone); otherwise refuse, in the words
+    "Only … can {what}", and audit the refusal under `target` (default `what`). Any
+    failure becomes a message in words, never a traceback."""
+    target = target or what
+    try:
+        with purelymail.deadline(INTERACTIVE_DEADLINE_S):
+            if role is not None and not has_role(rt, user_id, role):
+                audit.record_now(rt, actor_id=user_id, actor_name=user_name, action="refused", target=target,
+                                 result="refused", detail=f"needs {role.value}")
+                reply(f":no_entry: {refusal(role, what)}")
+                return
+            work()
+    except RoleUnknown as error:
+        _tell(reply, str(error), target)
+    except Exception as error:  # noqa: BLE001 - every failure is reported in words
+        if is_expected(error):
+            log.warning("%s failed: %s", target, failure_reason(error))
+            _tell(reply, describe_failure(error), target)
+        else:
+            error_id = new_error_id()
+            log.error("%s failed [error id %s]", target, error_id, exc_info=error)
+            _tell(reply, describe_failure(error, error_id), target)
+
+
+def failure_message(words: str) -> tuple[str, list[dict]]:
+    """A failure in words, as a message: the fallback text escaped for mrkdwn, and the block
+    in plain text, so nothing in the words (a `<!channel>`, a `*`) is read as markup."""
+    return f":warning: {escape(words)}", [
+        {"type": "section", "text": {"type": "plain_text", "text": clip(f":warning: {words}", 3000), "emoji": True}}]
+
+
+def _tell(reply: Reply, words: str, target: str) -> None:
+    try:
+        reply(*failure_message(words))
+    except Exception as error:  # noqa: BLE001 - Slack itself may be what failed
+        log.warning("%s: could not tell the admin either: %s", target, failure_reason(error))
