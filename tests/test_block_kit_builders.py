@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import bot.blocks
-from bot.blocks import account, aliases, audit, deletions, domains, help, home, migrations, users
+from bot.blocks import account, aliases, audit, deletions, domains, help, home, kit, migrations, users
 from bot.router import Subcommand
 from db.models import AuditEntry, Domain, MigrationBatch, MigrationJob, PendingDeletion, SourceServer
 from purelyops.access import Role
@@ -242,6 +242,8 @@ CASES: list[Case] = [
     (users.add_modal, "150 domains", lambda: users.add_modal(domain_names(150), CHANNEL)),
     (users.add_modal, "no domains", lambda: users.add_modal([], CHANNEL)),
     (users.reset_modal, "", lambda: users.reset_modal(addresses(1)[0], CHANNEL)),
+    (kit.notice_modal, "a long title, 120 blocks", lambda: kit.notice_modal(
+        "Mailbox created for " + addresses(1)[0], [kit.section("x" * 2900)] * 120)),
     (users.password_once_blocks, "generated", lambda: users.password_once_blocks(
         addresses(1)[0], "Xk3#v9!pQ2@wL7$zR5&m", "Created", "strong: 131 bits")),
     (users.password_once_blocks, "typed", lambda: users.password_once_blocks(addresses(1)[0], None, "Reset")),
