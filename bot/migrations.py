@@ -10,7 +10,7 @@ import httpx
 from slack_bolt import App
 
 from bot.blocks import migrations as blocks
-from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
+from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view, guarded_view_now
 from bot.mrkdwn import escape
 from bot.router import CommandRequest, Router
 from purelyops import migration_csv, migrations, servers, users
@@ -63,16 +63,18 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         return servers.check_spec(str(values.get("name") or ""), str(values.get("host") or ""),
                                   str(values.get("port") or ""), str(values.get("security") or ""))
 
-    @guarded_view(rt, Role.ADMIN, "add a source server", valid_server)
-    def submit_server(request: SubmissionRequest, spec: servers.ServerSpec) -> None:
-        try:
-            server = servers.add_server(request.rt, spec, actor_id=request.user_id, actor_name=request.user_name)
-        except servers.FieldProblems as error:
-            request.reply(f":warning: {escape(error)}")
-            return
+    @guarded_view_now(rt, Role.ADMIN, "add a source server", valid_server)
+    def submit_server(request: SubmissionRequest, spec: servers.ServerSpec):
+        # Before the ack (a database write and a short DNS look-up): a `migrate` sent right
+        # after the modal closes finds the server, and a refused host is shown on its field.
+        server, unresolved = servers.add_server(request.rt, spec, actor_id=request.user_id,
+                                                actor_name=request.user_name)
         warning = "\n:warning: Security *none*: passwords cross the network unencrypted." if spec.security == "none" else ""
-        request.reply(f":white_check_mark: Source server *{escape(server.name)}* ({escape(server.host)}:{server.port}, "
-                      f"{servers.SECURITY[server.security]}) added. Try a login with `server test {server.name}`.{warning}")
+        if unresolved:
+            warning += f"\n:warning: {escape(unresolved)}"
+        text = (f":white_check_mark: Source server *{escape(server.name)}* ({escape(server.host)}:{server.port}, "
+                f"{servers.SECURITY[server.security]}) added. Try a login with `server test {server.name}`.{warning}")
+        return lambda: request.reply(text)
 
     app.view(blocks.SERVER_ADD_CALLBACK)(submit_server)
 
@@ -118,7 +120,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     def submit_test(request: SubmissionRequest, login: tuple[str, str]) -> None:
         address, password = login
         server = servers.get_server(request.rt, int(request.metadata))
-        ok, words = servers.test_login(server.host, server.port, server.security, address, password)
+        ok, words = servers.test_login(request.rt, server.host, server.port, server.security, address, password)
         request.reply(f":white_check_mark: {escape(words)}" if ok else f":x: {escape(words)}")
 
     app.view(blocks.SERVER_TEST_CALLBACK)(submit_test)

@@ -131,6 +131,8 @@ def make_settings(database_url: str, redis_url: str, slack_fake: FakeSlack, pure
         credentials_key=CREDENTIALS_KEY,
         admin_user_ids=ADMIN,
         alert_channel=ALERTS,
+        # The tests' IMAP servers (Dovecot) listen on loopback; tests of the refusal pass [].
+        source_hosts_allow=["127.0.0.0/8", "::1"],
     )
     values.update(overrides)
     return load_settings(**values)  # type: ignore[return-value]
@@ -175,6 +177,8 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "ADMIN_USER_IDS": ",".join(settings.admin_user_ids),
         "ALERT_CHANNEL": settings.alert_channel,
         "DNS_RESOLVER": settings.dns_resolver,
+        "SOURCE_HOSTS_ALLOW": ",".join(settings.source_hosts_allow),
+        "IMAP_CA_FILE": settings.imap_ca_file,
     }
     env.update(extra)
     return env
