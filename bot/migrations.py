@@ -5,6 +5,7 @@ purelyops.migrations and workers.migration."""
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import urlsplit
 
 import httpx
 from slack_bolt import App
@@ -14,7 +15,7 @@ from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guar
 from bot.mrkdwn import escape
 from bot.router import CommandRequest, Router
 from purelyops import migration_csv, migrations, servers, users
-from purelyops.access import Role
+from purelyops.access import Role, RoleUnknown, has_role
 from purelyops.runtime import Runtime
 from purelyops.users import UserError, check_address
 from workers import migration as runner
@@ -36,11 +37,33 @@ def _address(values: dict, block: str, errors: dict[str, str]) -> str:
         return ""
 
 
+SLACK_FILE_HOSTS = ("files.slack.com",)
+
+
+def is_slack_file_url(rt: Runtime, url: str) -> bool:
+    """Whether `url` is on Slack's file servers (https://files.slack.com) or on the host of
+    SLACK_API_URL (a fake Slack serves files itself): the only places the bot token goes."""
+    try:
+        parts, api = urlsplit(url), urlsplit(rt.settings.slack_api_url)
+        port, api_port = parts.port, api.port
+    except ValueError:
+        return False
+    if parts.username is not None or parts.password is not None:
+        return False
+    if parts.scheme == "https" and parts.hostname in SLACK_FILE_HOSTS and port in (None, 443):
+        return True
+    return (parts.scheme, parts.hostname, port) == (api.scheme, api.hostname, api_port)
+
+
 def download_csv(rt: Runtime, file: dict) -> bytes:
-    """The bytes of a file from a modal's file input, fetched with the bot token. Slack
-    answers an unauthorised download with its HTML sign-in page, so HTML counts as failure."""
+    """The bytes of a file from a modal's file input, fetched with the bot token, which is
+    sent only to Slack's file hosts. Slack answers an unauthorised download with its HTML
+    sign-in page, so HTML counts as failure."""
     if int(file.get("size") or 0) > migration_csv.MAX_BYTES:
         raise migration_csv.CsvProblems([(0, f"the file is larger than {migration_csv.MAX_BYTES // 2**20} MiB")])
+    if not is_slack_file_url(rt, str(file.get("url_private") or "")):
+        raise migration_csv.CsvProblems([(0, "the uploaded file is not on Slack's file servers, so it was not "
+                                             "fetched; upload it again or paste the CSV")])
     try:
         response = httpx.get(file["url_private"], headers={"Authorization": f"Bearer {rt.settings.slack_bot_token}"},
                              timeout=20, follow_redirects=False)
@@ -236,7 +259,15 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     batch_button(blocks.BATCH_RERUN_FAILED, "rerun_failed", "re-run a batch's failures")
 
     def suggest_mailboxes(ack, body: dict) -> None:
-        """The destination select: cached mailboxes matching what is typed, at once."""
+        """The destination select: cached mailboxes matching what is typed, at once; only
+        for admins (the modal is theirs, and the list names mailboxes)."""
+        try:
+            admin = has_role(rt, str((body.get("user") or {}).get("id") or ""), Role.ADMIN)
+        except RoleUnknown:
+            admin = False
+        if not admin:
+            ack(options=[])
+            return
         query = str(body.get("value") or "").strip().lower()[:320]
         try:
             typed: str | None = check_address(query)
