@@ -359,15 +359,15 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             raise FieldErrors(errors)
         return source, dest
 
-    @guarded_view(rt, Role.ADMIN, "change a migration's credentials", valid_credentials)
-    def submit_credentials(request: SubmissionRequest, passwords: tuple[str | None, str | None]) -> None:
+    @guarded_view_now(rt, Role.ADMIN, "change a migration's credentials", valid_credentials)
+    def submit_credentials(request: SubmissionRequest, passwords: tuple[str | None, str | None]):
+        # A database write only: done before the ack, so a Re-run clicked next uses them.
         job_id = int(request.metadata)
         try:
             migrations.update_credentials(request.rt, job_id, source_password=passwords[0], dest_password=passwords[1],
                                           actor_id=request.user_id, actor_name=request.user_name)
         except migrations.MigrationError as error:
-            request.reply(f":warning: {escape(error)}")
-            return
-        request.reply(f"The credentials of migration #{job_id} were updated.")
+            raise FieldErrors({"source_password": str(error)}) from None
+        return lambda: request.reply(f"The credentials of migration #{job_id} were updated.")
 
     app.view(blocks.CREDENTIALS_CALLBACK)(submit_credentials)

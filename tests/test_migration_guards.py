@@ -129,3 +129,33 @@ def test_only_admins_get_mailbox_suggestions(rt: Runtime, slack: SlackDriver, sl
         typed = slack.block_suggestion("dest_mailbox", "alice@new.example", user_id=user)
         assert typed.json()["options"] == []
     assert BOT_TOKEN not in slack_fake.all_text()
+
+
+def test_new_credentials_are_stored_before_the_modal_closes(rt: Runtime, slack: SlackDriver,
+                                                            slack_fake: FakeSlack) -> None:
+    from sqlalchemy import update
+
+    from db.models import MigrationJob
+    from tests.conftest import wait_until
+    from tests.test_migration_flow import job_row, queued, submit_migration
+
+    add_server(slack, slack_fake)
+    submit_migration(slack, slack_fake, rt)
+    wait_until(lambda: queued(rt), 5, "the queued message")
+    job = job_row(rt)
+    slack.command(f"job {job.id}")
+    slack_fake.wait_for("response_url", lambda c: "Edit credentials" in str(c.args.get("blocks")))
+    slack.block_action("migration_edit_credentials", value=str(job.id), message_ts=None)
+    slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "migration_credentials")
+    response = slack.view_submission("migration_credentials", {"source_password": {"value": "new-source-pw"}})
+    assert response.status_code == 200 and not response.content
+    assert migrations.credentials(rt, job_row(rt))["source"] == "new-source-pw"  # already, as the modal closes
+
+    with session_scope(rt.database_url) as session:
+        session.execute(update(MigrationJob).values(status="running"))
+    slack.block_action("migration_edit_credentials", value=str(job.id), message_ts=None)
+    wait_until(lambda: [v for v in slack_fake.open_views() if v.view.get("callback_id") == "migration_credentials"],
+               5, "the modal again")
+    refused = slack.view_submission("migration_credentials", {"source_password": {"value": "other-pw"}})
+    assert refused.json()["errors"] == {"source_password": f"Migration #{job.id} is running; cancel it first."}
+    assert migrations.credentials(rt, job_row(rt))["source"] == "new-source-pw"
