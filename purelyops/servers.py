@@ -33,6 +33,7 @@ from purelyops.runtime import Runtime
 
 SECURITY = {"tls": "TLS on connect", "starttls": "STARTTLS", "none": "none (unencrypted)"}
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
 LOGIN_TIMEOUT = 10.0
 ADD_RESOLVE_TIMEOUT = 1.5  # `server add` looks the host up before Slack's 3 s are over
 
@@ -222,10 +223,8 @@ def resolve_source(rt: Runtime, host: str, port: int, *, timeout: float | None =
     if literal is not None:
         addresses = [literal]
     else:
-        try:
-            normalize_domain(name)
-        except InvalidDomain as error:
-            raise SourceRefused(f"{name[:80]} is not a host name: {error.message}") from None
+        if len(name) > 253 or not _HOST_NAME.match(name):
+            raise SourceRefused(f"{name[:80]} is not a host name")
         if rt.settings.dns_resolver.strip():
             try:
                 addresses = _lookup_with(ServerPlan.from_spec(rt.settings.dns_resolver), name, seconds)
@@ -363,7 +362,7 @@ def test_login(rt: Runtime, host: str, port: int, security: str, address: str, p
     except ServerError as error:
         return False, str(error)
     context = imap_tls_context(rt)
-    where = f"{host}:{port}"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     client: imaplib.IMAP4 | None = None
     failure = ""
     for ip in addresses:

@@ -102,6 +102,15 @@ def test_private_and_public_addresses_are_allowed(rt: Runtime, dns: FakeDNS) -> 
         servers.resolve_source(rt, "nothere.old.example", 993)
 
 
+def test_without_dns_resolver_the_systems_resolver_is_asked(settings) -> None:
+    """getaddrinfo, as imapsync resolves: /etc/hosts names localhost."""
+    system = rt_with(settings, dns_resolver="")
+    with pytest.raises(servers.SourceRefused, match="localhost resolves to .*, a loopback address"):
+        servers.resolve_source(system, "localhost", 143)
+    allowed = rt_with(settings, dns_resolver="", source_hosts_allow=["localhost"])
+    assert "127.0.0.1" in servers.resolve_source(allowed, "localhost", 143)
+
+
 def test_the_allow_list_opens_loopback_only(settings, dns: FakeDNS) -> None:
     dns.set("loop.old.example", "A", ["127.0.0.1"])
     dns.set("meta.old.example", "A", ["169.254.169.254"])
