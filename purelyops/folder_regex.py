@@ -94,7 +94,7 @@ def _scan(pattern: str) -> None:
         c = pattern[i]
         if c == "\\":
             following = pattern[i + 1:i + 2]
-            if not in_class and (following in set("123456789") or following in ("g", "k")) and following:
+            if not in_class and following and following in "123456789gk":
                 raise _Refused(BACKREFERENCE)
             i += 2
             continue

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import dns.name
 import dns.rdatatype
-
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 

@@ -15,10 +15,11 @@ from db.models import Mailbox, SourceServer
 from db.session import session_scope
 from purelyops import migrations
 from purelyops.runtime import Runtime
-from tests.conftest import BOT_TOKEN, STANDIN, make_settings
+from tests.conftest import BOT_TOKEN, STANDIN, make_settings, wait_until
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
 from tests.test_migration_flow import add_server
+from tests.test_source_hosts import open_modal
 
 VIEWER = "U0VIEWER1"
 CSV = b"source_email,source_password,dest_email,dest_password\r\nann@old.example,pw-ann-1,ann@new.example,\r\n"
@@ -82,13 +83,12 @@ def test_the_bot_token_goes_to_no_file_host_but_slacks(rt: Runtime, slack: Slack
     upload = slack_fake.add_user_file("wave1.csv", CSV)
     for n, url in enumerate([f"{recorder.url}/files-pri/T1-F1/wave1.csv",
                              f"https://files.slack.com@127.0.0.1:{recorder.url.rsplit(':', 1)[1]}/wave1.csv"]):
-        slack.command("migrate bulk")
-        slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "migrate_bulk")
+        open_modal(slack, slack_fake, "migrate bulk", "migrate_bulk")
         slack.view_submission("migrate_bulk", {"name": {"value": f"wave {n}"}, "server": {"value": server_id(rt)},
                                                "file": {"value": [dict(upload, url_private=url)]}})
-        slack_fake.wait_for("chat.postEphemeral", lambda c: "not on Slack's file servers" in str(c.args.get("blocks"))
-                            and len([x for x in slack_fake.calls_to("chat.postEphemeral")
-                                     if "not on Slack's" in str(x.args.get("blocks"))]) == n + 1)
+        wait_until(lambda n=n: len([c for c in slack_fake.calls_to("chat.postEphemeral")
+                                    if "not on Slack's file servers" in str(c.args.get("blocks"))]) == n + 1,
+                   5, "the refusal")
     assert recorder.seen == []  # nothing fetched there, so no token either
     assert migrations.list_jobs(rt) == []
     import httpx
@@ -136,7 +136,6 @@ def test_new_credentials_are_stored_before_the_modal_closes(rt: Runtime, slack: 
     from sqlalchemy import update
 
     from db.models import MigrationJob
-    from tests.conftest import wait_until
     from tests.test_migration_flow import job_row, queued, submit_migration
 
     add_server(slack, slack_fake)
