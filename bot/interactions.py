@@ -177,3 +177,55 @@ def guarded_view(rt: Runtime, role: Role, what: str, validate: Callable[[dict[st
         return listener
 
     return decorate
+
+
+def guarded_view_now(rt: Runtime, role: Role, what: str, validate: Callable[[dict[str, object]], object]) -> Callable:
+    """Like guarded_view, for a modal whose work is a quick local write (the database, a short
+    DNS look-up): the role check and `handler(request, validated)` run before the ack, so what
+    it writes is there as soon as the modal closes, and the FieldProblems it raises show inline.
+    What the handler returns (a callable, or None) runs after the ack: answers go to Slack
+    from there, like every outside call."""
+
+    def decorate(handler: Callable[[SubmissionRequest, object], Callable[[], None] | None]) -> Callable:
+        def listener(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
+            try:
+                parsed = validate(values_of(view))
+            except FieldProblems as invalid:
+                ack(response_action="errors", errors={block: clip(message, 150) for block, message in invalid.problems.items()})
+                return
+            channel, _, metadata = (view.get("private_metadata") or "").partition("\x1f")
+            user = body["user"]
+            request = SubmissionRequest(rt, user["id"], user.get("username", ""), channel, metadata, client,
+                                        delivery_key(body) or "")
+            inline: list[FieldProblems] = []
+            later: list[Callable[[], None]] = []
+            replies: list[tuple[tuple, dict]] = []
+
+            def work() -> None:
+                try:
+                    then = handler(request, parsed)
+                except FieldProblems as problems:
+                    inline.append(problems)
+                    return
+                if then is not None:
+                    later.append(then)
+
+            guard(rt, role, what, request.user_id, request.user_name,
+                  lambda *args, **kwargs: replies.append((args, kwargs)), work)
+            if inline:
+                ack(response_action="errors",
+                    errors={block: clip(message, 150) for block, message in inline[0].problems.items()})
+                return
+            ack()
+            after_ack(finish, request, replies, later)
+
+        def finish(request: SubmissionRequest, replies: list[tuple[tuple, dict]],
+                   later: list[Callable[[], None]]) -> None:
+            for args, kwargs in replies:
+                request.reply(*args, **kwargs)
+            for then in later:  # the role was checked before the ack
+                guard(rt, None, what, request.user_id, request.user_name, request.reply, then)
+
+        return listener
+
+    return decorate

@@ -5,17 +5,18 @@ purelyops.migrations; messages about a migration go out through bot.migration_me
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import urlsplit
 
 import httpx
 from slack_bolt import App
 
 from bot import migration_messages as slack_out
 from bot.blocks import migrations as blocks
-from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
+from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view, guarded_view_now
 from bot.mrkdwn import escape
 from bot.router import CommandRequest, Router
 from purelyops import migration_csv, migrations, servers, users
-from purelyops.access import Role
+from purelyops.access import Role, RoleUnknown, has_role
 from purelyops.runtime import Runtime
 from purelyops.users import UserError, check_address
 
@@ -36,11 +37,33 @@ def _address(values: dict, block: str, errors: dict[str, str]) -> str:
         return ""
 
 
+SLACK_FILE_HOSTS = ("files.slack.com",)
+
+
+def is_slack_file_url(rt: Runtime, url: str) -> bool:
+    """Whether `url` is on Slack's file servers (https://files.slack.com) or on the host of
+    SLACK_API_URL (a fake Slack serves files itself): the only places the bot token goes."""
+    try:
+        parts, api = urlsplit(url), urlsplit(rt.settings.slack_api_url)
+        port, api_port = parts.port, api.port
+    except ValueError:
+        return False
+    if parts.username is not None or parts.password is not None:
+        return False
+    if parts.scheme == "https" and parts.hostname in SLACK_FILE_HOSTS and port in (None, 443):
+        return True
+    return (parts.scheme, parts.hostname, port) == (api.scheme, api.hostname, api_port)
+
+
 def download_csv(rt: Runtime, file: dict) -> bytes:
-    """The bytes of a file from a modal's file input, fetched with the bot token. Slack
-    answers an unauthorised download with its HTML sign-in page, so HTML counts as failure."""
+    """The bytes of a file from a modal's file input, fetched with the bot token, which is
+    sent only to Slack's file hosts. Slack answers an unauthorised download with its HTML
+    sign-in page, so HTML counts as failure."""
     if int(file.get("size") or 0) > migration_csv.MAX_BYTES:
         raise migration_csv.CsvProblems([(0, f"the file is larger than {migration_csv.MAX_BYTES // 2**20} MiB")])
+    if not is_slack_file_url(rt, str(file.get("url_private") or "")):
+        raise migration_csv.CsvProblems([(0, "the uploaded file is not on Slack's file servers, so it was not "
+                                             "fetched; upload it again or paste the CSV")])
     try:
         response = httpx.get(file["url_private"], headers={"Authorization": f"Bearer {rt.settings.slack_bot_token}"},
                              timeout=20, follow_redirects=False)
@@ -63,16 +86,18 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         return servers.check_spec(str(values.get("name") or ""), str(values.get("host") or ""),
                                   str(values.get("port") or ""), str(values.get("security") or ""))
 
-    @guarded_view(rt, Role.ADMIN, "add a source server", valid_server)
-    def submit_server(request: SubmissionRequest, spec: servers.ServerSpec) -> None:
-        try:
-            server = servers.add_server(request.rt, spec, actor_id=request.user_id, actor_name=request.user_name)
-        except servers.FieldProblems as error:
-            request.reply(f":warning: {escape(error)}")
-            return
+    @guarded_view_now(rt, Role.ADMIN, "add a source server", valid_server)
+    def submit_server(request: SubmissionRequest, spec: servers.ServerSpec):
+        # Before the ack (a database write and a short DNS look-up): a `migrate` sent right
+        # after the modal closes finds the server, and a refused host is shown on its field.
+        server, unresolved = servers.add_server(request.rt, spec, actor_id=request.user_id,
+                                                actor_name=request.user_name)
         warning = "\n:warning: Security *none*: passwords cross the network unencrypted." if spec.security == "none" else ""
-        request.reply(f":white_check_mark: Source server *{escape(server.name)}* ({escape(server.host)}:{server.port}, "
-                      f"{servers.SECURITY[server.security]}) added. Try a login with `server test {server.name}`.{warning}")
+        if unresolved:
+            warning += f"\n:warning: {escape(unresolved)}"
+        text = (f":white_check_mark: Source server *{escape(server.name)}* ({escape(server.host)}:{server.port}, "
+                f"{servers.SECURITY[server.security]}) added. Try a login with `server test {server.name}`.{warning}")
+        return lambda: request.reply(text)
 
     app.view(blocks.SERVER_ADD_CALLBACK)(submit_server)
 
@@ -118,7 +143,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     def submit_test(request: SubmissionRequest, login: tuple[str, str]) -> None:
         address, password = login
         server = servers.get_server(request.rt, int(request.metadata))
-        ok, words = servers.test_login(server.host, server.port, server.security, address, password)
+        ok, words = servers.test_login(request.rt, server.host, server.port, server.security, address, password)
         request.reply(f":white_check_mark: {escape(words)}" if ok else f":x: {escape(words)}")
 
     app.view(blocks.SERVER_TEST_CALLBACK)(submit_test)
@@ -234,7 +259,15 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     batch_button(blocks.BATCH_RERUN_FAILED, "rerun_failed", "re-run a batch's failures")
 
     def suggest_mailboxes(ack, body: dict) -> None:
-        """The destination select: cached mailboxes matching what is typed, at once."""
+        """The destination select: cached mailboxes matching what is typed, at once; only
+        for admins (the modal is theirs, and the list names mailboxes)."""
+        try:
+            admin = has_role(rt, str((body.get("user") or {}).get("id") or ""), Role.ADMIN)
+        except RoleUnknown:
+            admin = False
+        if not admin:
+            ack(options=[])
+            return
         query = str(body.get("value") or "").strip().lower()[:320]
         try:
             typed: str | None = check_address(query)
@@ -330,15 +363,15 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             raise FieldErrors(errors)
         return source, ("" if mode == "app" else dest)
 
-    @guarded_view(rt, Role.ADMIN, "change a migration's credentials", valid_credentials)
-    def submit_credentials(request: SubmissionRequest, passwords: tuple[str | None, str | None]) -> None:
+    @guarded_view_now(rt, Role.ADMIN, "change a migration's credentials", valid_credentials)
+    def submit_credentials(request: SubmissionRequest, passwords: tuple[str | None, str | None]):
+        # A database write only: done before the ack, so a Re-run clicked next uses them.
         job_id = int(request.metadata)
         try:
             migrations.update_credentials(request.rt, job_id, source_password=passwords[0], dest_password=passwords[1],
                                           actor_id=request.user_id, actor_name=request.user_name)
         except migrations.MigrationError as error:
-            request.reply(f":warning: {escape(error)}")
-            return
-        request.reply(f"The credentials of migration #{job_id} were updated.")
+            raise FieldErrors({"source_password": str(error)}) from None
+        return lambda: request.reply(f"The credentials of migration #{job_id} were updated.")
 
     app.view(blocks.CREDENTIALS_CALLBACK)(submit_credentials)

@@ -1,7 +1,8 @@
 """The CSV of a bulk migration: `source_email,source_password,dest_email,dest_password`.
 
 Every row is checked before anything is created; the errors name each bad row by its
-line number. A blank destination password means a temporary app password.
+line number and the column, and never repeat a cell (any of them may be a password). A
+blank destination password means a temporary app password.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ class CsvProblems(Exception):
     def __init__(self, problems: list[tuple[int, str]]) -> None:
         super().__init__(f"{len(problems)} problem(s)")
         self.problems = problems
+
+
+def _not_an_address(value: str) -> str:
+    """What is wrong with a cell that should be an address, without repeating it."""
+    if not value.strip():
+        return "is empty"
+    if value.count("@") != 1:
+        return "is not an email address (it needs one @, like alice@example.com)"
+    return "is not a valid email address, like alice@example.com"
 
 
 def parse(data: bytes | str) -> list[Row]:
@@ -72,19 +82,21 @@ def parse(data: bytes | str) -> list[Row]:
             continue
         source, source_password, dest, dest_password = cells
         row_problems = []
+        # Never a cell's value in a message: in a row whose columns are shifted (a comma in a
+        # password, columns in another order), any cell may hold a password.
         try:
             source = check_address(source)
-        except UserError as error:
-            row_problems.append(f"source_email: {error}")
+        except UserError:
+            row_problems.append(f"source_email {_not_an_address(source)} (column 1)")
         try:
             dest = check_address(dest)
-        except UserError as error:
-            row_problems.append(f"dest_email: {error}")
-        for name, value, required in (("source_password", source_password, True),
-                                      ("dest_password", dest_password, False)):
+        except UserError:
+            row_problems.append(f"dest_email {_not_an_address(dest)} (column 3)")
+        for column, name, value, required in ((2, "source_password", source_password, True),
+                                              (4, "dest_password", dest_password, False)):
             problem = password_problem(value, required=required)
             if problem:
-                row_problems.append(f"{name} {problem}")
+                row_problems.append(f"{name} {problem} (column {column})")
         if not row_problems:
             first = seen.setdefault((source, dest), line)
             if first != line:

@@ -83,8 +83,11 @@ def password_problem(value: str, *, required: bool = True) -> str | None:
 
 def check_exclude(pattern: str) -> str:
     """A folder-exclusion regex imapsync (Perl) will take, checked without running it on
-    anything: it must compile, be short, and have no nested quantifier that can make
-    matching take exponential time."""
+    anything: it must compile, be short, and have nothing that can make matching take
+    exponential time: no back-reference, no extension (?…), no repeated group with a repeat
+    or alternatives that start alike inside (purelyops.folder_regex says which)."""
+    from purelyops.folder_regex import BACKREFERENCE, EXTENSION, regex_problem
+
     pattern = pattern.strip()
     if len(pattern) > MAX_REGEX:
         raise MigrationError(f"the folder pattern can have at most {MAX_REGEX} characters")
@@ -92,13 +95,15 @@ def check_exclude(pattern: str) -> str:
         raise MigrationError("the folder pattern cannot start with -")
     if any(ch in pattern for ch in "\x00\n\r"):
         raise MigrationError("the folder pattern cannot contain line breaks or NUL")
+    problem = regex_problem(pattern)
+    if problem in (BACKREFERENCE, EXTENSION):  # said before Python's re calls \g or (?{ merely invalid
+        raise MigrationError(problem)
     try:
         re.compile(pattern)
     except re.error as error:
         raise MigrationError(f"the folder pattern is not a valid regular expression: {error}") from None
-    if re.search(r"\([^()]*[+*}][^()]*\)\s*[+*{]", pattern) or "(?" in pattern:
-        raise MigrationError("the folder pattern has a repeated group (like (a+)+) or an extension (?…), "
-                             "which can take forever to match; write it without")
+    if problem:
+        raise MigrationError(problem)
     return pattern
 
 

@@ -138,6 +138,8 @@ def make_settings(database_url: str, redis_url: str, slack_fake: FakeSlack, pure
         credentials_key=CREDENTIALS_KEY,
         admin_user_ids=ADMIN,
         alert_channel=ALERTS,
+        # The tests' IMAP servers (Dovecot) listen on loopback; tests of the refusal pass [].
+        source_hosts_allow=["127.0.0.0/8", "::1"],
     )
     values.update(overrides)
     return load_settings(**values)  # type: ignore[return-value]
@@ -209,6 +211,23 @@ def dovecot_pair() -> Iterator[tuple[Dovecot, Dovecot]]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture
+def dovecot_tls():
+    """A Dovecot with implicit TLS on `.tls_port` and STARTTLS on `.port`, its certificate
+    issued by a private CA whose PEM is `.tls.ca_file` (tests/imap_servers.py)."""
+    from tests import imap_servers
+
+    yield from imap_servers.run_dovecot_tls()
+
+
+@pytest.fixture(params=["tls", "starttls"])
+def imap_tls(request: pytest.FixtureRequest, dovecot_tls):
+    """The TLS Dovecot, once over implicit TLS and once over STARTTLS."""
+    from tests import imap_servers
+
+    return imap_servers.tls_endpoint(request.param, dovecot_tls)
+
+
 def said(slack_fake: FakeSlack, words: str, method: str = "response_url"):
     """The first `method` call whose text or blocks contain `words` (waiting for it)."""
     return slack_fake.wait_for(method, lambda c: words in str(c.args.get("text", "")) + str(c.args.get("blocks", "")))
@@ -248,6 +267,8 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "ADMIN_USER_IDS": ",".join(settings.admin_user_ids),
         "ALERT_CHANNEL": settings.alert_channel,
         "DNS_RESOLVER": settings.dns_resolver,
+        "SOURCE_HOSTS_ALLOW": ",".join(settings.source_hosts_allow),
+        "IMAP_CA_FILE": settings.imap_ca_file,
     }
     env.update(extra)
     return env

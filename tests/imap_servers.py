@@ -1,17 +1,35 @@
 """Real Dovecot IMAP servers on loopback, for tests: users from a passwd file, maildirs
-in a temporary directory, plain-text logins allowed (it is loopback only)."""
+in a temporary directory, plain-text logins allowed (it is loopback only). With
+certificates, a Dovecot also serves implicit TLS on `tls_port` and STARTTLS on `port`.
+
+Fixtures: `dovecot_pair` (source and destination, no TLS), `dovecot_tls` (one server with
+TLS, its certificate from a private CA made in the test), and `imap_tls` (that server as
+a TlsEndpoint(host, port, security, ca_file, …), once with "tls" and once with "starttls").
+`Listener` is a TCP server that is not IMAP at all (an SSH banner, or silence)."""
 
 from __future__ import annotations
 
+import datetime
 import imaplib
+import ipaddress
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
+import threading
 import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.conftest import free_port
 
@@ -22,7 +40,7 @@ base_dir = {root}/run
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{root}/mail/%u
@@ -45,7 +63,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 service anvil {{
@@ -59,10 +79,79 @@ service stats {{
 """
 
 
+CA_NAME = "purelyops test CA"
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """PEM files for a test IMAP server: `ca_file` is what a client must trust (IMAP_CA_FILE,
+    imapsync's SSL_ca_file); `cert_file` and `key_file` are the server's."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def _pem(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def make_certificates(directory: Path, names: Sequence[str] = ("localhost", "127.0.0.1"), *,
+                      expired: bool = False, self_signed: bool = False) -> Certificates:
+    """A server certificate for `names` (DNS names and IP addresses in its SAN), issued by a
+    private CA made here (or, `self_signed`, by itself); `expired` makes one that ended
+    yesterday."""
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    begins, ends = (now - datetime.timedelta(days=30), now - datetime.timedelta(days=1)) if expired else \
+        (now - datetime.timedelta(hours=1), now + datetime.timedelta(days=30))
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    sans: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            sans.append(x509.DNSName(name))
+    if self_signed:
+        ca_key, issuer = key, subject
+    else:
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
+        ca = (x509.CertificateBuilder().subject_name(issuer).issuer_name(issuer).public_key(ca_key.public_key())
+              .serial_number(x509.random_serial_number())
+              .not_valid_before(now - datetime.timedelta(days=60)).not_valid_after(now + datetime.timedelta(days=60))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+              .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                           data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                           crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+              .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+               .serial_number(x509.random_serial_number()).not_valid_before(begins).not_valid_after(ends)
+               .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+               .add_extension(x509.BasicConstraints(ca=self_signed, path_length=None), critical=True)
+               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
+    cert = builder.sign(ca_key, hashes.SHA256())
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    cert_file = _pem(directory / "server.pem", cert_pem)
+    ca_file = cert_file if self_signed else _pem(directory / "ca.pem", ca.public_bytes(serialization.Encoding.PEM))
+    key_file = _pem(directory / "server.key", key.private_bytes(serialization.Encoding.PEM,
+                                                               serialization.PrivateFormat.PKCS8,
+                                                               serialization.NoEncryption()))
+    key_file.chmod(0o600)
+    return Certificates(ca_file, cert_file, key_file)
+
+
 class Dovecot:
-    def __init__(self, root: Path, users: dict[str, str]) -> None:
+    def __init__(self, root: Path, users: dict[str, str], tls: Certificates | None = None) -> None:
         self.root = root
         self.port = free_port()
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0  # implicit TLS; STARTTLS is on `port`
         self.users = dict(users)
         nobody = pwd.getpwnam("nobody")
         self.uid, self.gid = nobody.pw_uid, nobody.pw_gid
@@ -75,13 +164,19 @@ class Dovecot:
         os.chown(self.root / "mail", self.uid, self.gid)
         self._write_users()
         config = self.root / "dovecot.conf"
-        config.write_text(CONFIG.format(root=self.root, uid=self.uid, gid=self.gid, port=self.port))
+        ssl = "ssl = no" if self.tls is None else \
+            f"ssl = yes\nssl_cert = <{self.tls.cert_file}\nssl_key = <{self.tls.key_file}\nssl_min_protocol = TLSv1.2"
+        config.write_text(CONFIG.format(root=self.root, uid=self.uid, gid=self.gid, port=self.port, ssl=ssl,
+                                        tls_port=self.tls_port))
         self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
+        waiting = [p for p in (self.port, self.tls_port) if p]
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                for port in list(waiting):
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    waiting.remove(port)
                 return self
             except OSError:
                 time.sleep(0.05)
@@ -129,3 +224,74 @@ class Dovecot:
             return total
         finally:
             client.logout()
+
+
+def run_dovecot_tls() -> Iterator[Dovecot]:
+    """A Dovecot with implicit TLS on `.tls_port` and STARTTLS on `.port`; its certificate
+    (SAN localhost and 127.0.0.1) is issued by a private CA whose PEM is `.tls.ca_file`.
+    User alice@old.example, password source-pw-1."""
+    if not os.path.exists(DOVECOT):
+        pytest.skip("dovecot is not installed (the README test command installs dovecot-imapd)")
+    root = Path(tempfile.mkdtemp(prefix="purelyops-dovecot-tls-"))
+    root.chmod(0o755)
+    server = Dovecot(root / "imap", {"alice@old.example": "source-pw-1"},
+                     tls=make_certificates(root / "certs")).start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class TlsEndpoint:
+    """Where and how to reach a TLS test server, and what to trust for it."""
+
+    host: str  # "127.0.0.1" (the certificate also names localhost)
+    port: int
+    security: str  # "tls" (implicit) or "starttls"
+    ca_file: str  # PEM of the CA that issued the server's certificate
+    server: Dovecot
+    user: str = "alice@old.example"
+    password: str = "source-pw-1"
+
+
+def tls_endpoint(security: str, dovecot_tls: Dovecot) -> TlsEndpoint:
+    """The TLS Dovecot over implicit TLS ("tls") or STARTTLS ("starttls")."""
+    port = dovecot_tls.tls_port if security == "tls" else dovecot_tls.port
+    assert dovecot_tls.tls is not None
+    return TlsEndpoint("127.0.0.1", port, security, str(dovecot_tls.tls.ca_file), dovecot_tls)
+
+
+class Listener:
+    """A TCP server on loopback that is not IMAP: it counts connections, greets with
+    `banner` (an SSH server's, say) or says nothing, reads what the client sends, and hangs up."""
+
+    def __init__(self, banner: bytes = b"") -> None:
+        self.banner = banner
+        self.connections = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._running = True
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="listener")
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while self._running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            with conn:
+                conn.settimeout(2)
+                try:
+                    if self.banner:
+                        conn.sendall(self.banner)
+                    conn.recv(1024)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(2)
+        self.sock.close()

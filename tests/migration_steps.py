@@ -9,6 +9,7 @@ from db.models import MigrationJob, SourceServer
 from db.session import session_scope
 from purelyops import migrations
 from purelyops.runtime import Runtime
+from tests.conftest import wait_until
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
 
@@ -48,3 +49,27 @@ def job_row(rt: Runtime) -> MigrationJob:
 def queued(rt: Runtime) -> bool:
     """The job exists and its thread is posted (the submission is worked on after the ack)."""
     return bool(migrations.list_jobs(rt)) and bool(job_row(rt).thread_ts)
+
+
+def open_modal(slack: SlackDriver, slack_fake: FakeSlack, command: str, callback: str) -> None:
+    def opened() -> int:
+        return len([c for c in slack_fake.calls_to("views.open") if c.args["view"]["callback_id"] == callback])
+
+    before = opened()
+    slack.command(command)
+    wait_until(lambda: opened() > before and [v for v in slack_fake.open_views() if v.view.get("callback_id") == callback],
+               5, f"the {callback} modal")
+
+
+def submit_server(slack: SlackDriver, slack_fake: FakeSlack, host: str, port: int = 993, security: str = "tls",
+                  name: str = "oldhost"):
+    open_modal(slack, slack_fake, "server add", "server_add")
+    return slack.view_submission("server_add", {"name": {"value": name}, "host": {"value": host},
+                                                "port": {"value": str(port)}, "security": {"value": security}})
+
+
+def try_login(slack: SlackDriver, slack_fake: FakeSlack, name: str, words: str, password: str = "pw-123456") -> str:
+    """`server test <name>`, a login typed into its modal: the answer that contains `words`."""
+    open_modal(slack, slack_fake, f"server test {name}", "server_test")
+    slack.view_submission("server_test", {"address": {"value": "alice@old.example"}, "password": {"value": password}})
+    return slack_fake.wait_for("chat.postEphemeral", lambda c: words in c.args.get("text", ""), timeout=15).args["text"]

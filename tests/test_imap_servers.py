@@ -1,4 +1,4 @@
-"""`server test` against a real Dovecot on loopback."""
+"""`server test` against a real Dovecot on loopback, and against things that are not IMAP."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 from tests.conftest import wait_until
 from tests.fakes.slack_fake import FakeSlack
-from tests.imap_servers import Dovecot
+from tests.imap_servers import Dovecot, Listener
+from tests.migration_steps import submit_server, try_login
 from tests.slack_requests import SlackDriver
 
 
@@ -43,3 +44,29 @@ def test_an_unreachable_server_is_told_in_words(tmp_path: Path, slack: SlackDriv
     slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "server_test")
     slack.view_submission("server_test", {"address": {"value": "a@old.example"}, "password": {"value": "x"}})
     slack_fake.wait_for("chat.postEphemeral", lambda c: "could not connect to 127.0.0.1" in c.args.get("text", ""))
+
+
+def test_what_answers_and_is_not_imap_is_not_echoed(slack: SlackDriver, slack_fake: FakeSlack) -> None:
+
+    ssh = Listener(b"SSH-2.0-OpenSSH_9.6p1 Debian-3+build-7f3a\r\n")
+    try:
+        submit_server(slack, slack_fake, "127.0.0.1", ssh.port, "none")
+        slack_fake.wait_for("chat.postEphemeral", lambda c: "added" in c.args.get("text", ""))
+        words = try_login(slack, slack_fake, "oldhost", ":x:")
+        assert words == (f":x: 127.0.0.1:{ssh.port} answered, but it is not an IMAP server; check the host, the port "
+                         "and the security setting")
+        assert ssh.connections == 1
+        assert "SSH" not in slack_fake.all_text() and "build-7f3a" not in slack_fake.all_text()
+    finally:
+        ssh.close()
+
+
+def test_starttls_on_a_server_without_it_is_told(slack: SlackDriver, slack_fake: FakeSlack,
+                                                 dovecot_pair: tuple[Dovecot, Dovecot]) -> None:
+
+    source, _ = dovecot_pair
+    submit_server(slack, slack_fake, "127.0.0.1", source.port, "starttls")
+    slack_fake.wait_for("chat.postEphemeral", lambda c: "added" in c.args.get("text", ""))
+    words = try_login(slack, slack_fake, "oldhost", ":x:", password="source-pw-1")
+    assert words == (f":x: 127.0.0.1:{source.port} does not offer STARTTLS; choose TLS on connect (usually port 993) "
+                     "or none")

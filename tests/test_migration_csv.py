@@ -54,3 +54,29 @@ def test_bad_files_name_the_line_and_the_problem(data, line: int, words: str) ->
 def test_every_bad_row_is_listed_not_just_the_first() -> None:
     data = HEADER + "a@old.example,pw,a@new.example,\nbad,pw,x@new.example,\nc@old.example,,c@new.example,\nzz\n"
     assert [n for n, _ in problems(data)] == [3, 4, 5]
+
+
+SECRET = "Hunter2@pw!x"
+
+
+@pytest.mark.parametrize(("row", "words"), [
+    # columns in another order: the password lands where an address is expected
+    (f"{SECRET},a@old.example,a@new.example,", "line 2: source_email is not a valid email address, like "
+                                               "alice@example.com (column 1)"),
+    (f"a@old.example,pw-1,{SECRET},", "line 2: dest_email is not a valid email address"),
+    # an unquoted comma in the password, the destination password left out: shifted by one
+    ("a@old.example,Hunter2,@pw!x,a@new.example", "line 2: dest_email is not a valid email address"),
+    ("a@old.example,Hun,ter2@pw!x,a@new.example", "line 2: dest_email is not a valid email address"),
+    (f"a@old.example,{SECRET},a@new.example,x,y", "line 2: 5 columns instead of 4"),
+    (f"a@old.example,\"{SECRET}\n\",a@new.example,", "line 2: source_password contains a line break or a NUL "
+                                                    "character (column 2)"),
+    (f"{SECRET}{SECRET},{SECRET},{SECRET},{SECRET}", "source_email is not an email address (it needs one @"),
+    (f"nobody,{SECRET},a@new.example,", "source_email is not an email address"),
+    (f",{SECRET},a@new.example,", "source_email is empty (column 1)"),
+])
+def test_no_message_repeats_a_cell_that_may_be_a_password(row: str, words: str) -> None:
+    found = problems(HEADER + row + "\n")
+    shown = "; ".join(f"line {n}: {message}" for n, message in found)
+    assert words in shown
+    for part in (SECRET, "Hunter2", "ter2", "@pw!x", "Hun"):
+        assert part not in shown

@@ -116,6 +116,9 @@ def test_good_server_fields_are_normalised() -> None:
     ("(x*)*", "repeated group"),
     ("(a|aa)+{2}", "repeated group|not a valid"),
     ("(?{ system('id') })", "extension"),
+    (r"^(\w|\w\w)*(\1)!$", "refers back to a group"),  # spun imapsync for ever on a 50-letter name
+    (r"(a|ab)*", "alternatives can start alike"),
+    (r"\w*\w*\w*\w*!", "more than 3 repeats"),
     ("[unclosed", "not a valid regular expression"),
     ("a{1,2", None),
     ("-x", "cannot start with -"),
