@@ -16,6 +16,7 @@ arguments from a job, starts an `ImapsyncProcess`, reads its lines and stops it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import queue
 import signal
@@ -32,10 +33,15 @@ TEST_ENV_PREFIX = "IMAPSYNC_STANDIN_"  # how tests steer the stand-in; nothing e
 
 @dataclass(frozen=True)
 class Endpoint:
-    host: str
+    host: str  # what imapsync connects to: for a source, the address that was checked
     port: int
     user: str
     security: str  # "tls" (on connect), "starttls" or "none"
+    name: str = ""  # the host name the certificate must be for (and SNI), when `host` is its address
+
+    @property
+    def tls_name(self) -> str:
+        return self.name or self.host
 
 
 @dataclass(frozen=True)
@@ -69,13 +75,23 @@ def ca_bundle(settings: Settings, workdir: str) -> str | None:
     return path
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _side(n: str, end: Endpoint, passfile: str, ca_file: str | None) -> list[str]:
     args = [f"--host{n}={end.host}", f"--port{n}={end.port}", f"--user{n}={end.user}", f"--passfile{n}={passfile}"]
     flag = SECURITY_FLAGS.get(end.security)
     if flag is None:
         return args + [f"--nossl{n}", f"--notls{n}"]
     args.append(f"--{flag}{n}")
-    verify = {"SSL_verify_mode": "1", "SSL_verifycn_scheme": "imap", "SSL_verifycn_name": end.host}
+    verify = {"SSL_verify_mode": "1", "SSL_verifycn_scheme": "imap", "SSL_verifycn_name": end.tls_name}
+    if not _is_address(end.tls_name):
+        verify["SSL_hostname"] = end.tls_name  # SNI: the server picks its certificate by name
     if ca_file:
         verify["SSL_ca_file"] = ca_file
     return args + [f"--sslargs{n}={key}={value}" for key, value in verify.items()]

@@ -408,3 +408,30 @@ def test_login(rt: Runtime, host: str, port: int, security: str, address: str, p
         except Exception:  # noqa: BLE001 - best effort
             pass
     return True, f"{address} logged in to {where}"
+
+
+def untrusted_certificate(rt: Runtime, host: str, address: str, port: int, security: str,
+                          timeout: float = LOGIN_TIMEOUT) -> str | None:
+    """Before a migration copies anything: why the certificate that `host` (reached at
+    `address`) shows is not trusted, in words; None when it is trusted, when the
+    connection is not TLS, or when it cannot be reached now (imapsync then says so, and
+    a server that is down is for a retry, not a refusal)."""
+    if security not in ("tls", "starttls"):
+        return None
+    context = imap_tls_context(rt)
+    client: imaplib.IMAP4 | None = None
+    try:
+        client = _Pinned(host, address, port, timeout, context if security == "tls" else None)
+        if security == "starttls":
+            client.starttls(context)
+    except ssl.SSLCertVerificationError as error:
+        return certificate_problem(error, host)
+    except (OSError, imaplib.IMAP4.error):
+        return None
+    finally:
+        if client is not None:
+            try:
+                client.shutdown()
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+    return None

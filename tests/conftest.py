@@ -138,6 +138,8 @@ def make_settings(database_url: str, redis_url: str, slack_fake: FakeSlack, pure
         credentials_key=CREDENTIALS_KEY,
         admin_user_ids=ADMIN,
         alert_channel=ALERTS,
+        # Tests never reach PurelyMail's real IMAP server: nothing listens here on 993.
+        purelymail_imap_host="127.0.0.1",
         # The tests' IMAP servers (Dovecot) listen on loopback; tests of the refusal pass [].
         source_hosts_allow=["127.0.0.0/8", "::1"],
     )
@@ -269,6 +271,9 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "DNS_RESOLVER": settings.dns_resolver,
         "SOURCE_HOSTS_ALLOW": ",".join(settings.source_hosts_allow),
         "IMAP_CA_FILE": settings.imap_ca_file,
+        "PURELYMAIL_IMAP_HOST": settings.purelymail_imap_host,
+        "PURELYMAIL_IMAP_PORT": str(settings.purelymail_imap_port),
+        "PURELYMAIL_IMAP_TLS": str(settings.purelymail_imap_tls).lower(),
     }
     env.update(extra)
     return env

@@ -92,7 +92,7 @@ def test_a_migration_runs_with_progress_summary_and_log_and_leaks_nothing(
     run = json.loads(next(record.glob("run-*.json")).read_text())
     assert run["passwords"] == {"1": "passfile", "2": "passfile"}
     assert all(not a.startswith("--password") for a in run["argv"])
-    assert "--user1=alice@old.example" in run["argv"] and "--host2=imap.purelymail.com" in run["argv"]
+    assert "--user1=alice@old.example" in run["argv"] and "--host2=127.0.0.1" in run["argv"]
 
     # every sink: Slack calls, the uploaded log, Redis, the database in plain text, the worker's log
     sinks = [str(c.args) for c in slack_fake.calls] + [f.content.decode() for f in uploaded] + [output]

@@ -250,3 +250,28 @@ def test_edit_credentials_switches_to_and_from_a_temporary_app_password(rt, sett
     migrations.update_credentials(rt, job_id, source_password=None, dest_password="new-dest", actor_id=ADMIN)
     assert migrations.credentials(rt, job(rt, job_id)) == {"source": "pw-source", "dest": "new-dest"}
 
+
+
+def test_a_source_name_that_now_resolves_to_a_metadata_address_is_refused_at_the_run(
+        clean_state, database_url, redis_url, slack_fake, purelymail_fake, dns, record) -> None:
+    """Checked when the server was saved is not enough: the name is resolved again at every
+    run, and imapsync is given the address that was checked."""
+    settings = make_settings(database_url, redis_url, slack_fake, purelymail_fake, imapsync_bin=STANDIN,
+                             dns_resolver=dns.spec, migration_heartbeat=3)
+    rt = Runtime(settings)
+    dns.add_zone("old.example")
+    dns.set("mail.old.example", "A", ["10.20.30.40"])
+    with session_scope(rt.database_url) as session:
+        session.add(SourceServer(name="old", host="mail.old.example", port=993, security="none", created_by=ADMIN))
+    job_id = new_job(rt)
+    dns.set("mail.old.example", "A", ["169.254.169.254"])
+    assert worker(settings, record).wait(30) == 0
+    row = job(rt, job_id)
+    assert row.status == "failed" and "169.254.169.254" in row.verdict, row.verdict
+    assert runs(record) == []  # imapsync never started
+
+    dns.set("mail.old.example", "A", ["10.20.30.41"])
+    migrations.requeue(rt, job_id, actor_id=ADMIN)
+    migrations.enqueue(rt, job_id)
+    assert worker(settings, record).wait(30) == 0
+    assert "--host1=10.20.30.41" in runs(record)[0]["argv"]

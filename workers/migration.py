@@ -27,7 +27,7 @@ from rq import get_current_job
 
 from bot import migration_messages as slack_out
 from db.models import MigrationJob
-from purelyops import imapsync, migrations
+from purelyops import imapsync, migrations, servers
 from purelyops.crypto import CredentialsUnreadable
 from purelyops.failures import describe_failure
 from purelyops.imapsync_output import ImapsyncOutput, Progress, verdict
@@ -228,7 +228,7 @@ class Runner:
             code = self._copy(job, lease, heartbeat, reporter, workdir)
         except LeaseLost:
             problem = None
-        except (CredentialsUnreadable, PurelyMailError, migrations.MigrationError) as error:
+        except (CredentialsUnreadable, PurelyMailError, migrations.MigrationError, servers.ServerError) as error:
             problem = str(error)
         except OSError as error:
             problem = f"imapsync could not be started ({error.strerror or error}): check IMAPSYNC_BIN"
@@ -250,6 +250,7 @@ class Runner:
     def _copy(self, job: MigrationJob, lease: Lease, heartbeat: Heartbeat, reporter: Reporter, workdir: str) -> int:
         secrets = migrations.credentials(self.rt, job)
         source, dest = secrets["source"], secrets["dest"]
+        source_end, dest_end = self._endpoints(job)
         if not dest:
             migrations.delete_app_password(self.rt, job.id)  # one left by an earlier run that died
             dest = self.rt.purelymail.create_app_password(job.dest_email, f"purelyops migration #{job.id}")
@@ -258,13 +259,11 @@ class Runner:
                 self.rt.purelymail.delete_app_password(job.dest_email, dest)
                 raise LeaseLost
         self.secrets = [s for s in (source, dest) if s]
-        source_end = imapsync.Endpoint(job.source_host, job.source_port, job.source_email, job.source_security)
         options = imapsync.Options(job.dry_run, job.exclude, job.max_age_days)
         ca_file = imapsync.ca_bundle(self.rt.settings, workdir)
         heartbeat.check()  # never start a copy for a job that is no longer ours
         process = imapsync.ImapsyncProcess(
-            lambda p1, p2: imapsync.argv(self.rt.settings, source_end, imapsync.destination(self.rt.settings, job.dest_email),
-                                         (p1, p2), workdir, options, ca_file),
+            lambda p1, p2: imapsync.argv(self.rt.settings, source_end, dest_end, (p1, p2), workdir, options, ca_file),
             (source, dest), workdir)
         heartbeat.process = process
         sized = False
@@ -289,6 +288,22 @@ class Runner:
         process.signal(signal.SIGKILL)  # whatever it left in its group
         heartbeat.check()
         return process.returncode
+
+    def _endpoints(self, job: MigrationJob) -> tuple[imapsync.Endpoint, imapsync.Endpoint]:
+        """Both ends, checked at every run: the source's name must still resolve to allowed
+        addresses (imapsync is given the checked address, the name stays for TLS), and a
+        certificate that is not trusted ends the run before anything is copied."""
+        addresses = servers.resolve_source(self.rt, job.source_host, job.source_port)
+        source = imapsync.Endpoint(addresses[0], job.source_port, job.source_email, job.source_security,
+                                   name=job.source_host)
+        dest = imapsync.destination(self.rt.settings, job.dest_email)
+        for end, whose in ((source, "the source server"), (dest, "PurelyMail's IMAP server")):
+            problem = servers.untrusted_certificate(self.rt, end.tls_name, end.host, end.port, end.security)
+            if problem:
+                raise servers.ServerError(
+                    f"certificate not trusted: the certificate of {whose} {end.tls_name}: {problem}. Nothing was "
+                    "copied. If it is your own CA's, put that CA in IMAP_CA_FILE.")
+        return source, dest
 
     def _keep(self, line: str) -> None:
         if self.log_bytes < MAX_LOG_BYTES:
