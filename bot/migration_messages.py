@@ -8,10 +8,11 @@ a migration: the mail matters more than the message about it.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.blocks.migrations import batch_blocks, status_blocks, summary_blocks, title
+from bot.blocks.migrations import batch_blocks, report_table, status_blocks, summary_blocks, title
 from db.models import MigrationJob
 from purelyops import migrations
 from purelyops.imapsync_output import Progress, Summary
@@ -88,13 +89,23 @@ def post(rt: Runtime, job: MigrationJob, text: str, blocks: list[dict] | None = 
 
 
 def post_summary(rt: Runtime, job: MigrationJob, summary: Summary, seconds: float) -> None:
+    """The summary with the plan or the check; the whole folder table as a file when the
+    message can show only the largest folders."""
     post(rt, job, *summary_blocks(job, summary, seconds))
+    table = report_table(job, asdict(summary))
+    if table:
+        kind = "plan" if job.dry_run else "check"
+        _upload(rt, job, table, f"migration-{job.id}-{kind}.txt", f"Every folder: the {kind} of migration #{job.id}")
 
 
 def upload_log(rt: Runtime, job: MigrationJob, content: str) -> None:
     """The whole imapsync log (secrets already masked) as a file in the thread."""
+    _upload(rt, job, content, f"migration-{job.id}.log", f"imapsync log of migration #{job.id}")
+
+
+def _upload(rt: Runtime, job: MigrationJob, content: str, filename: str, title: str) -> None:
     try:
         rt.slack.files_upload_v2(channel=job.channel_id, thread_ts=job.thread_ts, content=content,
-                                 filename=f"migration-{job.id}.log", title=f"imapsync log of migration #{job.id}")
+                                 filename=filename, title=title)
     except SLACK_ERRORS as error:
-        log.warning("uploading the log of migration #%s failed: %s", job.id, _reason(error))
+        log.warning("uploading %s failed: %s", filename, _reason(error))

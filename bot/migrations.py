@@ -335,6 +335,11 @@ def register(app: App, router: Router, rt: Runtime) -> None:
                                                       dry_run=False).id)
         return f"Migration #{job_id} queued for real."
 
+    def sync_again(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
+        migrations.enqueue(request.rt, migrations.requeue(request.rt, job_id, actor_id=user_id, actor_name=user_name,
+                                                          again=True).id)
+        return f"Migration #{job_id} queued to sync again: only what is new since the last run is copied."
+
     def delete(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
         migrations.delete_job(request.rt, job_id, actor_id=user_id, actor_name=user_name)
         return f"Migration #{job_id} deleted, with its stored credentials."
@@ -348,6 +353,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     job_action(blocks.CANCEL_ACTION, "cancel a migration", cancel)
     job_action(blocks.RERUN_ACTION, "re-run a migration", rerun)
     job_action(blocks.RUN_REAL_ACTION, "run a migration for real", run_real)
+    job_action(blocks.SYNC_AGAIN_ACTION, "sync a migration again", sync_again)
     job_action(blocks.DELETE_ACTION, "delete a migration", delete)
     job_action(blocks.CREDENTIALS_ACTION, "change a migration's credentials", edit)
 

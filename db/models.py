@@ -238,6 +238,10 @@ class MigrationJob(Base):
     # A temporary app password, encrypted, from its creation until PurelyMail has deleted it.
     app_password_key_id: Mapped[str | None] = mapped_column(String(16))
     app_password: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Automatic re-runs after a server could not be reached (revision 0006): how many so far,
+    # and when the next may start (MIGRATION_RETRY_DELAYS).
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index("ix_migration_jobs_status", "status"),

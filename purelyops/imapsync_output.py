@@ -26,6 +26,9 @@ _COULD_BE = re.compile(r"could be (\d+) without dry mode")
 _DETECTED = re.compile(r"^Detected (\d+) errors")
 _EXITING = re.compile(r"^Exiting with return value (\d+)")
 _FREQUENT = re.compile(r"^The most frequent error is \w+\. (.*)")
+_FOLDER_SIZE = re.compile(r"^Host([12]) folder\s+(\d+)/\d+ \[(.*)\]\s+(?:Size:\s+(\d+) Messages:\s+(\d+)|does not exist)")
+_QUOTA = re.compile(r"^Host2: Quota current storage is (\d+) bytes\. Limit is (\d+) bytes")
+_APPEND_FAILED = re.compile(r"^- msg .*? could not append .*? to folder (.*?): (.*)")
 
 
 @dataclass(slots=True)
@@ -68,6 +71,15 @@ class Summary:
     statistics: bool = False  # the "++++ Statistics" block was printed
     looped: bool = False  # "++++ End looping on each folder": the transfer phase ran to its end
     untrusted: str | None = None  # "1" or "2": that host's TLS certificate did not verify
+    # Folder sizes, {folder: [messages, bytes]}: before the copy (what a plan needs) and after
+    # it (what a verification needs). A folder missing on host2 is not listed there.
+    source_before: dict[str, list[int]] = field(default_factory=dict)
+    dest_before: dict[str, list[int]] = field(default_factory=dict)
+    source_after: dict[str, list[int]] = field(default_factory=dict)
+    dest_after: dict[str, list[int]] = field(default_factory=dict)
+    excluded: list[str] = field(default_factory=list)  # folders --exclude left out
+    quota: list[int] | None = None  # [current, limit] bytes of the destination, when it says
+    folder_problems: dict[str, list[str]] = field(default_factory=dict)  # {folder: distinct reasons}
 
 
 class ImapsyncOutput:
@@ -78,6 +90,9 @@ class ImapsyncOutput:
         self._summary = Summary()
         self._seen_errors: set[str] = set()
         self._sized = {"1": False, "2": False}
+        self._sizes_after = False  # past "Folders sizes after the synchronization."
+        self._paired: dict[str, str] = {}  # folder number → host1's name, in the current listing
+        self._excluding = False  # reading the folder names after "Excluding folders matching pattern"
 
     @property
     def progress(self) -> Progress:
@@ -94,8 +109,18 @@ class ImapsyncOutput:
     def feed(self, line: str) -> Progress | None:
         line = line.rstrip("\r\n")
         if not line:
+            self._excluding = False
             return None
         first = line[0]
+        if self._excluding:
+            if first == "[" and line.endswith("]"):
+                self._summary.excluded.append(line[1:-1])
+                return None
+            self._excluding = False
+        if first == "-":
+            if line.startswith("- msg "):
+                self._append_failed(line)
+            return None
         if first == "m":
             return self._message(line)
         if first == "E":
@@ -105,10 +130,15 @@ class ImapsyncOutput:
                 self._error(line)
             elif line.startswith("Exiting with return value"):
                 self._summary.printed_exit = int(_EXITING.match(line).group(1))  # type: ignore[union-attr]
+            elif line.startswith("Excluding folders matching pattern"):
+                self._excluding = True
             return None
         if first == "H":
             return self._host(line)
         if first == "F":
+            if line.startswith("Folders sizes after"):
+                self._sizes_after = True
+                return None
             match = _FOLDER.match(line)
             if match:
                 self._progress.folder = match.group(1)
@@ -169,6 +199,14 @@ class ImapsyncOutput:
         p.msgs_total, p.msgs_left, p.msgs_done, p.eta_seconds = total, remaining, max(0, total - remaining), eta
 
     def _host(self, line: str) -> Progress | None:
+        if line.startswith(("Host1 folder", "Host2 folder")):
+            self._folder_size(line)
+            return None
+        if line.startswith("Host2: Quota current storage"):
+            quota = _QUOTA.match(line)
+            if quota:
+                self._summary.quota = [int(quota.group(1)), int(quota.group(2))]
+            return None
         match = _NB_MESSAGES.match(line)
         if match:
             host, count = match.group(1), int(match.group(2))
@@ -189,6 +227,37 @@ class ImapsyncOutput:
             else:
                 self._summary.host2_bytes = size
         return None
+
+    def _folder_size(self, line: str) -> None:
+        match = _FOLDER_SIZE.match(line)
+        if not match:
+            return
+        host, index, folder, size, count = match.groups()
+        if host == "1":
+            self._paired[index] = folder
+        else:  # host2's name for the folder may differ (mapped); the pair shares its number
+            folder = self._paired.get(index, folder)
+        s = self._summary
+        sizes = (s.source_after if host == "1" else s.dest_after) if self._sizes_after else \
+            (s.source_before if host == "1" else s.dest_before)
+        if size is not None:
+            sizes[folder] = [int(count), int(size)]
+
+    def _append_failed(self, line: str) -> None:
+        match = _APPEND_FAILED.match(line)
+        if not match:
+            return
+        folder, error = match.groups()
+        upper = error.upper()
+        if "OVERQUOTA" in upper or "QUOTA" in upper:
+            reason = "over quota"
+        elif "TOOBIG" in upper or "TOO BIG" in upper or "TOO LARGE" in upper:
+            reason = "message too big"
+        else:
+            reason = "refused by the server"
+        reasons = self._summary.folder_problems.setdefault(folder, [])
+        if reason not in reasons:
+            reasons.append(reason)
 
     def _error(self, line: str) -> None:
         match = _ERR.match(line)
@@ -284,3 +353,15 @@ def verdict(exit_code: int, summary: Summary, *, source: str, dest: str) -> str:
     if words:
         return words.format(source=source, dest=dest)
     return f"imapsync stopped with an error (exit code {exit_code}); the log has the details"
+
+
+# ---- what may pass by itself -------------------------------------------------------------------
+
+TRANSIENT = {10, 12, 101, 102}  # a server could not be reached, or the TLS handshake broke off
+
+
+def transient(exit_code: int, summary: Summary) -> bool:
+    """A failure worth retrying by itself: a server could not be reached (connection refused,
+    a timeout, a TLS handshake cut off). Never a login failure (retrying would lock the
+    account), a full mailbox, or a certificate that is not trusted."""
+    return exit_code in TRANSIENT and not summary.untrusted

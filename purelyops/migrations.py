@@ -244,24 +244,31 @@ def cancel_job(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "")
     raise MigrationError(f"Migration #{job_id} is changing state right now; try again.")
 
 
-def requeue(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "", dry_run: bool | None = None) -> MigrationJob:
-    """Re-run a failed, interrupted or cancelled job (or, with dry_run=False, a finished
-    dry run for real). Its credentials must still be there. The state moves in one
-    conditional update, so a running job (and a Cancel waiting for it) is never touched."""
+def requeue(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "", dry_run: bool | None = None,
+            again: bool = False) -> MigrationJob:
+    """Re-run a failed, interrupted or cancelled job; with dry_run=False, a finished dry
+    run for real; with `again`, a finished real run once more (it copies only what is new:
+    the cut-over on the day the MX records change). Its credentials must still be there.
+    The state moves in one conditional update, so a running job (and a Cancel waiting for
+    it) is never touched."""
     job = get_job(rt, job_id)
     if job.ciphertext is None:
         raise MigrationError(f"The credentials of migration #{job_id} were purged; use Edit credentials first.")
-    allowed = (JobState.DONE,) if dry_run is False else (JobState.FAILED, JobState.INTERRUPTED, JobState.CANCELLED)
-    action = "run_for_real" if dry_run is False else "rerun"
+    if dry_run is False or again:
+        allowed: tuple[str, ...] = (JobState.DONE,)
+        action, words = ("sync_again", "synced again") if again else ("run_for_real", "run for real")
+    else:
+        allowed, action, words = (JobState.FAILED, JobState.INTERRUPTED, JobState.CANCELLED), "rerun", "re-run"
     values: dict[str, object] = {"status": JobState.QUEUED, "exit_code": None, "verdict": None, "finished_at": None,
-                                 "msgs_done": 0, "bytes_done": 0}
+                                 "msgs_done": 0, "bytes_done": 0, "retries": 0, "retry_at": None}
     if dry_run is False:
         if not job.dry_run:
             raise MigrationError(f"Migration #{job_id} was not a dry run.")
         values["dry_run"] = False
+    if again and job.dry_run:
+        raise MigrationError(f"Migration #{job_id} is a dry run: run it for real instead.")
     return _transition(rt, job_id, allowed, action, actor_id, actor_name,
-                       "Migration #{id} is {status}; it cannot be " + ("run for real" if dry_run is False else "re-run")
-                       + " now.", **values)
+                       "Migration #{id} is {status}; it cannot be " + words + " now.", **values)
 
 
 def update_credentials(rt: Runtime, job_id: int, *, source_password: str | None, dest_password: str | None,
@@ -421,8 +428,14 @@ def enqueue(rt: Runtime, job_id: int, *, replace_dead: bool = False) -> bool:
 
 
 def enqueue_waiting(rt: Runtime, limit: int = 50) -> int:
-    """Queue the jobs that wait for a free slot or mailbox (after one ended)."""
-    return sum(enqueue(rt, job.id) for job in list_jobs(rt, JobState.QUEUED, limit=limit))
+    """Queue the jobs that wait for a free slot or mailbox (after one ended), and the
+    automatic retries that are due."""
+    now = datetime.now(timezone.utc)
+    with session_scope(rt.database_url) as session:
+        ids = list(session.scalars(select(MigrationJob.id).where(
+            MigrationJob.status == JobState.QUEUED,
+            or_(MigrationJob.retry_at.is_(None), MigrationJob.retry_at <= now)).order_by(MigrationJob.id).limit(limit)))
+    return sum(enqueue(rt, job_id) for job_id in ids)
 
 
 # ---- the lease a runner holds -------------------------------------------------------------------
@@ -464,6 +477,8 @@ def claim(rt: Runtime, job_id: int) -> tuple[MigrationJob, Lease] | str:
         return "not queued"
     if job.status != JobState.QUEUED:
         return "not queued"
+    if job.retry_at is not None and job.retry_at > datetime.now(timezone.utc):
+        return "not due"  # an automatic retry, queued again when it is due
     heartbeat = rt.settings.migration_heartbeat
     lease = Lease(job_id, str(uuid.uuid4()), job.source_host)
     if not rt.redis.set(LEASE_KEY.format(job_id), lease.token, nx=True, px=int(heartbeat * 1000)):
@@ -535,15 +550,22 @@ def save(rt: Runtime, lease: Lease, /, **values: object) -> MigrationJob | None:
         return job
 
 
-def finish(rt: Runtime, lease: Lease, state: JobState, *, purge_credentials: bool = False,
-           **values: object) -> MigrationJob | None:
+def finish(rt: Runtime, lease: Lease, state: JobState, **values: object) -> MigrationJob | None:
     """End the run in `state` and let the lease go (None: the lease was lost first, and
-    whoever took the job records its end). A real run that is done no longer needs its
-    credentials (`purge_credentials`)."""
-    now = datetime.now(timezone.utc)
-    values.update(status=state, finished_at=now, lease=None, cancel_requested_by=None)
-    if purge_credentials:
-        values.update(ciphertext=None, key_id=None, credentials_purged_at=now)
+    whoever took the job records its end). The credentials stay, encrypted, until
+    CREDENTIAL_RETENTION_DAYS after the end, so that a done job can be synced again on
+    the day the MX records change."""
+    values.update(status=state, finished_at=datetime.now(timezone.utc), lease=None, cancel_requested_by=None,
+                  retry_at=None)
+    job = save(rt, lease, **values)
+    _drop_lease(rt, lease)
+    return job
+
+
+def schedule_retry(rt: Runtime, lease: Lease, delay_s: int, **values: object) -> MigrationJob | None:
+    """End this run and queue the job again after `delay_s` seconds (an automatic retry)."""
+    values.update(status=JobState.QUEUED, finished_at=None, lease=None, cancel_requested_by=None,
+                  retry_at=datetime.now(timezone.utc) + timedelta(seconds=delay_s), retries=MigrationJob.retries + 1)
     job = save(rt, lease, **values)
     _drop_lease(rt, lease)
     return job

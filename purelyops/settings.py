@@ -105,6 +105,8 @@ SOURCES: dict[str, str] = {
     "PURELYMAIL_IMAP_TLS": "leave true; only tests against a local IMAP server turn TLS to PurelyMail's IMAP off",
     "IMAP_CA_FILE": "a PEM file of extra CA certificates trusted for IMAP (server test and imapsync), "
                     "on top of the system's; for an old server with a private CA",
+    "MIGRATION_RETRY_DELAYS": "seconds before each automatic re-run of a migration that could not reach a server, "
+                              "comma-separated (default 60,300,900; empty: never)",
     "SOURCE_HOSTS_ALLOW": "hosts or CIDRs (comma-separated) of loopback source servers to allow anyway; "
                           "link-local and cloud metadata addresses are always refused",
     "LOW_CREDIT_THRESHOLD": "warn when the PurelyMail credit falls below this many dollars",
@@ -173,11 +175,21 @@ class Settings(DatabaseSettings):
     purelymail_imap_tls: bool = True
     imap_ca_file: str = ""
     source_hosts_allow: CommaList = []
+    migration_retry_delays: CommaList = ["60", "300", "900"]
     low_credit_threshold: Decimal = Field(default=Decimal("2.00"), ge=0)
     tz: str = "UTC"
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
-    _split = field_validator("admin_user_ids", "viewer_user_ids", "source_hosts_allow", mode="before")(_split_commas)
+    _split = field_validator("admin_user_ids", "viewer_user_ids", "source_hosts_allow", "migration_retry_delays",
+                             mode="before")(_split_commas)
+
+    @field_validator("migration_retry_delays")
+    @classmethod
+    def _retry_delays(cls, value: list[str]) -> list[str]:
+        if len(value) > 10 or not all(v.isdigit() and 1 <= int(v) <= 86400 for v in value):
+            raise ValueError("must be at most 10 whole numbers of seconds from 1 to 86400, comma-separated, "
+                             "like 60,300,900")
+        return value
 
     @field_validator("imap_ca_file")
     @classmethod
@@ -331,6 +343,10 @@ class Settings(DatabaseSettings):
     @property
     def dns_servers(self) -> list[tuple[str, int]]:
         return parse_resolver_spec(self.dns_resolver)
+
+    @property
+    def retry_delays(self) -> list[int]:
+        return [int(v) for v in self.migration_retry_delays]
 
     @property
     def socket_mode(self) -> bool:

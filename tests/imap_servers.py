@@ -14,6 +14,7 @@ import imaplib
 import ipaddress
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -147,8 +148,10 @@ def make_certificates(directory: Path, names: Sequence[str] = ("localhost", "127
 
 
 class Dovecot:
-    def __init__(self, root: Path, users: dict[str, str], tls: Certificates | None = None) -> None:
+    def __init__(self, root: Path, users: dict[str, str], tls: Certificates | None = None,
+                 quota_kib: int | None = None) -> None:
         self.root = root
+        self.quota_kib = quota_kib  # a storage quota per user, announced over IMAP (QUOTA)
         self.port = free_port()
         self.tls = tls
         self.tls_port = free_port() if tls else 0  # implicit TLS; STARTTLS is on `port`
@@ -166,8 +169,11 @@ class Dovecot:
         config = self.root / "dovecot.conf"
         ssl = "ssl = no" if self.tls is None else \
             f"ssl = yes\nssl_cert = <{self.tls.cert_file}\nssl_key = <{self.tls.key_file}\nssl_min_protocol = TLSv1.2"
+        quota = "" if self.quota_kib is None else (
+            "mail_plugins = $mail_plugins quota\nprotocol imap {\n  mail_plugins = $mail_plugins imap_quota\n}\n"
+            f"plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage={self.quota_kib}K\n}}\n")
         config.write_text(CONFIG.format(root=self.root, uid=self.uid, gid=self.gid, port=self.port, ssl=ssl,
-                                        tls_port=self.tls_port))
+                                        tls_port=self.tls_port) + quota)
         self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -207,6 +213,20 @@ class Dovecot:
                 message["Message-ID"] = f"<{folder}-{i}-{time.time_ns()}@test>"
                 message.set_content(f"Body {i}\n" * 20)
                 client.append(folder, None, None, message.as_bytes())
+        finally:
+            client.logout()
+
+    def folder_counts(self, user: str) -> dict[str, int]:
+        """{folder: messages}, counted over IMAP on its own (STATUS), not by imapsync."""
+        client = self.login(user)
+        try:
+            counts = {}
+            _, folders = client.list()
+            for line in folders or []:
+                name = re.match(r'\(.*?\) (?:"[^"]*"|NIL) (.*)', line.decode()).group(1).strip('"')
+                _, data = client.status(f'"{name}"', "(MESSAGES)")
+                counts[name] = int(data[0].decode().rsplit("MESSAGES", 1)[1].strip(" )"))
+            return counts
         finally:
             client.logout()
 

@@ -109,6 +109,16 @@ def job(i: int = 42, status: str = "running", *, dry_run: bool = False) -> Migra
                         channel_id=CHANNEL, created_by="U0ADMIN01")
 
 
+def folders_summary(n: int) -> dict:
+    """A summary with `n` folders of long names on both sides, some short, some excluded, a quota."""
+    names = [f"Archive/{2000 + i}/" + "Very Long Folder Name " * 5 for i in range(n)]
+    return {"source_before": {name: [1000 + i, 5_000_000 + i] for i, name in enumerate(names)},
+            "source_after": {name: [1000 + i, 5_000_000 + i] for i, name in enumerate(names)},
+            "dest_after": {name: [1000 + i - (i % 3), 1] for i, name in enumerate(names)},
+            "excluded": ["Trash", "Junk " * 20], "quota": [10, 2**30],
+            "folder_problems": {name: ["over quota", "message too big"] for name in names[::3]}}
+
+
 def jobs_in_every_state(n: int) -> list[MigrationJob]:
     states = ("queued", "running", "done", "failed", "cancelled", "interrupted")
     return [job(i, states[i % len(states)], dry_run=i % 2 == 0) for i in range(1, n + 1)]
@@ -217,6 +227,11 @@ CASES: list[Case] = [
     (migrations.status_blocks, "queued", lambda: migrations.status_blocks(job(status="queued"))),
     (migrations.status_blocks, "dry run done", lambda: migrations.status_blocks(job(status="done", dry_run=True))),
     (migrations.summary_blocks, "failed", lambda: migrations.summary_blocks(job(status="failed"), summary(), 4321.5)),
+    (migrations.report_blocks, "plan of 300 folders", lambda: migrations.report_blocks(
+        job(status="done", dry_run=True), folders_summary(300))),
+    (migrations.report_blocks, "check of 300 folders", lambda: migrations.report_blocks(
+        job(status="failed"), folders_summary(300))),
+    (migrations.report_blocks, "nothing counted", lambda: migrations.report_blocks(job(status="failed"), {})),
     (migrations.jobs_blocks, "none", lambda: migrations.jobs_blocks([], "failed")),
     (migrations.jobs_blocks, "60 jobs", lambda: migrations.jobs_blocks(jobs_in_every_state(60), None)),
     (migrations.job_blocks, "interrupted", lambda: migrations.job_blocks(job(status="interrupted"))),

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -79,7 +80,8 @@ def test_a_migration_runs_with_progress_summary_and_log_and_leaks_nothing(
 
     assert Job.fetch("migration-1", connection=rt.redis).meta["msgs_total"] == 500  # RQ's view of the progress
     assert job.verdict == "done: every message of alice@old.example is in alice@new.example"
-    assert job.ciphertext is None and job.credentials_purged_at is not None  # purged on success
+    assert job.ciphertext is not None  # kept (encrypted) for a Sync again, until the retention ends
+    assert migrations.purge_old_credentials(rt, datetime.now(timezone.utc) + timedelta(days=8)) == 1
     updates = slack_fake.calls_to("chat.update")
     assert updates and all(u.args["ts"] == job.status_ts for u in updates)
     assert "100%" in str(updates[-1].args["blocks"])

@@ -90,4 +90,4 @@ def test_no_secret_reaches_any_sink(rt: Runtime, settings, slack: SlackDriver, s
              if any(secret in text for text in texts)}
     assert leaks == set()
     assert generated in str(shown.args) and shown.args["user"] == ADMIN  # the one place it may be
-    assert migrations.get_job(rt, job_row(rt).id).ciphertext is None
+    assert migrations.get_job(rt, job_row(rt).id).ciphertext is not None  # encrypted, kept for a Sync again

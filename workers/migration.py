@@ -22,15 +22,17 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, replace
+from datetime import datetime, timedelta, timezone
 
 from rq import get_current_job
 
 from bot import migration_messages as slack_out
+from bot.blocks.migrations import duration
 from db.models import MigrationJob
-from purelyops import imapsync, migrations, servers
+from purelyops import imapsync, migration_report, migrations, servers
 from purelyops.crypto import CredentialsUnreadable
 from purelyops.failures import describe_failure
-from purelyops.imapsync_output import ImapsyncOutput, Progress, verdict
+from purelyops.imapsync_output import ImapsyncOutput, Progress, transient, verdict
 from purelyops.logs import MASK, redact
 from purelyops.migrations import JobState, Lease
 from purelyops.purelymail import PurelyMailError
@@ -43,6 +45,7 @@ POLL_SECONDS = 0.2
 MIN_UPDATE_GAP = 3.0  # one update of a job's message every 3 s at most, whatever happens
 FENCE = 0.6  # a runner that could not renew its lease for this share of MIGRATION_HEARTBEAT stops imapsync
 SIGNALLED = (6, 137, 143)  # imapsync's own "ended by a signal" (6), and a shell's 128+signal
+STOPPED_EARLY = (111, 112, 113, 114, 118)  # errors, too many errors, over quota…: no end-of-run folder sizes
 
 
 def run_migration(job_id: int) -> str:
@@ -261,10 +264,28 @@ class Runner:
         self.secrets = [s for s in (source, dest) if s]
         options = imapsync.Options(job.dry_run, job.exclude, job.max_age_days)
         ca_file = imapsync.ca_bundle(self.rt.settings, workdir)
-        heartbeat.check()  # never start a copy for a job that is no longer ours
-        process = imapsync.ImapsyncProcess(
-            lambda p1, p2: imapsync.argv(self.rt.settings, source_end, dest_end, (p1, p2), workdir, options, ca_file),
-            (source, dest), workdir)
+
+        def argv(extra: list[str]):
+            return lambda p1, p2: imapsync.argv(self.rt.settings, source_end, dest_end, (p1, p2), workdir, options,
+                                                ca_file) + extra
+
+        code = self._read(imapsync.ImapsyncProcess(argv([]), (source, dest), workdir), heartbeat, reporter)
+        summary = self.output.summary()
+        if not job.dry_run and code in STOPPED_EARLY and not summary.source_after and not heartbeat.cancelled_by:
+            # It stopped before its end-of-run folder sizes: count both sides (copying nothing) rather than guess.
+            sizes = ImapsyncOutput()
+            self._read(imapsync.ImapsyncProcess(argv(["--justfoldersizes"]), (source, dest), workdir), heartbeat,
+                       None, sizes)
+            counted = sizes.summary()
+            summary.source_after, summary.dest_after = counted.source_before, counted.dest_before
+        return code
+
+    def _read(self, process: imapsync.ImapsyncProcess, heartbeat: Heartbeat, reporter: Reporter | None,
+              output: ImapsyncOutput | None = None) -> int:
+        """Read one imapsync run to its end: every line to the log and the parser, progress to
+        the reporter; a Cancel sends SIGTERM, then SIGKILL after MIGRATION_KILL_GRACE."""
+        output = output or self.output
+        heartbeat.check()  # never start imapsync for a job that is no longer ours
         heartbeat.process = process
         sized = False
         stop_at: float | None = None
@@ -272,8 +293,8 @@ class Runner:
             line = process.next_line(POLL_SECONDS)
             if line:
                 self._keep(line)
-                progress = self.output.feed(line)
-                if progress is not None:
+                progress = output.feed(line)
+                if progress is not None and reporter is not None:
                     reporter.show(progress, force=not sized and bool(progress.bytes_total))
                     sized = sized or bool(progress.bytes_total)
             elif process.output_ended:
@@ -328,6 +349,10 @@ class Runner:
             return JobState.INTERRUPTED, ("imapsync was stopped by a signal that purelyops did not send (the system "
                                           "ran out of memory, or an operator stopped it)")
         words = verdict(code if code is not None else -1, summary, source=job.source_email, dest=job.dest_email)
+        if not job.dry_run:
+            result = migration_report.check(asdict(summary))
+            if result.short:
+                words += f". Folders short at the destination: {result.short_words}"
         if code == 0 and summary.looped:
             return JobState.DONE, words
         return JobState.FAILED, words
@@ -338,10 +363,12 @@ class Runner:
         summary.error_lines = [self._mask(line) for line in summary.error_lines]
         state, words = self._outcome(job, code, problem, heartbeat.cancelled_by)
         progress = self.output.progress
-        ended = migrations.finish(
-            self.rt, lease, state, purge_credentials=state == JobState.DONE and not job.dry_run,
-            exit_code=code, verdict=words, msgs_done=progress.msgs_done, msgs_total=progress.msgs_total,
-            bytes_done=progress.bytes_done, bytes_total=progress.bytes_total, summary=asdict(summary))
+        values = dict(exit_code=code, verdict=words, msgs_done=progress.msgs_done, msgs_total=progress.msgs_total,
+                      bytes_done=progress.bytes_done, bytes_total=progress.bytes_total, summary=asdict(summary))
+        delays = self.rt.settings.retry_delays
+        if state == JobState.FAILED and code is not None and transient(code, summary) and job.retries < len(delays):
+            return self._retry_later(job, lease, delays[job.retries], words, values, reporter)
+        ended = migrations.finish(self.rt, lease, state, **values)
         if ended is None:  # the lease went in the last moment: whoever has the job now tells
             reporter.close(job, progress, "stopped: another worker took this migration over")
             return "lease lost"
@@ -354,6 +381,23 @@ class Runner:
                 slack_out.upload_log(self.rt, ended, self._mask("".join(self.log_lines)))
         migrations.enqueue_waiting(self.rt)  # a slot and a mailbox are free: the next may start
         return "queued again" if retried else str(state)
+
+    def _retry_later(self, job: MigrationJob, lease: Lease, delay: int, words: str, values: dict,
+                     reporter: Reporter) -> str:
+        """A server could not be reached: queue the job again after `delay` seconds, and say when."""
+        total = len(self.rt.settings.retry_delays)
+        at = (datetime.now(timezone.utc) + timedelta(seconds=delay)).astimezone(self.rt.settings.zone)
+        note = (f"{words}. Retrying by itself in {duration(delay)}, at {at:%H:%M} {at.tzname()} "
+                f"(retry {job.retries + 1} of {total}); Cancel stops the retries")
+        values["verdict"] = note
+        queued = migrations.schedule_retry(self.rt, lease, delay, **values)
+        if queued is None:
+            reporter.close(job, self.output.progress, "stopped: another worker took this migration over")
+            return "lease lost"
+        reporter.close(queued, self.output.progress, note)
+        slack_out.post(self.rt, queued, f"Migration #{job.id}: {note}.")
+        migrations.enqueue_waiting(self.rt)
+        return "retry scheduled"
 
     def _clean_up(self, job: MigrationJob, workdir: str) -> None:
         """After the end is recorded: a failure here never changes how the job ended."""

@@ -3,11 +3,13 @@ the server and migration modals."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from bot.blocks.kit import button, confirm, plain, section
 from bot.mrkdwn import clip, code, escape
 from db.models import MigrationBatch, MigrationJob, SourceServer
+from purelyops import migration_report
 from purelyops.imapsync_output import Progress, Summary
 from purelyops.servers import SECURITY
 
@@ -19,6 +21,7 @@ CREDENTIALS_CALLBACK = "migration_credentials"
 CANCEL_ACTION = "migration_cancel"
 RERUN_ACTION = "migration_rerun"
 RUN_REAL_ACTION = "migration_run_real"
+SYNC_AGAIN_ACTION = "migration_sync_again"
 CREDENTIALS_ACTION = "migration_edit_credentials"
 DELETE_ACTION = "migration_delete"
 BAR = 20
@@ -67,6 +70,8 @@ def actions(job: MigrationJob) -> list[dict]:
         buttons.append(button("Re-run", RERUN_ACTION, value, "primary"))
     if job.status == "done" and job.dry_run:
         buttons.append(button("Run for real", RUN_REAL_ACTION, value, "primary"))
+    if job.status == "done" and not job.dry_run:
+        buttons.append(button("Sync again", SYNC_AGAIN_ACTION, value))
     if job.status != "running":
         buttons.append(button("Edit credentials", CREDENTIALS_ACTION, value))
         buttons.append(button("Delete", DELETE_ACTION, value, confirm=confirm(
@@ -102,6 +107,45 @@ def status_blocks(job: MigrationJob, progress: Progress | None = None, note: str
     return text, blocks
 
 
+SHOWN_FOLDERS = 20  # folders listed in a message; the full table goes into a file beyond that
+
+
+def report_blocks(job: MigrationJob, summary: dict) -> list[dict]:
+    """A dry run's plan, or a real run's folder-by-folder check, as sections."""
+    if job.dry_run:
+        plan = migration_report.plan(summary, job.max_age_days)
+        if not plan.rows:
+            return []
+        shown, rest = migration_report.largest(plan.rows, SHOWN_FOLDERS)
+        lines = [f"*Plan*: {plan.total_msgs:,} messages, {migration_report.mib(plan.total_bytes)} in "
+                 f"{len([r for r in plan.rows if r.state != 'skipped'])} folder(s); {escape(plan.fits_words)}"]
+        if job.max_age_days:
+            lines.append(f"Only mail newer than {job.max_age_days} days is counted and copied.")
+        lines += [f"{r.icon} {code(clip(r.name, 80))}: " + (escape(r.why) if r.state == "skipped" else
+                  f"{r.source_msgs:,} messages, {migration_report.mib(r.source_bytes)}") for r in shown]
+    else:
+        result = migration_report.check(summary)
+        if not result.rows:
+            return []
+        shown, rest = migration_report.largest(result.rows, SHOWN_FOLDERS)
+        head = ("every folder arrived" if result.complete else f"short: {result.short_words}")
+        lines = [f"*Check*, folder by folder: {escape(clip(head, 1500))}"]
+        lines += [f"{r.icon} {code(clip(r.name, 80))}: " + (escape(r.why) if r.state == "skipped" else
+                  f"{r.dest_msgs or 0:,} of {r.source_msgs:,}" + (f" ({escape(r.why)})" if r.why else ""))
+                  for r in shown]
+    if rest:
+        lines.append(f"…and {rest} more folder(s): the whole table is in a file in the migration's thread.")
+    return [section(clip("\n".join(lines), 3000))]
+
+
+def report_table(job: MigrationJob, summary: dict) -> str | None:
+    """The whole folder table, when a message shows only part of it."""
+    rows = (migration_report.plan(summary, job.max_age_days) if job.dry_run else migration_report.check(summary)).rows
+    if len(rows) <= SHOWN_FOLDERS:
+        return None
+    return migration_report.table(rows, with_dest=not job.dry_run)
+
+
 def summary_blocks(job: MigrationJob, summary: Summary, seconds: float) -> tuple[str, list[dict]]:
     rate = summary.rate_msgs_per_s or (summary.transferred / seconds if seconds else 0)
     text = f"Migration #{job.id} {job.status}: {job.verdict}"
@@ -113,7 +157,7 @@ def summary_blocks(job: MigrationJob, summary: Summary, seconds: float) -> tuple
     if summary.error_lines:
         shown = "\n".join(escape(clip(line, 280)) for line in summary.error_lines[:3])
         lines.append(f"First errors:\n```{shown}```")
-    return text, [section("\n".join(lines))]
+    return text, [section("\n".join(lines))] + report_blocks(job, asdict(summary))
 
 
 def jobs_blocks(jobs: list[MigrationJob], status: str | None) -> tuple[str, list[dict]]:
@@ -133,7 +177,8 @@ def job_blocks(job: MigrationJob) -> tuple[str, list[dict]]:
     progress = Progress(msgs_done=job.msgs_done, msgs_total=job.msgs_total, bytes_done=job.bytes_done,
                         bytes_total=job.bytes_total)
     note = f"Result: {job.verdict}" if job.verdict else ""
-    return status_blocks(job, progress, note)
+    text, blocks = status_blocks(job, progress, note)
+    return text, blocks[:1] + report_blocks(job, job.summary or {}) + blocks[1:]
 
 
 def servers_blocks(servers: list[SourceServer]) -> tuple[str, list[dict]]:
