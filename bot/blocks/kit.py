@@ -45,6 +45,19 @@ def section(text: str, accessory: dict | None = None) -> dict:
     return block
 
 
+def line_sections(lines: list[str], budget: int = 2900) -> list[dict]:
+    """Lines in as few sections as they fit in, `budget` characters each (a section holds
+    3,000); a line is never split over two sections, and one longer than `budget` is cut."""
+    chunks: list[str] = []
+    for line in lines:
+        line = clip(line, budget)
+        if chunks and len(chunks[-1]) + 1 + len(line) <= budget:
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line)
+    return [section(chunk) for chunk in chunks]
+
+
 def fields_section(texts: list[str]) -> dict:
     """A section of side-by-side fields (at most 10, each up to 2,000 characters)."""
     return {"type": "section", "fields": [mrkdwn(text, 2000) for text in texts[:10]]}
@@ -167,6 +180,11 @@ def modal(title: str, blocks: list[dict], *, callback_id: str | None = None, sub
     view["close"] = plain(close, 24)
     view["blocks"] = blocks[:100]
     return view
+
+
+def home_tab(blocks: list[dict]) -> dict:
+    """The App Home tab (at most 100 blocks)."""
+    return {"type": "home", "blocks": blocks[:100]}
 
 
 def notice_modal(title: str, blocks: list[dict]) -> dict:
