@@ -77,8 +77,12 @@ def routes(rt: Runtime, app: App | None) -> dict[str, WSGIApp]:
 
 
 def make_wsgi_app(rt: Runtime, app: App | None) -> WSGIApp:
-    """One WSGI app for `routes`; any other path is 404."""
-    table = routes(rt, app)
+    return dispatch(routes(rt, app))
+
+
+def dispatch(table: dict[str, WSGIApp]) -> WSGIApp:
+    """One WSGI app that hands each request to the app of its path in `table` (a path
+    ending in "/" takes the paths under it); any other path is 404."""
     prefixes = [(path, answer) for path, answer in table.items() if path.endswith("/")]
 
     def wsgi(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
