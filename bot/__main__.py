@@ -6,6 +6,7 @@ import logging
 import sys
 
 from slack_bolt import App
+from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.app import build_app
@@ -62,6 +63,11 @@ def _app(rt: Runtime) -> App:
         return build_app(rt)
     except (SlackApiError, SlackClientError) as error:
         raise _refused("SLACK_BOT_TOKEN", error) from None
+    except BoltError as error:
+        # Bolt raises its own error when auth.test refuses the token, from within Slack's.
+        if isinstance(error.__context__, (SlackApiError, SlackClientError)):
+            raise _refused("SLACK_BOT_TOKEN", error.__context__) from None
+        raise
 
 
 def _refused(variable: str, error: Exception) -> StartupRefused:

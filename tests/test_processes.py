@@ -71,6 +71,15 @@ def test_socket_mode_with_a_bad_app_token_says_so(settings: Settings, spawn) -> 
     assert "Traceback" not in output
 
 
+def test_a_bad_bot_token_says_so(settings: Settings, spawn) -> None:
+    proc = spawn([sys.executable, "-m", "bot"],
+                 process_env(settings, PORT=str(free_port()), SLACK_BOT_TOKEN="xoxb-1-wrong"))
+    assert proc.wait(30) == 2
+    output = open(proc.log_path).read()
+    assert "Slack did not accept SLACK_BOT_TOKEN (invalid_auth)" in output
+    assert "Traceback" not in output
+
+
 def test_procfile_starts_web_worker_and_scheduler(settings: Settings, slack_fake: FakeSlack, spawn) -> None:
     port = free_port()
     honcho = str(Path(sys.executable).with_name("honcho"))
