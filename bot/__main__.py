@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 
+from slack_bolt import App
+from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.app import build_app
-from bot.web import serve, serve_workers
+from bot.web import STARTUP_REFUSED, StartupRefused, WSGIApp, make_wsgi_app, serve
 from purelyops.logs import setup_logging
 from purelyops.runtime import Runtime
 from purelyops.settings import SettingsError, load_settings
@@ -27,30 +28,50 @@ def main() -> int:
     # Many threads wait briefly for acks; switch between them often so that none waits
     # behind a busy one for the default 5 ms (this keeps Slack's acks fast under bursts).
     sys.setswitchinterval(0.0005)
-    rt = Runtime(settings)
     try:
-        app = build_app(rt)
-    except (SlackApiError, SlackClientError) as error:
-        print(f"purelyops cannot start: Slack did not accept SLACK_BOT_TOKEN ({_slack_reason(error)}).", file=sys.stderr)
-        return 2
+        _app(Runtime(settings))  # SLACK_BOT_TOKEN is checked once, before any web worker starts
+    except StartupRefused as refused:
+        print(refused, file=sys.stderr)
+        return STARTUP_REFUSED
     if settings.socket_mode:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        # /healthz stays available on PORT in Socket Mode; Slack's traffic arrives over the socket.
-        threading.Thread(target=serve, args=(rt, None), daemon=True, name="healthz").start()
         log.info("Starting in Socket Mode")
-        try:
-            SocketModeHandler(app, settings.slack_app_token).start()
-        except (SlackApiError, SlackClientError) as error:
-            print(f"purelyops cannot start: Slack did not accept SLACK_APP_TOKEN ({_slack_reason(error)}).", file=sys.stderr)
-            return 2
-    else:
-        log.info("Starting in HTTP mode on port %s at /slack/events", settings.port)
-        if settings.web_workers > 1:
-            serve_workers(rt, build_app)
-        else:
-            serve(rt, app)
-    return 0
+        return serve(settings, socket_mode_worker, workers=1)
+    log.info("Starting in HTTP mode on port %s at /slack/events", settings.port)
+    return serve(settings, http_worker, workers=settings.web_workers)
+
+
+def http_worker(rt: Runtime) -> WSGIApp:
+    """A web worker in HTTP mode: Slack's requests arrive at /slack/events."""
+    return make_wsgi_app(rt, _app(rt))
+
+
+def socket_mode_worker(rt: Runtime) -> WSGIApp:
+    """The web worker in Socket Mode: Slack's requests arrive over the socket, which this
+    worker holds; PORT answers /healthz and the other paths, but not /slack/events."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    app = _app(rt)
+    try:
+        SocketModeHandler(app, rt.settings.slack_app_token).connect()
+    except (SlackApiError, SlackClientError) as error:
+        raise _refused("SLACK_APP_TOKEN", error) from None
+    return make_wsgi_app(rt, None)
+
+
+def _app(rt: Runtime) -> App:
+    try:
+        return build_app(rt)
+    except (SlackApiError, SlackClientError) as error:
+        raise _refused("SLACK_BOT_TOKEN", error) from None
+    except BoltError as error:
+        # Bolt raises its own error when auth.test refuses the token, from within Slack's.
+        if isinstance(error.__context__, (SlackApiError, SlackClientError)):
+            raise _refused("SLACK_BOT_TOKEN", error.__context__) from None
+        raise
+
+
+def _refused(variable: str, error: Exception) -> StartupRefused:
+    return StartupRefused(f"purelyops cannot start: Slack did not accept {variable} ({_slack_reason(error)}).")
 
 
 def _slack_reason(error: Exception) -> str:

@@ -1,18 +1,36 @@
-"""The HTTP side of the bot: Slack's request URL and the health check, served by waitress."""
+"""The web process's HTTP side: the paths it answers on PORT, and gunicorn serving them.
+
+gunicorn serves in both modes: HTTP mode with WEB_WORKERS worker processes, Socket Mode
+with one (which also holds the socket). Each worker builds its own runtime after the fork.
+
+To answer a new path, add it to `routes`.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable
 
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from gunicorn.errors import AppImportError
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from db.session import database_reachable
 from purelyops.runtime import Runtime
+from purelyops.settings import Settings
 
 EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+STARTUP_REFUSED = 2  # the exit status of a web process that cannot start, as for bad settings
 StartResponse = Callable[..., object]
+WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
+
+
+class StartupRefused(Exception):
+    """A worker cannot start, and says why in words (e.g. Slack refused the app token)."""
 
 
 def health(rt: Runtime) -> tuple[int, dict]:
@@ -26,50 +44,82 @@ def health(rt: Runtime) -> tuple[int, dict]:
     return (200 if database and cache else 503), body
 
 
-def make_wsgi_app(rt: Runtime, app: App | None) -> Callable:
-    """/slack/events goes to Bolt (when `app` is given, i.e. in HTTP mode); /healthz answers here."""
-    slack_handler = SlackRequestHandler(app) if app is not None else None
+def health_app(rt: Runtime) -> WSGIApp:
+    """GET /healthz: 200 when PostgreSQL and Redis answer, else 503, with which one failed."""
+
+    def answer(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "GET":
+            return not_found(environ, start_response)
+        status, body = health(rt)
+        payload = json.dumps(body).encode()
+        start_response(
+            f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
+        )
+        return [payload]
+
+    return answer
+
+
+def not_found(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"Not found"]
+
+
+def routes(rt: Runtime, app: App | None) -> dict[str, WSGIApp]:
+    """Every path the web process answers, in both modes, and the WSGI app that answers it.
+    A path that ends in "/" answers every path under it too (`"/gather/"` answers
+    `/gather/<token>`). Slack's request URL is there only in HTTP mode, when `app` is given."""
+    table = {HEALTH_PATH: health_app(rt)}
+    if app is not None:
+        table[EVENTS_PATH] = SlackRequestHandler(app)
+    return table
+
+
+def make_wsgi_app(rt: Runtime, app: App | None) -> WSGIApp:
+    return dispatch(routes(rt, app))
+
+
+def dispatch(table: dict[str, WSGIApp]) -> WSGIApp:
+    """One WSGI app that hands each request to the app of its path in `table` (a path
+    ending in "/" takes the paths under it); any other path is 404."""
+    prefixes = [(path, answer) for path, answer in table.items() if path.endswith("/")]
 
     def wsgi(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
-            status, body = health(rt)
-            payload = json.dumps(body).encode()
-            start_response(
-                f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
-                [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
-            )
-            return [payload]
-        if path == EVENTS_PATH and slack_handler is not None:
-            return slack_handler(environ, start_response)
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"Not found"]
+        answer = table.get(path) or next((a for prefix, a in prefixes if path.startswith(prefix)), not_found)
+        return answer(environ, start_response)
 
     return wsgi
 
 
-def serve_workers(rt: Runtime, build: Callable[[Runtime], App], host: str = "0.0.0.0") -> None:
-    """HTTP mode with WEB_WORKERS processes (gunicorn), so that bursts of Slack requests
-    are acked on every core. Each process builds its own runtime and app after the fork."""
-    from gunicorn.app.base import BaseApplication
-
-    settings = rt.settings
+def serve(settings: Settings, worker: Callable[[Runtime], WSGIApp], workers: int, host: str = "0.0.0.0") -> int:
+    """Serve PORT with gunicorn until it is stopped: `workers` processes, each of which
+    builds its own Runtime after the fork and calls `worker` with it for its WSGI app.
+    Returns the exit status: STARTUP_REFUSED when a worker raised StartupRefused (its
+    words are printed), else 0."""
 
     class Server(BaseApplication):
         def load_config(self) -> None:
-            for key, value in {"bind": f"{host}:{settings.port}", "workers": settings.web_workers,
-                               "worker_class": "gthread", "threads": 16, "timeout": 30, "graceful_timeout": 10,
-                               "loglevel": "warning", "accesslog": None}.items():
+            for key, value in {"bind": f"{host}:{settings.port}", "workers": workers, "worker_class": "gthread",
+                               "threads": 16, "timeout": 30, "graceful_timeout": 10, "loglevel": "warning",
+                               "accesslog": None}.items():
                 self.cfg.set(key, value)
 
-        def load(self) -> Callable:
-            worker_rt = Runtime(settings)
-            return make_wsgi_app(worker_rt, build(worker_rt))
+        def load(self) -> WSGIApp:
+            try:
+                return worker(Runtime(settings))
+            except StartupRefused as refused:
+                # gunicorn prints this without a traceback and stops, instead of forking again.
+                raise AppImportError(str(refused)) from None
 
-    Server().run()
-
-
-def serve(rt: Runtime, app: App | None, host: str = "0.0.0.0") -> None:
-    from waitress import serve as waitress_serve
-
-    waitress_serve(make_wsgi_app(rt, app), host=host, port=rt.settings.port, threads=16, ident="purelyops")
+    master = os.getpid()
+    try:
+        Server().run()
+    except SystemExit as stop:
+        # A worker's exit passes through here too (it was forked in there): only the master
+        # turns gunicorn's "the app failed to load" into our status.
+        if os.getpid() == master and stop.code == Arbiter.APP_LOAD_ERROR:
+            return STARTUP_REFUSED
+        raise
+    return 0

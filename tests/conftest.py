@@ -16,13 +16,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import httpx
 import psycopg
 import pytest
 import redis
-from waitress.server import create_server
 
 from bot.app import build_app
 from bot.web import make_wsgi_app
@@ -236,18 +237,30 @@ def said(slack_fake: FakeSlack, words: str, method: str = "response_url"):
 
 
 class BotServer:
-    """The bot's WSGI app served by waitress on a loopback port, in a thread."""
+    """The bot's WSGI app served on a loopback port by a thread of this process (the
+    standard library's WSGI server, a thread per request), so that tests can reach into the
+    bot's runtime. The web process itself runs it in gunicorn (tests/test_processes.py)."""
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+        request_queue_size = 256  # a burst of concurrent requests is queued, not reset
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.app = build_app(rt)
-        self.server = create_server(make_wsgi_app(rt, self.app), host="127.0.0.1", port=0, threads=16)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True, name="bot-http")
+        self.server = self.Server(("127.0.0.1", 0), self.QuietHandler)
+        self.server.set_app(make_wsgi_app(rt, self.app))
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True, name="bot-http")
         self.thread.start()
 
     def close(self) -> None:
-        self.server.close()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:

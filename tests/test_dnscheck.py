@@ -7,18 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from purelyops.dnscheck import (
-    DnsLookupError,
-    DomainCheck,
-    NameServer,
-    ServerPlan,
-    check_domain,
-    expected_records,
-    find_authoritative_servers,
-    lookup_txt,
-    merged_spf,
-    parse_resolver_spec,
-)
+from purelyops.dns_query import DnsLookupError, NameServer, ServerPlan, find_authoritative_servers, parse_resolver_spec
+from purelyops.dnscheck import DomainCheck, check_domain, expected_records, lookup_txt, merged_spf
 from purelyops.domain_names import InvalidDomain
 from tests.fakes.dns_server import FakeDNS
 

@@ -41,7 +41,7 @@ def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 def ours(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    """Our own log records at INFO or above (not Bolt's, waitress' or the fakes')."""
+    """Our own log records at INFO or above (not Bolt's, the test server's or the fakes')."""
     return [r for r in caplog.records if r.name.split(".")[0] in OURS and r.levelno >= logging.INFO]
 
 

@@ -7,6 +7,7 @@ import time
 
 import httpx
 
+from bot.web import dispatch
 from purelyops.runtime import make_redis
 from tests.conftest import ADMIN, SIGNING_SECRET, BotServer
 from tests.fakes.slack_fake import FakeSlack
@@ -98,3 +99,24 @@ def test_healthz_is_503_when_postgres_is_down(rt, bot: BotServer) -> None:
 
 def test_other_paths_are_not_found(bot: BotServer) -> None:
     assert httpx.get(bot.url + "/").status_code == 404
+    assert httpx.post(bot.url + "/healthz").status_code == 404
+    assert httpx.get(bot.url + "/healthz/more").status_code == 404
+
+
+def test_a_path_ending_in_a_slash_answers_the_paths_under_it() -> None:
+    """How a new page joins the web process (bot.web.routes): `/gather/` answers `/gather/<token>`."""
+
+    def page(environ: dict, start_response) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode()]
+
+    def get(wsgi, path: str) -> tuple[str, bytes]:
+        status: list[str] = []
+        body = b"".join(wsgi({"PATH_INFO": path, "REQUEST_METHOD": "GET"}, lambda s, headers: status.append(s)))
+        return status[0], body
+
+    wsgi = dispatch({"/gather/": page, "/exact": page})
+    assert get(wsgi, "/gather/abc123") == ("200 OK", b"/gather/abc123")
+    assert get(wsgi, "/exact") == ("200 OK", b"/exact")
+    assert get(wsgi, "/exact/more")[0] == "404 Not Found"
+    assert get(wsgi, "/gatherer")[0] == "404 Not Found"

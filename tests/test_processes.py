@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import redis
 from rq import Worker
 from rq.cron import CronScheduler
@@ -62,12 +63,14 @@ def test_socket_mode_answers_help_over_the_socket(settings: Settings, slack_fake
     assert httpx.post(f"http://127.0.0.1:{port}/slack/events").status_code == 404
 
 
-def test_socket_mode_with_a_bad_app_token_says_so(settings: Settings, spawn) -> None:
-    proc = spawn([sys.executable, "-m", "bot"],
-                 process_env(settings, PORT=str(free_port()), SLACK_APP_TOKEN="xapp-1-wrong"))
+@pytest.mark.parametrize(("variable", "wrong"), [("SLACK_APP_TOKEN", "xapp-1-wrong"), ("SLACK_BOT_TOKEN", "xoxb-1-wrong")],
+                         ids=["socket mode, bad app token", "bad bot token"])
+def test_a_token_slack_refuses_stops_the_web_process_with_words(settings: Settings, spawn, variable: str,
+                                                                  wrong: str) -> None:
+    proc = spawn([sys.executable, "-m", "bot"], process_env(settings, PORT=str(free_port()), **{variable: wrong}))
     assert proc.wait(30) == 2
     output = open(proc.log_path).read()
-    assert "Slack did not accept SLACK_APP_TOKEN (invalid_auth)" in output
+    assert f"Slack did not accept {variable} (invalid_auth)" in output
     assert "Traceback" not in output
 
 

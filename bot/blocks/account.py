@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from bot.blocks.kit import context, section
 from purelyops.money import format_money
 
 
 def credit_blocks(credit: Decimal, threshold: Decimal) -> tuple[str, list[dict]]:
     text = f"PurelyMail account credit: {format_money(credit)}"
-    blocks: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{text}*"}}]
+    blocks = [section(f"*{text}*")]
     if credit < threshold:
-        blocks.append({
-            "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f":warning: Below {format_money(threshold)}: "
-                          "when the credit runs out, PurelyMail stops the service. Top it up soon."}],
-        })
+        blocks.append(context(f":warning: Below {format_money(threshold)}: "
+                              "when the credit runs out, PurelyMail stops the service. Top it up soon."))
     return text, blocks

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from bot.blocks.kit import section
+from bot.blocks.kit import (
+    context,
+    input_block,
+    modal,
+    option,
+    options,
+    radio_buttons,
+    section,
+    static_select,
+    text_input,
+)
 from bot.mrkdwn import code, escape
 from purelyops.aliases import describe
 from purelyops.purelymail import RoutingRule
 
 ADD_CALLBACK = "alias_add"
 MAX_SHOWN = 45
-
-
 
 
 def _rule_line(rule: RoutingRule) -> str:
@@ -27,42 +35,26 @@ def list_blocks(rules: list[RoutingRule], domain: str | None) -> tuple[str, list
     text = f"{len(rules)} routing rule(s){where}"
     blocks = [section(f"*{escape(text)}*")] + [section(_rule_line(r)) for r in rules[:MAX_SHOWN]]
     if len(rules) > MAX_SHOWN:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
-                       f"…and {len(rules) - MAX_SHOWN} more: add a domain to narrow the list."}]})
+        blocks.append(context(f"…and {len(rules) - MAX_SHOWN} more: add a domain to narrow the list."))
     return text, blocks
 
 
 def add_modal(domains: list[str], channel_id: str) -> dict:
-    presets = [
+    presets = options([
         ("exact", "Exactly this address"),
         ("prefix", "Every address starting with…"),
         ("any", "Every address on the domain"),
         ("catchall", "Catch-all: any address that is not a mailbox"),
-    ]
-    options = [{"text": {"type": "plain_text", "text": label}, "value": value} for value, label in presets]
-    domain_element = ({"type": "static_select", "action_id": "value",
-                       "options": [{"text": {"type": "plain_text", "text": d}, "value": d} for d in domains[:100]]}
-                      if domains else {"type": "plain_text_input", "action_id": "value", "max_length": 253})
-    return {
-        "type": "modal", "callback_id": ADD_CALLBACK, "private_metadata": channel_id,
-        "title": {"type": "plain_text", "text": "Add a routing rule"},
-        "submit": {"type": "plain_text", "text": "Create"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {"type": "input", "block_id": "domain", "label": {"type": "plain_text", "text": "Domain"},
-             "element": domain_element},
-            {"type": "input", "block_id": "preset", "label": {"type": "plain_text", "text": "Matches"},
-             "element": {"type": "radio_buttons", "action_id": "value", "options": options,
-                         "initial_option": options[0]}},
-            {"type": "input", "block_id": "match", "optional": True,
-             "label": {"type": "plain_text", "text": "Address or prefix (before the @)"},
-             "hint": {"type": "plain_text", "text": "For the first two choices only."},
-             "element": {"type": "plain_text_input", "action_id": "value", "max_length": 64}},
-            {"type": "input", "block_id": "targets", "label": {"type": "plain_text", "text": "Deliver to"},
-             "hint": {"type": "plain_text", "text": "Full addresses, one per line or separated by commas."},
-             "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000}},
-        ],
-    }
+    ])
+    domain = static_select([option(d, d) for d in domains]) if domains else text_input(253)
+    return modal("Add a routing rule", [
+        input_block("domain", "Domain", domain),
+        input_block("preset", "Matches", radio_buttons(presets, presets[0])),
+        input_block("match", "Address or prefix (before the @)", text_input(64), optional=True,
+                    hint="For the first two choices only."),
+        input_block("targets", "Deliver to", text_input(3000, multiline=True),
+                    hint="Full addresses, one per line or separated by commas."),
+    ], callback_id=ADD_CALLBACK, submit="Create", private_metadata=channel_id)
 
 
 def created_blocks(rule: RoutingRule | None) -> tuple[str, list[dict]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from bot.blocks.kit import actions, button, header, line_sections, section, slack_date
 from bot.mrkdwn import clip, code, escape
 from db.models import AuditEntry
 from purelyops.audit_query import AuditQuery
@@ -14,27 +15,18 @@ ICONS = {"ok": ":white_check_mark:", "refused": ":no_entry:", "failed": ":x:"}
 
 def audit_blocks(entries: list[AuditEntry], more: bool, query: AuditQuery) -> tuple[str, list[dict]]:
     if not entries:
-        return "No audit entries match.", [{"type": "section", "text": {"type": "mrkdwn", "text": "No audit entries match."}}]
+        return "No audit entries match.", [section("No audit entries match.")]
     lines = []
     for entry in entries:
         who = f"<@{escape(entry.actor_id)}>" if entry.actor_id[:1] in "UW" else escape(entry.actor_id)
         params = f" {code(json.dumps(entry.params, sort_keys=True))}" if entry.params else ""
         detail = f" — {escape(entry.detail)}" if entry.detail else ""
-        lines.append(f"{ICONS.get(entry.result, '•')} <!date^{int(entry.at.timestamp())}^{{date_short}} {{time}}|{entry.at:%Y-%m-%d %H:%M}> "
+        at = slack_date(entry.at, "{date_short} {time}", f"{entry.at:%Y-%m-%d %H:%M}")
+        lines.append(f"{ICONS.get(entry.result, '•')} {at} "
                      f"{who} *{escape(entry.action)}* {code(entry.target) if entry.target else ''}{params}{detail}")
-    blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": "Audit log"}}]
-    # A section holds 3,000 characters: put the lines in as few sections as fit.
-    chunk = ""
-    for line in lines:
-        line = clip(line, 1000)
-        if len(chunk) + len(line) + 1 > 2900:
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
-            chunk = ""
-        chunk += ("\n" if chunk else "") + line
-    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
+    blocks = [header("Audit log"), *line_sections([clip(line, 1000) for line in lines])]
     if more:
         value = json.dumps({"t": query.text, "u": query.user_id,
                             "s": int(query.since.total_seconds()) if query.since else None, "b": entries[-1].id})
-        blocks.append({"type": "actions", "elements": [{"type": "button", "action_id": OLDER_ACTION,
-                       "text": {"type": "plain_text", "text": "Older"}, "value": value}]})
+        blocks.append(actions(button("Older", OLDER_ACTION, value)))
     return f"{len(entries)} audit entries", blocks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from bot.blocks.kit import actions, button, confirm, context, header, section, slack_date
 from bot.mrkdwn import code, escape
 from db.models import PendingDeletion
 from purelyops.deletions import KINDS
@@ -19,67 +20,52 @@ def time_left(due_at: datetime, now: datetime | None = None) -> str:
 
 def cancel_button(deletion: PendingDeletion) -> dict:
     noun = KINDS[deletion.kind]
-    return {
-        "type": "button",
-        "action_id": CANCEL_ACTION,
-        "text": {"type": "plain_text", "text": "Cancel deletion"},
-        "value": str(deletion.id),
-        "confirm": {
-            "title": {"type": "plain_text", "text": "Cancel this deletion?"},
-            "text": {"type": "mrkdwn", "text": f"The {noun} {code(deletion.target)} will be kept."},
-            "confirm": {"type": "plain_text", "text": "Keep it"},
-            "deny": {"type": "plain_text", "text": "Back"},
-        },
-    }
+    return button("Cancel deletion", CANCEL_ACTION, str(deletion.id), confirm=confirm(
+        "Cancel this deletion?", f"The {noun} {code(deletion.target)} will be kept.", "Keep it", style=None))
 
 
 def scheduled_blocks(deletion: PendingDeletion, consequence: str = "") -> tuple[str, list[dict]]:
     """The notice that a deletion is scheduled, with its Cancel button."""
     noun = KINDS[deletion.kind]
     text = f"The {noun} {deletion.target} will be deleted in {time_left(deletion.due_at)}."
+    due = slack_date(deletion.due_at, "{date_short_pretty} {time}", "at the due time")
     lines = [f":hourglass_flowing_sand: The {noun} {code(deletion.target)} will be deleted "
-             f"in *{time_left(deletion.due_at)}* (<!date^{int(deletion.due_at.timestamp())}^{{date_short_pretty}} {{time}}|at the due time>)."]
+             f"in *{time_left(deletion.due_at)}* ({due})."]
     if consequence:
         lines.append(escape(consequence))
-    return text, [
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
-        {"type": "actions", "elements": [cancel_button(deletion)]},
-    ]
+    return text, [section("\n".join(lines)), actions(cancel_button(deletion))]
 
 
 def cancelled_blocks(deletion: PendingDeletion, by: str) -> tuple[str, list[dict]]:
     noun = KINDS[deletion.kind]
     text = f"Deletion of the {noun} {deletion.target} cancelled."
-    return text, [{"type": "section", "text": {"type": "mrkdwn", "text":
-                   f":white_check_mark: Deletion of the {noun} {code(deletion.target)} cancelled by <@{escape(by)}>. Nothing was deleted."}}]
+    return text, [section(f":white_check_mark: Deletion of the {noun} {code(deletion.target)} cancelled by "
+                          f"<@{escape(by)}>. Nothing was deleted.")]
 
 
 def outcome_blocks(deletion: PendingDeletion) -> tuple[str, list[dict]]:
     noun = KINDS[deletion.kind]
     if deletion.status == "done":
         text = f"The {noun} {deletion.target} was deleted."
-        line = f":wastebasket: The {noun} {code(deletion.target)} was deleted, as scheduled by <@{escape(deletion.requested_by)}>."
+        line = (f":wastebasket: The {noun} {code(deletion.target)} was deleted, as scheduled by "
+                f"<@{escape(deletion.requested_by)}>.")
     else:
         text = f"The {noun} {deletion.target} could not be deleted."
         line = (f":x: The {noun} {code(deletion.target)} could not be deleted: {escape(deletion.error or 'unknown error')}\n"
                 f"Schedule it again when the cause is fixed.")
-    return text, [{"type": "section", "text": {"type": "mrkdwn", "text": line}}]
+    return text, [section(line)]
 
 
 def pending_blocks(deletions: list[PendingDeletion], now: datetime | None = None) -> tuple[str, list[dict]]:
     """Every scheduled deletion with who asked, the time left and Cancel (at most 45 shown)."""
     if not deletions:
-        return "Nothing is scheduled for deletion.", [
-            {"type": "section", "text": {"type": "mrkdwn", "text": "Nothing is scheduled for deletion."}}]
+        return "Nothing is scheduled for deletion.", [section("Nothing is scheduled for deletion.")]
     text = f"{len(deletions)} deletion(s) scheduled"
-    blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": "Scheduled deletions"}}]
+    blocks = [header("Scheduled deletions")]
     for deletion in deletions[:45]:
-        blocks.append({
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": f"*{KINDS[deletion.kind]}* {code(deletion.target)}\n"
-                     f"asked by <@{escape(deletion.requested_by)}>, deleted in {time_left(deletion.due_at, now)}"},
-            "accessory": cancel_button(deletion),
-        })
+        blocks.append(section(f"*{KINDS[deletion.kind]}* {code(deletion.target)}\nasked by "
+                              f"<@{escape(deletion.requested_by)}>, deleted in {time_left(deletion.due_at, now)}",
+                              cancel_button(deletion)))
     if len(deletions) > 45:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"…and {len(deletions) - 45} more."}]})
+        blocks.append(context(f"…and {len(deletions) - 45} more."))
     return text, blocks

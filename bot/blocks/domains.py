@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.blocks.kit import button, confirm, section, when
+from bot.blocks.kit import actions, button, confirm, context, header, input_block, modal, section, text_input, when
 from bot.mrkdwn import clip, code, escape
 from db.models import Domain
 from purelyops.dnscheck import DomainCheck, RecordResult
@@ -21,31 +21,16 @@ LABELS = {"ownership": "Ownership TXT", "mx": "MX", "spf": "SPF", "dkim1": "DKIM
           "dkim3": "DKIM 3", "dmarc": "DMARC"}
 
 
-
-
-
-
 def _names(ascii_name: str, unicode_name: str) -> str:
     """`xn--bcher-kva.example` (bücher.example) for IDNs; the name alone otherwise."""
     return code(ascii_name) + (f" ({escape(unicode_name)})" if unicode_name and unicode_name != ascii_name else "")
 
 
 def add_modal(channel_id: str) -> dict:
-    return {
-        "type": "modal",
-        "callback_id": ADD_CALLBACK,
-        "private_metadata": channel_id,
-        "title": {"type": "plain_text", "text": "Add a domain"},
-        "submit": {"type": "plain_text", "text": "Add"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [{
-            "type": "input", "block_id": "name",
-            "label": {"type": "plain_text", "text": "Domain name"},
-            "hint": {"type": "plain_text", "text": "Like example.com. Internationalised names are fine."},
-            "element": {"type": "plain_text_input", "action_id": "value", "max_length": 255,
-                        "placeholder": {"type": "plain_text", "text": "example.com"}},
-        }],
-    }
+    return modal("Add a domain", [
+        input_block("name", "Domain name", text_input(255, placeholder="example.com"),
+                    hint="Like example.com. Internationalised names are fine."),
+    ], callback_id=ADD_CALLBACK, submit="Add", private_metadata=channel_id)
 
 
 def ownership_needed_blocks(outcome: AddOutcome, fix: str) -> tuple[str, list[dict]]:
@@ -65,7 +50,7 @@ def ownership_needed_blocks(outcome: AddOutcome, fix: str) -> tuple[str, list[di
                  f"only accepts a domain whose owner proves it with a TXT record. Publish this record at your DNS "
                  f"host (name `@`, type TXT), wait a minute, then press *Check again*:{seen}"),
         section(f"```{escape(fix)}```"),
-        {"type": "actions", "elements": [button("Check again", ADD_RETRY_ACTION, name.ascii, style="primary")]},
+        actions(button("Check again", ADD_RETRY_ACTION, name.ascii, style="primary")),
     ]
     return text, blocks
 
@@ -94,9 +79,9 @@ def check_blocks(check: DomainCheck, *, kinds: tuple[str, ...] | None = None, in
         blocks.append(section(intro))
     blocks.append(section(f"*{_names(check.domain, check.unicode_domain)}*: {verdict}."))
     blocks.extend(record_block(r) for r in records)
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(
-        f"Asked {where} ({escape(', '.join(check.servers) or 'none found')}) in {check.elapsed * 1000:.0f} ms.", 3000)}]})
-    blocks.append({"type": "actions", "elements": domain_buttons(check.domain)})
+    blocks.append(context(
+        f"Asked {where} ({escape(', '.join(check.servers) or 'none found')}) in {check.elapsed * 1000:.0f} ms."))
+    blocks.append(actions(*domain_buttons(check.domain)))
     return text, blocks
 
 
@@ -126,27 +111,25 @@ def _badges(row: Domain) -> str:
     return " ".join(f"{ICONS['pass' if purelymail[b] else 'fail']}{b.upper()}" for b in BADGES)
 
 
-
-
 def list_blocks(page: DomainPage) -> tuple[str, list[dict]]:
     if not page.total:
         text = "There are no domains on the PurelyMail account yet. Add one with `domain add example.com`."
         return text, [section(text)]
     end = page.start + len(page.domains) - 1
     text = f"Domains {page.start}–{end} of {page.total} ({page.failing} failing)"
-    blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": f"Domains ({page.total})"}}]
+    blocks: list[dict] = [header(f"Domains ({page.total})")]
     for row in page.domains:
-        blocks.append(section(f"{_badges(row)}  *{_names(row.name, row.unicode_name)}*  _{('checked ' + when(row.last_checked_at) if row.last_checked_at else 'not checked yet')}_"))
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
-                   f"{page.start}–{end} of {page.total} · {page.failing} failing, listed first · "
-                   "badges from the bot's last DNS check, or PurelyMail's until then"}]})
+        checked = "checked " + when(row.last_checked_at) if row.last_checked_at else "not checked yet"
+        blocks.append(section(f"{_badges(row)}  *{_names(row.name, row.unicode_name)}*  _{checked}_"))
+    blocks.append(context(f"{page.start}–{end} of {page.total} · {page.failing} failing, listed first · "
+                          "badges from the bot's last DNS check, or PurelyMail's until then"))
     buttons = []
     if page.prev_cursor:
         buttons.append(button("Previous", PREV_ACTION, page.prev_cursor))
     if page.next_cursor:
         buttons.append(button("Next", NEXT_ACTION, page.next_cursor))
     if buttons:
-        blocks.append({"type": "actions", "elements": buttons})
+        blocks.append(actions(*buttons))
     return text, blocks
 
 

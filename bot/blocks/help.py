@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from itertools import groupby
 from typing import TYPE_CHECKING
 
+from bot.blocks.kit import header, line_sections, section
 from bot.mrkdwn import escape
 
 if TYPE_CHECKING:
@@ -28,11 +29,12 @@ GROUP_ORDER = list(dict.fromkeys(GROUP_TITLES.values()))
 
 
 def help_blocks(command: str, subcommands: Iterable[Subcommand], intro: str | None = None) -> list[dict]:
-    """Sections of `usage — summary` lines, one section per capability."""
+    """Sections of `usage — summary` lines, grouped by capability: a group starts a section
+    under its title and goes on over as many sections as it needs."""
     blocks: list[dict] = []
     if intro:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": intro}})
-    blocks.append({"type": "header", "text": {"type": "plain_text", "text": f"{command} commands"}})
+        blocks.append(section(intro))
+    blocks.append(header(f"{command} commands"))
 
     def group(sub: Subcommand) -> str:
         return GROUP_TITLES.get(sub.name.split()[0], "Other")
@@ -43,5 +45,5 @@ def help_blocks(command: str, subcommands: Iterable[Subcommand], intro: str | No
 
     for title, subs in groupby(sorted(subcommands, key=order), key=group):
         lines = [f"`{escape(command)} {escape(s.usage)}` — {escape(s.summary)}" for s in subs]
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*\n" + "\n".join(lines)}})
+        blocks.extend(line_sections([f"*{title}*", *lines]))
     return blocks

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.blocks.kit import when
+from bot.blocks.kit import context, divider, fields_section, header, home_tab, section, when
 from bot.mrkdwn import code, escape
 from purelyops.dashboard import Dashboard
 from purelyops.money import format_money
@@ -18,12 +18,12 @@ def dashboard_blocks(d: Dashboard) -> list[dict]:
         f"*Pending deletions*\n{d.pending_deletions}",
         f"*Last user sync*\n{when(d.last_sync)}",
     ]
-    blocks: list[dict] = [{"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]}]
+    blocks = [fields_section(fields)]
     if d.mailboxes_per_domain:
         lines = [f"{code(domain)}: {count}" for domain, count in d.mailboxes_per_domain[:25]]
         if len(d.mailboxes_per_domain) > 25:
             lines.append(f"…and {len(d.mailboxes_per_domain) - 25} more domains")
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Mailboxes per domain*\n" + "\n".join(lines)}})
+        blocks.append(section("*Mailboxes per domain*\n" + "\n".join(lines)))
     return blocks
 
 
@@ -32,24 +32,13 @@ def home_view(command: str, is_admin: bool, dashboard: Dashboard | None = None) 
     role = "You are an admin: every command is open to you." if is_admin else (
         "You are not an admin here; ask one to add you to ADMIN_USER_IDS or the admin user group."
     )
-    return {
-        "type": "home",
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": "purelyops"}},
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": "Run your PurelyMail domains and mailboxes from Slack, and move "
-                    "mailboxes in from an old IMAP host.",
-                },
-            },
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(role)}]},
-            {"type": "divider"},
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": f"Type `{escape(command)} help` in any channel to see the commands."},
-            },
-            *([{"type": "divider"}, *dashboard_blocks(dashboard)] if dashboard else []),
-        ],
-    }
+    blocks = [
+        header("purelyops"),
+        section("Run your PurelyMail domains and mailboxes from Slack, and move mailboxes in from an old IMAP host."),
+        context(escape(role)),
+        divider(),
+        section(f"Type `{escape(command)} help` in any channel to see the commands."),
+    ]
+    if dashboard:
+        blocks += [divider(), *dashboard_blocks(dashboard)]
+    return home_tab(blocks)

@@ -4,9 +4,23 @@ the server and migration modals."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
-from bot.blocks.kit import button, confirm, plain, section
+from bot.blocks.kit import (
+    actions,
+    button,
+    checkboxes,
+    confirm,
+    external_select,
+    file_input,
+    input_block,
+    modal,
+    option,
+    options,
+    radio_buttons,
+    section,
+    static_select,
+    text_input,
+)
 from bot.mrkdwn import clip, code, escape
 from db.models import MigrationBatch, MigrationJob, SourceServer
 from purelyops import migration_report
@@ -18,23 +32,19 @@ SERVER_TEST_CALLBACK = "server_test"
 MIGRATE_CALLBACK = "migrate"
 DEST_SELECT = "dest_mailbox"
 CREDENTIALS_CALLBACK = "migration_credentials"
+BULK_CALLBACK = "migrate_bulk"
 CANCEL_ACTION = "migration_cancel"
 RERUN_ACTION = "migration_rerun"
 RUN_REAL_ACTION = "migration_run_real"
 SYNC_AGAIN_ACTION = "migration_sync_again"
 CREDENTIALS_ACTION = "migration_edit_credentials"
 DELETE_ACTION = "migration_delete"
+BATCH_RUN_ALL = "batch_run_all"
+BATCH_CANCEL_ALL = "batch_cancel_all"
+BATCH_RERUN_FAILED = "batch_rerun_failed"
 BAR = 20
 ICONS = {"queued": ":hourglass:", "running": ":arrows_counterclockwise:", "done": ":white_check_mark:",
          "failed": ":x:", "cancelled": ":no_entry_sign:", "interrupted": ":warning:"}
-
-
-
-
-
-
-
-
 
 
 def size(n: int | None) -> str:
@@ -60,7 +70,7 @@ def title(job: MigrationJob) -> str:
     return f"Migration #{job.id} {job.source_email} → {job.dest_email}{dry}"
 
 
-def actions(job: MigrationJob) -> list[dict]:
+def job_buttons(job: MigrationJob) -> list[dict]:
     value = str(job.id)
     buttons = []
     if job.status in ("queued", "running"):
@@ -101,9 +111,9 @@ def status_blocks(job: MigrationJob, progress: Progress | None = None, note: str
     if note:
         lines.append(escape(note))
     blocks = [section("\n".join(lines))]
-    buttons = actions(job)
+    buttons = job_buttons(job)
     if buttons:
-        blocks.append({"type": "actions", "elements": buttons})
+        blocks.append(actions(*buttons))
     return text, blocks
 
 
@@ -189,98 +199,65 @@ def servers_blocks(servers: list[SourceServer]) -> tuple[str, list[dict]]:
     return f"{len(servers)} source server(s)", [section("\n".join(lines))]
 
 
-def _input(block_id: str, label: str, element: dict, *, optional: bool = False, hint: str = "") -> dict:
-    block: dict[str, Any] = {"type": "input", "block_id": block_id, "label": plain(label), "element": element,
-                             "optional": optional}
-    if hint:
-        block["hint"] = plain(hint)
-    return block
-
-
-def _text(max_length: int = 255, **extra: Any) -> dict:
-    return {"type": "plain_text_input", "action_id": "value", "max_length": max_length, **extra}
-
-
-def _options(pairs: list[tuple[str, str]]) -> list[dict]:
-    return [{"text": plain(label), "value": value} for value, label in pairs]
-
-
 def server_add_modal(channel_id: str) -> dict:
-    security = _options([(k, v) for k, v in SECURITY.items()])
-    return {"type": "modal", "callback_id": SERVER_ADD_CALLBACK, "private_metadata": channel_id,
-            "title": plain("Add a source server"), "submit": plain("Add"), "close": plain("Cancel"),
-            "blocks": [
-                _input("name", "Name", _text(32, placeholder=plain("oldhost")), hint="A short name for commands."),
-                _input("host", "IMAP host", _text(253, placeholder=plain("imap.oldhost.example"))),
-                _input("port", "Port", _text(5, initial_value="993")),
-                _input("security", "Security", {"type": "radio_buttons", "action_id": "value", "options": security,
-                                                "initial_option": security[0]},
-                       hint="'none' sends passwords unencrypted: only on a trusted network."),
-            ]}
+    security = options(list(SECURITY.items()))
+    return modal("Add a source server", [
+        input_block("name", "Name", text_input(32, placeholder="oldhost"), hint="A short name for commands."),
+        input_block("host", "IMAP host", text_input(253, placeholder="imap.oldhost.example")),
+        input_block("port", "Port", text_input(5, initial_value="993")),
+        input_block("security", "Security", radio_buttons(security, security[0]),
+                    hint="'none' sends passwords unencrypted: only on a trusted network."),
+    ], callback_id=SERVER_ADD_CALLBACK, submit="Add", private_metadata=channel_id)
 
 
 def server_test_modal(server: SourceServer, channel_id: str) -> dict:
-    return {"type": "modal", "callback_id": SERVER_TEST_CALLBACK, "private_metadata": f"{channel_id}\x1f{server.id}",
-            "title": plain("Test a login"), "submit": plain("Test"), "close": plain("Cancel"),
-            "blocks": [
-                section(f"A real login on {code(f'{server.host}:{server.port}')}. The password is used once and "
-                         "kept nowhere."),
-                _input("address", "Address", _text(320)),
-                _input("password", "Password", _text(1024)),
-            ]}
+    return modal("Test a login", [
+        section(f"A real login on {code(f'{server.host}:{server.port}')}. The password is used once and kept nowhere."),
+        input_block("address", "Address", text_input(320)),
+        input_block("password", "Password", text_input(1024)),
+    ], callback_id=SERVER_TEST_CALLBACK, submit="Test", private_metadata=f"{channel_id}\x1f{server.id}")
+
+
+def server_select(servers: list[SourceServer]) -> dict:
+    return static_select(options([(str(s.id), f"{s.name} ({s.host})") for s in servers]))
 
 
 def migrate_modal(servers: list[SourceServer], channel_id: str) -> dict:
-    credential = _options([("password", "The mailbox's password"), ("app", "A temporary app password (made for you)")])
-    return {"type": "modal", "callback_id": MIGRATE_CALLBACK, "private_metadata": channel_id,
-            "title": plain("Migrate a mailbox"), "submit": plain("Queue"), "close": plain("Cancel"),
-            "blocks": [
-                _input("server", "Source server", {"type": "static_select", "action_id": "value", "options": _options(
-                    [(str(s.id), f"{s.name} ({s.host})") for s in servers[:100]])}),
-                _input("source_email", "Source address", _text(320)),
-                _input("source_password", "Source password", _text(1024)),
-                _input("dest_email", "Destination mailbox at PurelyMail",
-                       {"type": "external_select", "action_id": DEST_SELECT, "min_query_length": 1,
-                        "placeholder": plain("Type part of the address")},
-                       hint="Mailboxes from the users cache; a full address not listed yet works too."),
-                _input("dest_mode", "Destination credential", {"type": "radio_buttons", "action_id": "value",
-                                                               "options": credential, "initial_option": credential[1]}),
-                _input("dest_password", "Destination password", _text(1024), optional=True,
-                       hint="Only with 'The mailbox's password'."),
-                _input("options", "Options", {"type": "checkboxes", "action_id": "value",
-                                              "options": _options([("dry", "Dry run: check, copy nothing")])},
-                       optional=True),
-                _input("exclude", "Folders to exclude (regular expression)", _text(200), optional=True,
-                       hint="Like ^Trash$|^Junk$"),
-                _input("max_age", "Only mail newer than (days)", _text(5), optional=True),
-            ]}
+    credential = options([("password", "The mailbox's password"), ("app", "A temporary app password (made for you)")])
+    return modal("Migrate a mailbox", [
+        input_block("server", "Source server", server_select(servers)),
+        input_block("source_email", "Source address", text_input(320)),
+        input_block("source_password", "Source password", text_input(1024)),
+        input_block("dest_email", "Destination mailbox at PurelyMail",
+                    external_select(DEST_SELECT, "Type part of the address"),
+                    hint="Mailboxes from the users cache; a full address not listed yet works too."),
+        input_block("dest_mode", "Destination credential", radio_buttons(credential, credential[1])),
+        input_block("dest_password", "Destination password", text_input(1024), optional=True,
+                    hint="Only with 'The mailbox's password'."),
+        input_block("options", "Options", checkboxes(options([("dry", "Dry run: check, copy nothing")])),
+                    optional=True),
+        input_block("exclude", "Folders to exclude (regular expression)", text_input(200), optional=True,
+                    hint="Like ^Trash$|^Junk$"),
+        input_block("max_age", "Only mail newer than (days)", text_input(5), optional=True),
+    ], callback_id=MIGRATE_CALLBACK, submit="Queue", private_metadata=channel_id)
 
 
 def credentials_modal(job: MigrationJob, channel_id: str) -> dict:
-    modes = _options([("keep", "Keep what is stored"), ("password", "The mailbox's password (below)"),
-                      ("app", "A temporary app password (made for each run)")])
-    return {"type": "modal", "callback_id": CREDENTIALS_CALLBACK, "private_metadata": f"{channel_id}\x1f{job.id}",
-            "title": plain(f"Credentials of #{job.id}"), "submit": plain("Save"), "close": plain("Cancel"),
-            "blocks": [
-                section("Leave a password blank to keep what is stored."),
-                _input("source_password", f"Password of {job.source_email}", _text(1024), optional=True),
-                _input("dest_mode", f"Login to {job.dest_email}", {"type": "radio_buttons", "action_id": "value",
-                                                                   "options": modes, "initial_option": modes[0]}),
-                _input("dest_password", f"Password of {job.dest_email}", _text(1024), optional=True,
-                       hint="Only with 'The mailbox's password'."),
-            ]}
-
-
-BULK_CALLBACK = "migrate_bulk"
+    modes = options([("keep", "Keep what is stored"), ("password", "The mailbox's password (below)"),
+                     ("app", "A temporary app password (made for each run)")])
+    return modal(f"Credentials of #{job.id}", [
+        section("Leave a password blank to keep what is stored."),
+        input_block("source_password", f"Password of {job.source_email}", text_input(1024), optional=True),
+        input_block("dest_mode", f"Login to {job.dest_email}", radio_buttons(modes, modes[0])),
+        input_block("dest_password", f"Password of {job.dest_email}", text_input(1024), optional=True,
+                    hint="Only with 'The mailbox's password'."),
+    ], callback_id=CREDENTIALS_CALLBACK, submit="Save", private_metadata=f"{channel_id}\x1f{job.id}")
 
 
 def mailbox_options(addresses: list[str], typed: str | None) -> list[dict]:
     """Options for the destination select: what the cache matched, and what was typed."""
     values = ([typed] if typed and typed not in addresses else []) + addresses
-    return [{"text": plain(a), "value": a[:150]} for a in values[:100]]
-BATCH_RUN_ALL = "batch_run_all"
-BATCH_CANCEL_ALL = "batch_cancel_all"
-BATCH_RERUN_FAILED = "batch_rerun_failed"
+    return [option(a, a[:150]) for a in values[:100]]
 
 
 def batch_blocks(batch: MigrationBatch, jobs: list[MigrationJob]) -> tuple[str, list[dict]]:
@@ -310,25 +287,20 @@ def batch_blocks(batch: MigrationBatch, jobs: list[MigrationJob]) -> tuple[str, 
         buttons.append(button("Re-run failed", BATCH_RERUN_FAILED, str(batch.id)))
     blocks = [section("\n".join(lines))]
     if buttons:
-        blocks.append({"type": "actions", "elements": buttons})
+        blocks.append(actions(*buttons))
     return text, blocks
 
 
 def bulk_modal(servers: list[SourceServer], channel_id: str) -> dict:
-    return {"type": "modal", "callback_id": BULK_CALLBACK, "private_metadata": channel_id,
-            "title": plain("Migrate many mailboxes"), "submit": plain("Check and queue"), "close": plain("Cancel"),
-            "blocks": [
-                _input("name", "Batch name", _text(80)),
-                _input("server", "Source server", {"type": "static_select", "action_id": "value", "options": _options(
-                    [(str(s.id), f"{s.name} ({s.host})") for s in servers[:100]])}),
-                _input("file", "CSV file", {"type": "file_input", "action_id": "value", "filetypes": ["csv", "txt"],
-                                            "max_files": 1}, optional=True,
-                       hint="source_email,source_password,dest_email,dest_password"),
-                _input("pasted", "…or paste the CSV", _text(3000, multiline=True), optional=True),
-                _input("options", "Options", {"type": "checkboxes", "action_id": "value",
-                                              "options": _options([("real", "Run for real (default: a dry run first)")])},
-                       optional=True),
-            ]}
+    return modal("Migrate many mailboxes", [
+        input_block("name", "Batch name", text_input(80)),
+        input_block("server", "Source server", server_select(servers)),
+        input_block("file", "CSV file", file_input(["csv", "txt"]), optional=True,
+                    hint="source_email,source_password,dest_email,dest_password"),
+        input_block("pasted", "…or paste the CSV", text_input(3000, multiline=True), optional=True),
+        input_block("options", "Options", checkboxes(options([("real", "Run for real (default: a dry run first)")])),
+                    optional=True),
+    ], callback_id=BULK_CALLBACK, submit="Check and queue", private_metadata=channel_id)
 
 
 def csv_problems_blocks(problems: list[tuple[int, str]]) -> tuple[str, list[dict]]:

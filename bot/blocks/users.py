@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from bot.blocks.kit import button, confirm, plain, section, when
+from bot.blocks.kit import (
+    actions,
+    button,
+    checkboxes,
+    confirm,
+    context,
+    input_block,
+    modal,
+    option,
+    radio_buttons,
+    section,
+    static_select,
+    text_input,
+    when,
+)
 from bot.mrkdwn import code, escape
 from purelyops.purelymail import UserDetails
 from purelyops.users import MailboxPage, SyncReport
@@ -21,16 +33,6 @@ RECOVERY_ACTION = "user_recovery"
 RECOVERY_ADD_ACTION = "user_recovery_add"
 RECOVERY_REMOVE_ACTION = "user_recovery_remove"
 DELETE_ACTION = "user_delete"
-
-
-
-
-
-
-
-
-
-
 
 
 def list_blocks(page: MailboxPage, search: str, domain: str | None) -> tuple[str, list[dict]]:
@@ -50,63 +52,51 @@ def list_blocks(page: MailboxPage, search: str, domain: str | None) -> tuple[str
     if page.next_cursor:
         buttons.append(button("Next", NEXT_ACTION, state + page.next_cursor))
     if buttons:
-        blocks.append({"type": "actions", "elements": buttons})
+        blocks.append(actions(*buttons))
     return text, blocks
 
 
 def _context(page: MailboxPage) -> dict:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text":
-            f"From the users cache, last synced {when(page.last_ok_at)}. `user sync` refreshes it now."}]}
+    return context(f"From the users cache, last synced {when(page.last_ok_at)}. `user sync` refreshes it now.")
 
 
 def _checkbox(block_id: str, label: str, checked: bool) -> dict:
-    option = {"text": plain(label), "value": "on"}
-    element: dict[str, Any] = {"type": "checkboxes", "action_id": "value", "options": [option]}
-    if checked:
-        element["initial_options"] = [option]
-    return {"type": "input", "block_id": block_id, "optional": True, "label": plain(label), "element": element}
+    on = option(label, "on")
+    return input_block(block_id, label, checkboxes([on], [on] if checked else None), optional=True)
 
 
 def password_inputs(hint: str) -> list[dict]:
-    generate = {"text": plain("Generate a strong password (20 characters)"), "value": "generate"}
-    typed = {"text": plain("I'll type one"), "value": "typed"}
+    generate = option("Generate a strong password (20 characters)", "generate")
     return [
-        {"type": "input", "block_id": "password_mode", "label": plain("Password"),
-         "element": {"type": "radio_buttons", "action_id": "value", "options": [generate, typed],
-                     "initial_option": generate}},
-        {"type": "input", "block_id": "password", "optional": True, "label": plain("Typed password"),
-         "hint": plain(hint),
-         "element": {"type": "plain_text_input", "action_id": "value", "max_length": 3000}},
+        input_block("password_mode", "Password", radio_buttons([generate, option("I'll type one", "typed")], generate)),
+        input_block("password", "Typed password", text_input(3000), optional=True, hint=hint),
     ]
 
 
-def add_modal(domains: list[str], channel_id: str) -> dict:
-    blocks: list[dict] = []
+def _domain_input(domains: list[str]) -> dict:
+    """The domain of a new mailbox or routing rule: a select of the cached domains, or a
+    text field while none is cached."""
     if domains:
-        blocks.append({"type": "input", "block_id": "domain", "label": plain("Domain"),
-                       "element": {"type": "static_select", "action_id": "value",
-                                   "options": [{"text": plain(d), "value": d} for d in domains[:100]]}})
-    else:
-        blocks.append({"type": "input", "block_id": "domain", "label": plain("Domain"),
-                       "hint": plain("No domains are cached yet; type the domain name."),
-                       "element": {"type": "plain_text_input", "action_id": "value", "max_length": 253}})
-    blocks.append({"type": "input", "block_id": "local_part", "label": plain("Mailbox name (before the @)"),
-                   "element": {"type": "plain_text_input", "action_id": "value", "max_length": 64,
-                               "placeholder": plain("alice")}})
-    blocks.extend(password_inputs("Only if you chose to type one: at least 8 characters."))
-    blocks.append(_checkbox("password_reset", "Allow password reset", False))
-    blocks.append(_checkbox("search_indexing", "Search indexing", True))
-    blocks.append(_checkbox("welcome_email", "Send a welcome email", False))
-    return {"type": "modal", "callback_id": ADD_CALLBACK, "private_metadata": channel_id,
-            "title": plain("Add a mailbox"), "submit": plain("Create"), "close": plain("Cancel"), "blocks": blocks}
+        return input_block("domain", "Domain", static_select([option(d, d) for d in domains]))
+    return input_block("domain", "Domain", text_input(253), hint="No domains are cached yet; type the domain name.")
+
+
+def add_modal(domains: list[str], channel_id: str) -> dict:
+    return modal("Add a mailbox", [
+        _domain_input(domains),
+        input_block("local_part", "Mailbox name (before the @)", text_input(64, placeholder="alice")),
+        *password_inputs("Only if you chose to type one: at least 8 characters."),
+        _checkbox("password_reset", "Allow password reset", False),
+        _checkbox("search_indexing", "Search indexing", True),
+        _checkbox("welcome_email", "Send a welcome email", False),
+    ], callback_id=ADD_CALLBACK, submit="Create", private_metadata=channel_id)
 
 
 def reset_modal(address: str, channel_id: str) -> dict:
-    return {"type": "modal", "callback_id": RESET_CALLBACK, "private_metadata": f"{channel_id}\x1f{address}",
-            "title": plain("Reset password"), "submit": plain("Reset"), "close": plain("Cancel"),
-            "blocks": [section(f"New password for {code(address)}. Its current sessions keep working "
-                                "until they log in again."),
-                       *password_inputs("Only if you chose to type one: at least 8 characters.")]}
+    return modal("Reset password", [
+        section(f"New password for {code(address)}. Its current sessions keep working until they log in again."),
+        *password_inputs("Only if you chose to type one: at least 8 characters."),
+    ], callback_id=RESET_CALLBACK, submit="Reset", private_metadata=f"{channel_id}\x1f{address}")
 
 
 def password_once_blocks(address: str, generated: str | None, what: str, hint: str = "") -> tuple[str, list[dict]]:
@@ -158,34 +148,28 @@ def user_blocks(details: UserDetails) -> tuple[str, list[dict]]:
                 confirm=confirm("Delete this mailbox?", f"{code(a)} and all its mail will be deleted in 24 hours, "
                                  "unless someone cancels.", "Schedule deletion")),
     ]
-    return f"Mailbox {a}", [section("\n".join(lines)), {"type": "actions", "elements": buttons}]
+    return f"Mailbox {a}", [section("\n".join(lines)), actions(*buttons)]
 
 
 def recovery_blocks(address: str, methods: list) -> tuple[str, list[dict]]:
     blocks: list[dict] = [section(f"*Recovery methods of {code(address)}*" + ("" if methods else "\n_none_"))]
     for m in methods[:40]:
-        blocks.append({**section(f"{escape(m.type)} {code(m.target)}" + (f" — {escape(m.description)}" if m.description else "")
-                                  + (" (may also reset 2FA)" if m.allow_mfa_reset else "")),
-                       "accessory": button("Remove", RECOVERY_REMOVE_ACTION, f"{address}\x1f{m.target}",
-                                            confirm=confirm("Remove this recovery method?",
-                                                             f"{code(m.target)} will no longer be able to reset "
-                                                             f"{code(address)}'s password.", "Remove"))})
-    blocks.append({"type": "actions", "elements": [button("Add or update a method", RECOVERY_ADD_ACTION, address)]})
+        line = (f"{escape(m.type)} {code(m.target)}" + (f" — {escape(m.description)}" if m.description else "")
+                + (" (may also reset 2FA)" if m.allow_mfa_reset else ""))
+        ask = confirm("Remove this recovery method?",
+                      f"{code(m.target)} will no longer be able to reset {code(address)}'s password.", "Remove")
+        blocks.append(section(line, button("Remove", RECOVERY_REMOVE_ACTION, f"{address}\x1f{m.target}", confirm=ask)))
+    blocks.append(actions(button("Add or update a method", RECOVERY_ADD_ACTION, address)))
     return f"Recovery methods of {address}", blocks
 
 
 def recovery_modal(address: str, channel_id: str) -> dict:
-    kinds = [{"text": plain("Email address"), "value": "email"}, {"text": plain("Phone number"), "value": "phone"}]
-    return {"type": "modal", "callback_id": RECOVERY_CALLBACK, "private_metadata": f"{channel_id}\x1f{address}",
-            "title": plain("Recovery method"), "submit": plain("Save"), "close": plain("Cancel"),
-            "blocks": [
-                {"type": "input", "block_id": "type", "label": plain("Kind"),
-                 "element": {"type": "static_select", "action_id": "value", "options": kinds, "initial_option": kinds[0]}},
-                {"type": "input", "block_id": "target", "label": plain("Email address or phone number"),
-                 "element": {"type": "plain_text_input", "action_id": "value", "max_length": 320}},
-                {"type": "input", "block_id": "description", "optional": True, "label": plain("Description"),
-                 "element": {"type": "plain_text_input", "action_id": "value", "max_length": 100}},
-            ]}
+    kinds = [option("Email address", "email"), option("Phone number", "phone")]
+    return modal("Recovery method", [
+        input_block("type", "Kind", static_select(kinds, kinds[0])),
+        input_block("target", "Email address or phone number", text_input(320)),
+        input_block("description", "Description", text_input(100), optional=True),
+    ], callback_id=RECOVERY_CALLBACK, submit="Save", private_metadata=f"{channel_id}\x1f{address}")
 
 
 def sync_report_blocks(report: SyncReport) -> tuple[str, list[dict]]:

@@ -9,7 +9,8 @@ import time
 import dns.name
 import dns.rdatatype
 
-from purelyops.dnscheck import Budget, ServerPlan, check_domain, expected_records, resolve
+from purelyops.dns_query import Budget, ServerPlan, resolve
+from purelyops.dnscheck import check_domain, expected_records
 from tests.fakes.dns_server import FakeDNS
 
 ROUNDS = 15
