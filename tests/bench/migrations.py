@@ -44,7 +44,7 @@ def _reset(rt: Runtime, host: str = "127.0.0.1", port: int = 993, security: str 
 def _jobs(rt: Runtime, server_id: int, count: int, tag: str) -> list[int]:
     ids = []
     for i in range(count):
-        spec = migrations.JobSpec(server_id, f"u{i}@old.example", "pw-src", f"u{i}@new.example", "pw-dst")
+        spec = migrations.JobSpec(server_id, f"u{i}@old.example", "pw-src", f"{tag}-u{i}@new.example", "pw-dst")
         job, _ = migrations.create_job(rt, spec, actor_id=ADMIN, actor_name="", channel_id="C0OPS0001",
                                        idempotency_key=f"{tag}-{i}-{time.time_ns()}")
         start(rt, job)
@@ -181,3 +181,66 @@ def p7(settings, slack, purelymail) -> None:
     print("P7 the limits across two worker processes are held in Redis: tests/test_migration_faults.py checks that "
           "with MAX_CONCURRENT_MIGRATIONS=1 never two of three jobs run at once")
 
+
+
+def _hosts(rt: Runtime, count: int) -> list[int]:
+    """`count` source servers on distinct loopback addresses (MAX_PER_SOURCE_HOST counts per host)."""
+    server_id = _reset(rt)
+    ids = [server_id]
+    with session_scope(rt.database_url) as session:
+        for n in range(2, count + 1):
+            server = SourceServer(name=f"bench{n}", host=f"127.0.0.{n}", port=993, security="tls", created_by=ADMIN)
+            session.add(server)
+            session.flush()
+            ids.append(server.id)
+    return ids
+
+
+def _throughput(rt: Runtime, settings, workers: int, jobs_per_host: list[int], **env: str) -> tuple[float, int]:
+    """Jobs per second with `workers` worker processes (started beforehand), and the most
+    migrations seen running at once."""
+    from rq import Worker
+
+    server_ids = _hosts(rt, len(jobs_per_host))
+    procs = _workers(settings, workers, burst=False, **env)
+    most = 0
+    try:
+        while len(Worker.all(connection=rt.redis)) < workers:
+            time.sleep(0.1)
+        started = time.perf_counter()
+        ids = [i for server_id, count in zip(server_ids, jobs_per_host, strict=True)
+               for i in _jobs(rt, server_id, count, f"p7io-{server_id}")]
+        while True:
+            states = [migrations.get_job(rt, i).status for i in ids]
+            most = max(most, states.count("running"))
+            if all(s == "done" for s in states):
+                break
+            time.sleep(0.05)
+        return len(ids) / (time.perf_counter() - started), most
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGINT)
+        for proc in procs:
+            proc.wait(30)
+
+
+def p7io(settings, slack, purelymail) -> None:
+    """P7, I/O-bound: a stand-in that spends its time waiting like a real imapsync on the
+    network (fixture 10 at its real pace: 2,817 messages in 8.5 s, sleeping between them)."""
+    rt = Runtime(settings)
+    env = dict(IMAPSYNC_BIN=STANDIN, IMAPSYNC_STANDIN_FIXTURE="10", IMAPSYNC_STANDIN_PACE="real",
+               MAX_CONCURRENT_MIGRATIONS="8", MAX_PER_SOURCE_HOST="8", MIGRATION_PROGRESS_INTERVAL="5")
+    rates = {}
+    for n in (1, 2, 4, 8):
+        rates[n], _ = _throughput(rt, settings, n, [n], **env)
+    base = rates[1]
+    print(f"P7 I/O-bound stand-in, N workers × N jobs ({os.cpu_count()} cores): " + ", ".join(
+        f"N={n}: {r:.2f} jobs/s ({r / base:.2f}×)" for n, r in rates.items())
+          + f"; goal: near-linear to 8 ({'met' if rates[8] / base >= 6 else 'NOT met'})")
+    limited, most = _throughput(rt, settings, 8, [8], **{**env, "MAX_PER_SOURCE_HOST": "2"})
+    spread, most_spread = _throughput(rt, settings, 8, [2, 2, 2, 2], **{**env, "MAX_PER_SOURCE_HOST": "2"})
+    print(f"P7 8 workers, MAX_PER_SOURCE_HOST=2: 8 jobs from one host {limited:.2f} jobs/s (at most {most} at once); "
+          f"8 jobs from four hosts {spread:.2f} jobs/s (at most {most_spread} at once)")
+    two, most_two = _throughput(rt, settings, 2, [2, 2], **{**env, "MAX_CONCURRENT_MIGRATIONS": "1"})
+    print(f"P7 two worker processes sharing one Redis, MAX_CONCURRENT_MIGRATIONS=1: {two:.2f} jobs/s, "
+          f"at most {most_two} running at once (goal 1: {'met' if most_two == 1 else 'NOT met'})")
