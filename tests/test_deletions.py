@@ -17,7 +17,7 @@ from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
 from workers.deletions import report_outcomes
-from workers.schedule import periodic_jobs
+from workers.periodic import periodic_jobs
 
 
 def rows(rt: Runtime, model, *where):
