@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
+from bot import alerts
 from bot.blocks import aliases as alias_blocks
 from bot.blocks import users as blocks
 from bot.blocks.deletions import scheduled_blocks
@@ -74,8 +75,6 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("user sync", "user sync [confirm]",
                 "refresh the users cache from PurelyMail now (confirm: accept a large drop)")
     def sync_now(request: CommandRequest) -> None:
-        from workers.user_sync import announce
-
         words = [word.lower() for word in request.args]
         if words not in ([], ["confirm"]):
             request.reply(f":warning: give nothing, or `confirm` to remove a large drop the last sync held back, "
@@ -87,7 +86,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             request.reply(f":hourglass: {escape(error)}")
             return
         request.reply(*blocks.sync_report_blocks(report))
-        announce(request.rt, report)
+        alerts.sync_report(request.rt, report)
 
     # ---- add --------------------------------------------------------------------------------
 
