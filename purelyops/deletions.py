@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -43,7 +43,9 @@ def schedule(rt: Runtime, *, kind: str, target: str, actor_id: str, detail: str 
             insert(PendingDeletion)
             .values(kind=kind, target=target, detail=detail, requested_by=actor_id, channel_id=channel_id,
                     due_at=datetime.now(timezone.utc) + delay, status="pending")
-            .on_conflict_do_nothing(index_elements=["kind", "target"], index_where=PendingDeletion.status == "pending")
+            # The partial index's condition written out: as a bound parameter, PostgreSQL could not
+            # match the index once the driver prepares the statement (after a few runs).
+            .on_conflict_do_nothing(index_elements=["kind", "target"], index_where=text("status = 'pending'"))
             .returning(PendingDeletion.id)
         ).scalar()
         if row_id is not None:

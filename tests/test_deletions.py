@@ -113,3 +113,11 @@ def test_failed_deletion_is_reported_and_alerted(rt: Runtime, slack_fake: FakeSl
     channels = [c.args["channel"] for c in slack_fake.calls_to("chat.postMessage")]
     assert channels == [OPS, rt.settings.alert_channel]
     assert "could not be deleted" in slack_fake.calls_to("chat.postMessage")[1].args["text"]
+
+
+def test_scheduling_keeps_working_once_the_database_driver_prepares_the_statement(rt: Runtime) -> None:
+    # psycopg prepares a statement on the server after a few runs; the partial index must
+    # still be found then (its condition written out, not passed as a parameter).
+    for n in range(20):
+        assert deletions.schedule(rt, kind="user", target=f"u{n}@example.com", actor_id=ADMIN).created
+    assert len(rows(rt, PendingDeletion)) == 20
