@@ -11,18 +11,14 @@ from bot.blocks.audit import OLDER_ACTION, audit_blocks
 from bot.interactions import ActionRequest, guarded
 from bot.router import CommandRequest, Router
 from purelyops.access import Role
-from purelyops.audit_query import AuditQuery, BadQuery, parse_query, search
+from purelyops.audit_query import AuditQuery, parse_query, search
 from purelyops.runtime import Runtime
 
 
 def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("audit", "audit [text] [user:@x] [since:7d]", "who did what, newest first", role=Role.ADMIN)
     def show_audit(request: CommandRequest) -> None:
-        try:
-            query = parse_query(request.args)
-        except BadQuery as error:
-            request.reply(f":warning: {error}")
-            return
+        query = parse_query(request.args)
         request.reply(*audit_blocks(*search(request.rt, query), query))
 
     @guarded(rt, Role.ADMIN, "read the audit log")

@@ -19,11 +19,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     @guarded(rt, Role.ADMIN, "cancel a deletion")
     def cancel_deletion(request: ActionRequest) -> None:
-        try:
-            deletion = deletions.cancel(request.rt, int(request.value), request.user_id)
-        except (deletions.NotPending, ValueError):
-            request.reply("That deletion is no longer pending: it was already cancelled or carried out.")
-            return
+        deletion = deletions.cancel(request.rt, int(request.value), request.user_id)
         request.replace(*cancelled_blocks(deletion, request.user_id))
 
     app.action(CANCEL_ACTION)(cancel_deletion)

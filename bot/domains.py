@@ -9,9 +9,8 @@ from slack_bolt import App
 from bot.blocks import domains as blocks
 from bot.blocks.deletions import scheduled_blocks
 from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
-from bot.mrkdwn import clip, escape
-from bot.router import CommandRequest, Router
-from purelyops import audit, domains
+from bot.router import CommandRequest, Router, Usage
+from purelyops import domains
 from purelyops.access import Role
 from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.runtime import Runtime
@@ -19,32 +18,16 @@ from purelyops.runtime import Runtime
 USAGE = "give one domain name, like `{}` example.com"
 
 
-def _one_name(request: CommandRequest, usage: str) -> str | None:
-    """The single domain argument, or None after telling the admin what to give."""
+def _one_name(request: CommandRequest, usage: str) -> str:
+    """The single domain argument, or Usage saying what to give."""
     if len(request.args) != 1:
-        request.reply(f":warning: {usage}")
-        return None
+        raise Usage(usage)
     return request.args[0]
-
-
-def _invalid(error: InvalidDomain | domains.DomainError) -> str:
-    if isinstance(error, InvalidDomain):
-        return f":warning: That is not a domain name: {escape(error.message)}."
-    return f":warning: {escape(error)}"
 
 
 def add_and_answer(rt: Runtime, raw: str, user_id: str, user_name: str, answer) -> None:
     """The add flow shared by the command, the modal and Check again: `answer(text, blocks)`."""
-    try:
-        outcome = domains.add_domain(rt, raw, actor_id=user_id, actor_name=user_name)
-    except InvalidDomain as error:
-        answer(_invalid(error), None)
-        return
-    except domains.DomainError as error:
-        audit.record_now(rt, actor_id=user_id, actor_name=user_name, action="domain.add", target=clip(raw, 253),
-                         result="failed", detail=str(error))
-        answer(_invalid(error), None)
-        return
+    outcome = domains.add_domain(rt, raw, actor_id=user_id, actor_name=user_name)
     if outcome.added:
         answer(*blocks.added_blocks(outcome))
     else:
@@ -59,9 +42,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         if not request.args:
             request.client.views_open(trigger_id=request.trigger_id, view=blocks.add_modal(request.channel_id))
             return
-        raw = _one_name(request, USAGE.format(f"{command} domain add"))
-        if raw is not None:
-            add_and_answer(request.rt, raw, request.user_id, request.user_name, request.reply)
+        add_and_answer(request.rt, _one_name(request, USAGE.format(f"{command} domain add")), request.user_id, request.user_name, request.reply)
 
     def valid_name(values: dict) -> str:
         raw = str(values.get("name") or "")
@@ -100,19 +81,12 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     app.action(blocks.NEXT_ACTION)(next_page)
 
     def show_check(rt_: Runtime, raw: str, answer) -> None:
-        try:
-            result = domains.check(rt_, raw)
-        except InvalidDomain as error:
-            answer(_invalid(error), None)
-            return
-        answer(*blocks.check_blocks(result))
+        answer(*blocks.check_blocks(domains.check(rt_, raw)))
 
     @router.add("domain check", "domain check example.com", "live DNS check of the seven records, with fixes",
                 role=Role.VIEWER)
     def check(request: CommandRequest) -> None:
-        raw = _one_name(request, USAGE.format(f"{command} domain check"))
-        if raw is not None:
-            show_check(request.rt, raw, request.reply)
+        show_check(request.rt, _one_name(request, USAGE.format(f"{command} domain check")), request.reply)
 
     @guarded(rt, Role.VIEWER, "check a domain")
     def check_again(request: ActionRequest) -> None:
@@ -121,18 +95,11 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     app.action(blocks.CHECK_ACTION)(check_again)
 
     def do_recheck(rt_: Runtime, raw: str, user_id: str, user_name: str, answer) -> None:
-        try:
-            row = domains.recheck(rt_, raw, actor_id=user_id, actor_name=user_name)
-        except (InvalidDomain, domains.DomainError) as error:
-            answer(_invalid(error), None)
-            return
-        answer(*blocks.recheck_blocks(row))
+        answer(*blocks.recheck_blocks(domains.recheck(rt_, raw, actor_id=user_id, actor_name=user_name)))
 
     @router.add("domain recheck", "domain recheck example.com", "ask PurelyMail to re-run its DNS checks")
     def recheck(request: CommandRequest) -> None:
-        raw = _one_name(request, USAGE.format(f"{command} domain recheck"))
-        if raw is not None:
-            do_recheck(request.rt, raw, request.user_id, request.user_name, request.reply)
+        do_recheck(request.rt, _one_name(request, USAGE.format(f"{command} domain recheck")), request.user_id, request.user_name, request.reply)
 
     @guarded(rt, Role.ADMIN, "ask PurelyMail to recheck a domain")
     def recheck_button(request: ActionRequest) -> None:
@@ -142,11 +109,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     app.action(blocks.RECHECK_ACTION)(recheck_button)
 
     def do_remove(rt_: Runtime, raw: str, user_id: str, channel_id: str | None, answer) -> None:
-        try:
-            scheduled, consequence = domains.schedule_removal(rt_, raw, actor_id=user_id, channel_id=channel_id)
-        except (InvalidDomain, domains.DomainError) as error:
-            answer(_invalid(error), None)
-            return
+        scheduled, consequence = domains.schedule_removal(rt_, raw, actor_id=user_id, channel_id=channel_id)
         if not scheduled.created:
             consequence = "It was already scheduled; this is the same deletion. " + consequence
         text, notice = scheduled_blocks(scheduled.deletion, consequence)
@@ -154,9 +117,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     @router.add("domain remove", "domain remove example.com", "delete a domain and its mailboxes, 24 h from now")
     def remove(request: CommandRequest) -> None:
-        raw = _one_name(request, USAGE.format(f"{command} domain remove"))
-        if raw is not None:
-            do_remove(request.rt, raw, request.user_id, request.channel_id, request.reply)
+        do_remove(request.rt, _one_name(request, USAGE.format(f"{command} domain remove")), request.user_id, request.channel_id, request.reply)
 
     @guarded(rt, Role.ADMIN, "remove a domain")
     def remove_button(request: ActionRequest) -> None:

@@ -3,7 +3,7 @@
 `guard` gives the request one PurelyMail deadline (INTERACTIVE_DEADLINE_S for all its
 calls, retries and throttle waits included, so the admin hears back in seconds, not
 minutes), checks the role (a refusal is audited), runs the work, and turns a failure
-into words: an expected one (PurelyMail, Slack, the database or Redis) is one log line
+into words: a service's refusal (purelyops.errors.Refused) is shown as it is; an expected one (PurelyMail, Slack, the database or Redis) is one log line
 without a traceback; anything else is a bug, logged with its traceback under a short
 error id that the admin's message repeats.
 """
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from bot.mrkdwn import clip, escape
 from purelyops import audit, purelymail
 from purelyops.access import Role, RoleUnknown, has_role, refusal
+from purelyops.errors import Busy, Refused
 from purelyops.failures import describe_failure, failure_reason, is_expected, new_error_id
 from purelyops.runtime import Runtime
 
@@ -41,16 +42,18 @@ def guard(rt: Runtime, role: Role | None, what: str, user_id: str, user_name: st
                 reply(f":no_entry: {refusal(role, what)}")
                 return
             work()
+    except Refused as error:
+        _tell(reply, target, refused_message(error))
     except RoleUnknown as error:
-        _tell(reply, str(error), target)
+        _tell(reply, target, *failure_message(str(error)))
     except Exception as error:  # noqa: BLE001 - every failure is reported in words
         if is_expected(error):
             log.warning("%s failed: %s", target, failure_reason(error))
-            _tell(reply, describe_failure(error), target)
+            _tell(reply, target, *failure_message(describe_failure(error)))
         else:
             error_id = new_error_id()
             log.error("%s failed [error id %s]", target, error_id, exc_info=error)
-            _tell(reply, describe_failure(error, error_id), target)
+            _tell(reply, target, *failure_message(describe_failure(error, error_id)))
 
 
 def failure_message(words: str) -> tuple[str, list[dict]]:
@@ -60,8 +63,13 @@ def failure_message(words: str) -> tuple[str, list[dict]]:
         {"type": "section", "text": {"type": "plain_text", "text": clip(f":warning: {words}", 3000), "emoji": True}}]
 
 
-def _tell(reply: Reply, words: str, target: str) -> None:
+def refused_message(error: Refused) -> str:
+    """A service's refusal, as mrkdwn: its words are escaped, its `code` stays code."""
+    return f"{':hourglass:' if isinstance(error, Busy) else ':warning:'} {escape(error)}"
+
+
+def _tell(reply: Reply, target: str, text: str, blocks: list[dict] | None = None) -> None:
     try:
-        reply(*failure_message(words))
+        reply(text, blocks)
     except Exception as error:  # noqa: BLE001 - Slack itself may be what failed
         log.warning("%s: could not tell the admin either: %s", target, failure_reason(error))

@@ -14,9 +14,10 @@ from bot import migration_messages as slack_out
 from bot.blocks import migrations as blocks
 from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view, guarded_view_now
 from bot.mrkdwn import escape
-from bot.router import CommandRequest, Router
+from bot.router import CommandRequest, Router, Usage
 from purelyops import migration_csv, migrations, servers, users
 from purelyops.access import Role, RoleUnknown, has_role
+from purelyops.errors import Refused
 from purelyops.runtime import Runtime
 from purelyops.users import UserError, check_address
 
@@ -108,25 +109,15 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("server remove", "server remove <name>", "forget a source server (jobs keep their copy)")
     def server_remove(request: CommandRequest) -> None:
         if len(request.args) != 1:
-            request.reply(":warning: give the server's name, like `server remove oldhost`")
-            return
-        try:
-            servers.remove_server(request.rt, request.args[0], actor_id=request.user_id, actor_name=request.user_name)
-        except servers.ServerError as error:
-            request.reply(f":warning: {escape(error)}")
-            return
+            raise Usage("give the server's name, like `server remove oldhost`")
+        servers.remove_server(request.rt, request.args[0], actor_id=request.user_id, actor_name=request.user_name)
         request.reply(f"Source server *{escape(request.args[0].lower())}* removed. Its migrations keep its details.")
 
     @router.add("server test", "server test <name>", "try a real login on a source server")
     def server_test(request: CommandRequest) -> None:
         if len(request.args) != 1:
-            request.reply(":warning: give the server's name, like `server test oldhost`")
-            return
-        try:
-            server = servers.get_server(request.rt, request.args[0])
-        except servers.ServerError as error:
-            request.reply(f":warning: {escape(error)}")
-            return
+            raise Usage("give the server's name, like `server test oldhost`")
+        server = servers.get_server(request.rt, request.args[0])
         request.client.views_open(trigger_id=request.trigger_id, view=blocks.server_test_modal(server, request.channel_id))
 
     def valid_login(values: dict) -> tuple[str, str]:
@@ -154,8 +145,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         """A migration form needs a source server to choose from."""
         known = servers.list_servers(request.rt)
         if not known:
-            request.reply(":warning: Add the old IMAP host first, with `server add`.")
-            return
+            raise Refused("Add the old IMAP host first, with `server add`.")
         request.client.views_open(trigger_id=request.trigger_id, view=modal(known, request.channel_id))
 
     @router.add("migrate", "migrate", "move a mailbox into PurelyMail (opens a form)")
@@ -286,37 +276,25 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     def jobs(request: CommandRequest) -> None:
         what = " ".join(request.args).strip()
         if len(what) > 80:
-            request.reply(f":warning: give a state ({', '.join(migrations.STATES)}) or a batch name (at most 80 characters)")
-            return
+            raise Usage(f"give a state ({', '.join(migrations.STATES)}) or a batch name (at most 80 characters)")
         status = what.lower() if what.lower() in migrations.STATES else None
         batch = what if what and status is None else None
         found = migrations.list_jobs(request.rt, status, batch=batch)
         if batch and not found:
-            request.reply(f":warning: no batch called {escape(batch)}, and {escape(batch)} is not a state "
-                          f"({', '.join(migrations.STATES)})")
-            return
+            raise Usage(f"no batch called {batch}, and {batch} is not a state ({', '.join(migrations.STATES)})")
         request.reply(*blocks.jobs_blocks(found, status or (f"in batch {batch}" if batch else None)))
 
     @router.add("job", "job <id>", "one migration, with its actions", role=Role.VIEWER)
     def job(request: CommandRequest) -> None:
         if len(request.args) != 1 or not request.args[0].lstrip("#").isdigit() or len(request.args[0]) > 10:
-            request.reply(":warning: give the migration's number, like `job 42`")
-            return
-        try:
-            request.reply(*blocks.job_blocks(migrations.get_job(request.rt, int(request.args[0].lstrip("#")))))
-        except migrations.MigrationError as error:
-            request.reply(f":warning: {escape(error)}")
+            raise Usage("give the migration's number, like `job 42`")
+        request.reply(*blocks.job_blocks(migrations.get_job(request.rt, int(request.args[0].lstrip("#")))))
 
     def job_action(action_id: str, what: str, act) -> None:
         @guarded(rt, Role.ADMIN, what)
         def handler(request: ActionRequest) -> None:
             user = request.body["user"]
-            try:
-                job_id = int(request.value)
-                message = act(request, job_id, user["id"], user.get("username", ""))
-            except (migrations.MigrationError, ValueError) as error:
-                request.reply(f":warning: {escape(error)}")
-                return
+            message = act(request, int(request.value), user["id"], user.get("username", ""))
             if message:
                 request.reply(message)
 

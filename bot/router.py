@@ -21,6 +21,7 @@ from bot.guard import guard
 from bot.mrkdwn import clip, code
 from bot.work import after_ack
 from purelyops.access import Role
+from purelyops.errors import Refused
 from purelyops.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,10 @@ class CommandRequest:
 
 
 Handler = Callable[[CommandRequest], None]
+
+
+class Usage(Refused):
+    """The command's words do not fit it; the message says what to give."""
 
 
 @dataclass(frozen=True)

@@ -10,24 +10,18 @@ from bot.blocks import aliases as alias_blocks
 from bot.blocks import users as blocks
 from bot.blocks.deletions import scheduled_blocks
 from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
-from bot.mrkdwn import escape
-from bot.router import CommandRequest, Router
-from purelyops import aliases, audit, users
+from bot.router import CommandRequest, Router, Usage
+from purelyops import aliases, users
 from purelyops.access import Role
 from purelyops.domain_names import InvalidDomain, normalize_domain
-from purelyops.purelymail import NotFound, RequestRejected
 from purelyops.runtime import Runtime
 
 
-def _address(request: CommandRequest, usage: str) -> str | None:
+def _address(request: CommandRequest, usage: str) -> str:
+    """The single address argument, or Usage saying what to give (UserError when it is not one)."""
     if len(request.args) != 1:
-        request.reply(f":warning: {usage}")
-        return None
-    try:
-        return users.check_address(request.args[0])
-    except users.UserError as error:
-        request.reply(f":warning: {escape(error)}.")
-        return None
+        raise Usage(usage)
+    return users.check_address(request.args[0])
 
 
 def _password_choice(values: dict) -> str | None:
@@ -48,11 +42,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("user list", "user list [text] [domain:example.com]", "find mailboxes (from the cache)",
                 role=Role.VIEWER)
     def list_users(request: CommandRequest) -> None:
-        try:
-            search, domain = users.parse_query(request.args)
-        except users.UserError as error:
-            request.reply(f":warning: {escape(error)}.")
-            return
+        search, domain = users.parse_query(request.args)
         request.reply(*blocks.list_blocks(users.list_page(request.rt, search, domain), search, domain))
 
     def page(request: ActionRequest, direction: str) -> None:
@@ -77,14 +67,9 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     def sync_now(request: CommandRequest) -> None:
         words = [word.lower() for word in request.args]
         if words not in ([], ["confirm"]):
-            request.reply(f":warning: give nothing, or `confirm` to remove a large drop the last sync held back, "
-                          f"like `{command} user sync confirm`")
-            return
-        try:
-            report = users.sync(request.rt, confirm_drop=words == ["confirm"])
-        except users.SyncBusy as error:
-            request.reply(f":hourglass: {escape(error)}")
-            return
+            raise Usage("give nothing, or `confirm` to remove a large drop the last sync held back, "
+                        f"like `{command} user sync confirm`")
+        report = users.sync(request.rt, confirm_drop=words == ["confirm"])
         request.reply(*blocks.sync_report_blocks(report))
         alerts.sync_report(request.rt, report)
 
@@ -130,11 +115,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @guarded_view(rt, Role.ADMIN, "create a mailbox", valid_new_user, working="Creating the mailbox…")
     def submit_add(request: SubmissionRequest, parsed: tuple[users.NewUser, str]) -> None:
         new, hint = parsed
-        try:
-            password = users.create_user(request.rt, new, actor_id=request.user_id, actor_name=request.user_name)
-        except RequestRejected as error:
-            request.reply(f":warning: PurelyMail did not create {new.address}: {escape(error)}")
-            return
+        password = users.create_user(request.rt, new, actor_id=request.user_id, actor_name=request.user_name)
         answer_password(request, new.address, password if new.password is None else None, "Created the mailbox", hint)
 
     app.view(blocks.ADD_CALLBACK)(submit_add)
@@ -144,12 +125,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("user show", "user show alice@example.com", "a mailbox's settings, with actions", role=Role.VIEWER)
     def show(request: CommandRequest) -> None:
         address = _address(request, f"give one address, like `{command} user show alice@example.com`")
-        if address is None:
-            return
-        try:
-            request.reply(*blocks.user_blocks(users.show_user(request.rt, address)))
-        except NotFound:
-            request.reply(f":warning: There is no mailbox {escape(address)} on the PurelyMail account.")
+        request.reply(*blocks.user_blocks(users.show_user(request.rt, address)))
 
     @guarded(rt, Role.ADMIN, "reset a password")
     def open_reset(request: ActionRequest) -> None:
@@ -173,28 +149,23 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     app.view(blocks.RESET_CALLBACK)(submit_reset)
 
-    def flag_button(flag: str, what: str) -> None:
-        @guarded(rt, Role.ADMIN, what)
+    def flag_button(action_id: str, flag: str) -> None:
+        @guarded(rt, Role.ADMIN, users.FLAGS[flag])
         def toggle(request: ActionRequest) -> None:
             state, _, address = request.value.partition(":")
-            try:
-                users.set_flag(request.rt, users.check_address(address), flag, state == "on",
-                               actor_id=request.user_id, actor_name=request.body["user"].get("username", ""))
-            except RequestRejected as error:
-                request.reply(f":warning: PurelyMail refused to turn {what} {state} for {escape(address)}: "
-                              f"{escape(error)}")
-                return
-            request.replace(*blocks.user_blocks(request.rt.purelymail.get_user(address)))
+            details = users.set_flag(request.rt, users.check_address(address), flag, state == "on",
+                                     actor_id=request.user_id, actor_name=request.body["user"].get("username", ""))
+            request.replace(*blocks.user_blocks(details))
 
-        app.action(blocks.TWO_FACTOR_ACTION if flag == "two_factor" else blocks.SEARCH_ACTION)(toggle)
+        app.action(action_id)(toggle)
 
-    flag_button("two_factor", "two-factor authentication")
-    flag_button("search", "search indexing")
+    flag_button(blocks.TWO_FACTOR_ACTION, "two_factor")
+    flag_button(blocks.SEARCH_ACTION, "search")
 
     @guarded(rt, Role.VIEWER, "see recovery methods")
     def recovery(request: ActionRequest) -> None:
         address = users.check_address(request.value)
-        request.reply(*blocks.recovery_blocks(address, request.rt.purelymail.list_password_reset(address)))
+        request.reply(*blocks.recovery_blocks(address, users.recovery_methods(request.rt, address)))
 
     app.action(blocks.RECOVERY_ACTION)(recovery)
 
@@ -223,10 +194,9 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     def submit_recovery(request: SubmissionRequest, parsed: tuple[str, str, str | None]) -> None:
         kind, target, description = parsed
         address = users.check_address(request.metadata)
-        request.rt.purelymail.upsert_password_reset(address, kind, target, description=description)  # type: ignore[arg-type]
-        audit.record_now(request.rt, actor_id=request.user_id, actor_name=request.user_name,
-                         action="user.recovery.upsert", target=address, params={"type": kind})
-        request.reply(*blocks.recovery_blocks(address, request.rt.purelymail.list_password_reset(address)))
+        methods = users.add_recovery(request.rt, address, kind, target, description,  # type: ignore[arg-type]
+                                     actor_id=request.user_id, actor_name=request.user_name)
+        request.reply(*blocks.recovery_blocks(address, methods))
 
     app.view(blocks.RECOVERY_CALLBACK)(submit_recovery)
 
@@ -234,10 +204,9 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     def remove_recovery(request: ActionRequest) -> None:
         address, _, target = request.value.partition("\x1f")
         address = users.check_address(address)
-        request.rt.purelymail.delete_password_reset(address, target)
-        audit.record_now(request.rt, actor_id=request.user_id, actor_name=request.body["user"].get("username", ""),
-                         action="user.recovery.delete", target=address)
-        request.replace(*blocks.recovery_blocks(address, request.rt.purelymail.list_password_reset(address)))
+        methods = users.remove_recovery(request.rt, address, target, actor_id=request.user_id,
+                                        actor_name=request.body["user"].get("username", ""))
+        request.replace(*blocks.recovery_blocks(address, methods))
 
     app.action(blocks.RECOVERY_REMOVE_ACTION)(remove_recovery)
 
@@ -251,8 +220,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("user delete", "user delete alice@example.com", "delete a mailbox, 24 h from now")
     def delete(request: CommandRequest) -> None:
         address = _address(request, f"give one address, like `{command} user delete alice@example.com`")
-        if address is not None:
-            schedule_delete(request.rt, address, request.user_id, request.channel_id, request.reply)
+        schedule_delete(request.rt, address, request.user_id, request.channel_id, request.reply)
 
     @guarded(rt, Role.ADMIN, "delete a mailbox")
     def delete_button(request: ActionRequest) -> None:
@@ -265,13 +233,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     @router.add("alias list", "alias list [example.com]", "routing rules (forwarding), per domain", role=Role.VIEWER)
     def list_aliases(request: CommandRequest) -> None:
-        domain = None
-        if request.args:
-            try:
-                domain = normalize_domain(request.args[0]).ascii
-            except InvalidDomain as error:
-                request.reply(f":warning: That is not a domain name: {escape(error.message)}.")
-                return
+        domain = aliases.check_domain(request.args[0]) if request.args else None
         request.reply(*alias_blocks.list_blocks(aliases.list_rules(request.rt, domain), domain))
 
     @router.add("alias add", "alias add", "create a routing rule (opens a form)")
@@ -289,12 +251,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("alias remove", "alias remove <id>", "delete a routing rule, 24 h from now")
     def remove_alias(request: CommandRequest) -> None:
         if len(request.args) != 1 or not request.args[0].isdigit() or len(request.args[0]) > 18:
-            request.reply(f":warning: give the rule's number from `{command} alias list`, like `{command} alias remove 42`")
-            return
-        try:
-            scheduled = aliases.schedule_removal(request.rt, int(request.args[0]), actor_id=request.user_id,
-                                                 channel_id=request.channel_id)
-        except aliases.RuleError as error:
-            request.reply(f":warning: {escape(error)}")
-            return
+            raise Usage(f"give the rule's number from `{command} alias list`, like `{command} alias remove 42`")
+        scheduled = aliases.schedule_removal(request.rt, int(request.args[0]), actor_id=request.user_id,
+                                             channel_id=request.channel_id)
         request.reply(*scheduled_blocks(scheduled.deletion, scheduled.deletion.detail))

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from db.models import Domain, Mailbox, PendingDeletion
 from db.session import session_scope
 from purelyops import audit
+from purelyops.errors import Refused
 from purelyops.purelymail import NotFound, PurelyMailError
 from purelyops.runtime import Runtime
 
@@ -23,7 +24,7 @@ DELAY = timedelta(hours=24)
 KINDS = {"domain": "domain", "user": "mailbox", "routing_rule": "routing rule"}
 
 
-class NotPending(Exception):
+class NotPending(Refused):
     """The deletion was already cancelled, done, or never existed."""
 
 
@@ -73,7 +74,7 @@ def cancel(rt: Runtime, deletion_id: int, actor_id: str) -> PendingDeletion:
             .returning(PendingDeletion)
         ).one_or_none()
         if deletion is None:
-            raise NotPending(deletion_id)
+            raise NotPending("That deletion is no longer pending: it was already cancelled or carried out.")
         audit.record(session, actor_id=actor_id, action=f"{deletion.kind}.delete.cancel", target=deletion.target)
         return deletion
 
