@@ -5,7 +5,8 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.blocks.account import credit_blocks
-from bot.router import CommandRequest, Router
+from bot.request import Request
+from bot.router import Router
 from purelyops import credit
 from purelyops.access import Role
 from purelyops.runtime import Runtime
@@ -13,5 +14,5 @@ from purelyops.runtime import Runtime
 
 def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("credit", "credit", "show the PurelyMail account credit", role=Role.VIEWER)
-    def show_credit(request: CommandRequest) -> None:
+    def show_credit(request: Request) -> None:
         request.reply(*credit_blocks(credit.current(request.rt), request.rt.settings.low_credit_threshold))

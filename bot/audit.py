@@ -8,8 +8,9 @@ from datetime import timedelta
 from slack_bolt import App
 
 from bot.blocks.audit import OLDER_ACTION, audit_blocks
-from bot.interactions import ActionRequest, guarded
-from bot.router import CommandRequest, Router
+from bot.interactions import guarded
+from bot.request import Request
+from bot.router import Router
 from purelyops.access import Role
 from purelyops.audit_query import AuditQuery, parse_query, search
 from purelyops.runtime import Runtime
@@ -17,12 +18,12 @@ from purelyops.runtime import Runtime
 
 def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("audit", "audit [text] [user:@x] [since:7d]", "who did what, newest first", role=Role.ADMIN)
-    def show_audit(request: CommandRequest) -> None:
+    def show_audit(request: Request) -> None:
         query = parse_query(request.args)
         request.reply(*audit_blocks(*search(request.rt, query), query))
 
     @guarded(rt, Role.ADMIN, "read the audit log")
-    def older(request: ActionRequest) -> None:
+    def older(request: Request) -> None:
         try:
             raw = json.loads(request.value)
             query = AuditQuery(text=str(raw["t"] or "")[:200], user_id=raw["u"],

@@ -3,9 +3,10 @@
 `guard` gives the request one PurelyMail deadline (INTERACTIVE_DEADLINE_S for all its
 calls, retries and throttle waits included, so the admin hears back in seconds, not
 minutes), checks the role (a refusal is audited), runs the work, and turns a failure
-into words: a service's refusal (purelyops.errors.Refused) is shown as it is; an expected one (PurelyMail, Slack, the database or Redis) is one log line
-without a traceback; anything else is a bug, logged with its traceback under a short
-error id that the admin's message repeats.
+into words: a service's refusal (purelyops.errors.Refused) is shown as it is; an
+expected failure (PurelyMail, Slack, the database or Redis) is one log line without a
+traceback; anything else is a bug, logged with its traceback under a short error id that
+the admin's message repeats.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import logging
 from collections.abc import Callable
 
 from bot.mrkdwn import clip, escape
+from bot.request import Request
 from purelyops import audit, purelymail
 from purelyops.access import Role, RoleUnknown, has_role, refusal
 from purelyops.errors import Busy, Refused
 from purelyops.failures import describe_failure, failure_reason, is_expected, new_error_id
-from purelyops.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -28,17 +29,19 @@ INTERACTIVE_DEADLINE_S = 10.0
 Reply = Callable[..., None]  # reply(text, blocks=None)
 
 
-def guard(rt: Runtime, role: Role | None, what: str, user_id: str, user_name: str, reply: Reply,
-          work: Callable[[], None], *, target: str | None = None) -> None:
-    """Run `work` for a user who has `role` (None: anyone); otherwise refuse, in the words
-    "Only … can {what}", and audit the refusal under `target` (default `what`). Any
-    failure becomes a message in words, never a traceback."""
+def guard(request: Request, role: Role | None, what: str, work: Callable[[], None], *, target: str | None = None,
+          reply: Reply | None = None) -> None:
+    """Run `work` for a requester who has `role` (None: anyone); otherwise refuse, in the
+    words "Only … can {what}", and audit the refusal under `target` (default `what`). Any
+    failure becomes a message in words, never a traceback, given to `reply` (default
+    `request.reply`)."""
     target = target or what
+    reply = reply or request.reply
     try:
         with purelymail.deadline(INTERACTIVE_DEADLINE_S):
-            if role is not None and not has_role(rt, user_id, role):
-                audit.record_now(rt, actor_id=user_id, actor_name=user_name, action="refused", target=target,
-                                 result="refused", detail=f"needs {role.value}")
+            if role is not None and not has_role(request.rt, request.user_id, role):
+                audit.record_now(request.rt, actor_id=request.user_id, actor_name=request.user_name,
+                                 action="refused", target=target, result="refused", detail=f"needs {role.value}")
                 reply(f":no_entry: {refusal(role, what)}")
                 return
             work()
