@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
-
 from slack_bolt import App
 
 from bot.blocks.audit import OLDER_ACTION, audit_blocks
 from bot.interactions import guarded
+from bot.payloads import read_audit_page
 from bot.request import Request
 from bot.router import Router
 from purelyops.access import Role
-from purelyops.audit_query import AuditQuery, parse_query, search
+from purelyops.audit_query import parse_query, search
 from purelyops.runtime import Runtime
 
 
@@ -24,13 +22,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     @guarded(rt, Role.ADMIN, "read the audit log")
     def older(request: Request) -> None:
-        try:
-            raw = json.loads(request.value)
-            query = AuditQuery(text=str(raw["t"] or "")[:200], user_id=raw["u"],
-                               since=timedelta(seconds=int(raw["s"])) if raw["s"] else None, before_id=int(raw["b"]))
-        except (ValueError, KeyError, TypeError):
-            request.reply("That button is out of date; run the audit command again.")
-            return
+        query = read_audit_page(request.value)
         request.replace(*audit_blocks(*search(request.rt, query), query))
 
     app.action(OLDER_ACTION)(older)

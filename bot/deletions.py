@@ -6,6 +6,7 @@ from slack_bolt import App
 
 from bot.blocks.deletions import CANCEL_ACTION, cancelled_blocks, pending_blocks
 from bot.interactions import guarded
+from bot.payloads import number
 from bot.request import Request
 from bot.router import Router
 from purelyops import deletions
@@ -20,7 +21,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     @guarded(rt, Role.ADMIN, "cancel a deletion")
     def cancel_deletion(request: Request) -> None:
-        deletion = deletions.cancel(request.rt, int(request.value), request.user_id)
+        deletion = deletions.cancel(request.rt, number(request.value), request.user_id)
         request.replace(*cancelled_blocks(deletion, request.user_id))
 
     app.action(CANCEL_ACTION)(cancel_deletion)

@@ -15,6 +15,7 @@ from bot import migration_messages as slack_out
 from bot.blocks import migrations as blocks
 from bot.interactions import FieldErrors, guarded, guarded_view, guarded_view_now
 from bot.mrkdwn import escape
+from bot.payloads import number
 from bot.request import Request
 from bot.router import Router, Usage
 from purelyops import migration_csv, migrations, servers, users
@@ -135,7 +136,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @guarded_view(rt, Role.ADMIN, "test a source server", valid_login)
     def submit_test(request: Request, login: tuple[str, str]) -> None:
         address, password = login
-        server = servers.get_server(request.rt, int(request.value))
+        server = servers.get_server(request.rt, number(request.value))
         ok, words = servers.test_login(request.rt, server.host, server.port, server.security, address, password)
         request.reply(f":white_check_mark: {escape(words)}" if ok else f":x: {escape(words)}")
 
@@ -236,11 +237,12 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     def batch_button(action_id: str, action: str, what: str) -> None:
         @guarded(rt, Role.ADMIN, what)
         def handler(request: Request) -> None:
-            words, to_queue = migrations.batch_action(request.rt, int(request.value), action,
-                                                      actor_id=request.user_id, actor_name=request.user_name)
+            batch_id = number(request.value)
+            words, to_queue = migrations.batch_action(request.rt, batch_id, action, actor_id=request.user_id,
+                                                      actor_name=request.user_name)
             for job_id in to_queue:
                 migrations.enqueue(request.rt, job_id)
-            slack_out.refresh_batch(request.rt, int(request.value))
+            slack_out.refresh_batch(request.rt, batch_id)
             request.reply(words)
 
         app.action(action_id)(handler)
@@ -295,7 +297,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         """A button on a migration's message: `act(request, job_id)` says what it did ("": nothing to say)."""
         @guarded(rt, Role.ADMIN, what)
         def handler(request: Request) -> None:
-            message = act(request, int(request.value))
+            message = act(request, number(request.value))
             if message:
                 request.reply(message)
 
@@ -345,7 +347,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @guarded_view_now(rt, Role.ADMIN, "change a migration's credentials", valid_credentials)
     def submit_credentials(request: Request, passwords: tuple[str | None, str | None]):
         # A database write only: done before the ack, so a Re-run clicked next uses them.
-        job_id = int(request.value)
+        job_id = number(request.value)
         try:
             migrations.update_credentials(request.rt, job_id, source_password=passwords[0], dest_password=passwords[1],
                                           actor_id=request.user_id, actor_name=request.user_name)

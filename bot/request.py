@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks.kit import notice_modal, section
 from bot.delivery import delivery_key
 from bot.mrkdwn import escape
+from bot.payloads import read_modal_metadata
 from purelyops.failures import failure_reason
 from purelyops.runtime import Runtime
 
@@ -59,7 +60,7 @@ class Request:
     @classmethod
     def of_submission(cls, rt: Runtime, body: dict, view: dict, client: WebClient, *, kept_open: bool) -> Request:
         user = body["user"]
-        channel, _, value = (view.get("private_metadata") or "").partition("\x1f")
+        channel, value = read_modal_metadata(view.get("private_metadata") or "")
         return cls(rt, client, user["id"], user.get("username", ""), channel, value=value,
                    idempotency=delivery_key(body) or "", view_id=view.get("id", "") if kept_open else "",
                    title=modal_title(view))

@@ -10,6 +10,7 @@ from bot.blocks import aliases as alias_blocks
 from bot.blocks import users as blocks
 from bot.blocks.deletions import scheduled_blocks
 from bot.interactions import FieldErrors, guarded, guarded_view
+from bot.payloads import read_toggle, unpack
 from bot.request import Request
 from bot.router import Router, Usage
 from purelyops import aliases, users
@@ -47,7 +48,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         request.reply(*blocks.list_blocks(users.list_page(request.rt, search, domain), search, domain))
 
     def page(request: Request, direction: str) -> None:
-        search, domain, cursor = (request.value.split("\x1f") + ["", "", ""])[:3]
+        search, domain, cursor = unpack(request.value, 3)
         kwargs = {"before": cursor} if direction == "before" else {"after": cursor}
         request.replace(*blocks.list_blocks(users.list_page(request.rt, search, domain or None, **kwargs),
                                             search, domain or None))
@@ -150,8 +151,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     def flag_button(action_id: str, flag: str) -> None:
         @guarded(rt, Role.ADMIN, users.FLAGS[flag])
         def toggle(request: Request) -> None:
-            state, _, address = request.value.partition(":")
-            details = users.set_flag(request.rt, users.check_address(address), flag, state == "on",
+            turn_on, address = read_toggle(request.value)
+            details = users.set_flag(request.rt, users.check_address(address), flag, turn_on,
                                      actor_id=request.user_id, actor_name=request.user_name)
             request.replace(*blocks.user_blocks(details))
 
@@ -198,7 +199,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     @guarded(rt, Role.ADMIN, "remove a recovery method")
     def remove_recovery(request: Request) -> None:
-        address, _, target = request.value.partition("\x1f")
+        address, target = unpack(request.value, 2)
         address = users.check_address(address)
         methods = users.remove_recovery(request.rt, address, target, actor_id=request.user_id,
                                         actor_name=request.user_name)

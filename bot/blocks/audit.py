@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from bot.mrkdwn import clip, code, escape
+from bot.payloads import audit_page_value
 from db.models import AuditEntry
 from purelyops.audit_query import AuditQuery
 
@@ -33,8 +34,7 @@ def audit_blocks(entries: list[AuditEntry], more: bool, query: AuditQuery) -> tu
         chunk += ("\n" if chunk else "") + line
     blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": chunk}})
     if more:
-        value = json.dumps({"t": query.text, "u": query.user_id,
-                            "s": int(query.since.total_seconds()) if query.since else None, "b": entries[-1].id})
+        value = audit_page_value(query, entries[-1].id)
         blocks.append({"type": "actions", "elements": [{"type": "button", "action_id": OLDER_ACTION,
                        "text": {"type": "plain_text", "text": "Older"}, "value": value}]})
     return f"{len(entries)} audit entries", blocks

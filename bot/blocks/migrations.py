@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.blocks.kit import button, confirm, plain, section
 from bot.mrkdwn import clip, code, escape
+from bot.payloads import modal_metadata
 from db.models import MigrationBatch, MigrationJob, SourceServer
 from purelyops.imapsync_output import Progress, Summary
 from purelyops.servers import SECURITY
@@ -175,7 +176,7 @@ def server_add_modal(channel_id: str) -> dict:
 
 
 def server_test_modal(server: SourceServer, channel_id: str) -> dict:
-    return {"type": "modal", "callback_id": SERVER_TEST_CALLBACK, "private_metadata": f"{channel_id}\x1f{server.id}",
+    return {"type": "modal", "callback_id": SERVER_TEST_CALLBACK, "private_metadata": modal_metadata(channel_id, server.id),
             "title": plain("Test a login"), "submit": plain("Test"), "close": plain("Cancel"),
             "blocks": [
                 section(f"A real login on {code(f'{server.host}:{server.port}')}. The password is used once and "
@@ -214,7 +215,7 @@ def migrate_modal(servers: list[SourceServer], channel_id: str) -> dict:
 def credentials_modal(job: MigrationJob, channel_id: str) -> dict:
     modes = _options([("keep", "Keep what is stored"), ("password", "The mailbox's password (below)"),
                       ("app", "A temporary app password (made for each run)")])
-    return {"type": "modal", "callback_id": CREDENTIALS_CALLBACK, "private_metadata": f"{channel_id}\x1f{job.id}",
+    return {"type": "modal", "callback_id": CREDENTIALS_CALLBACK, "private_metadata": modal_metadata(channel_id, job.id),
             "title": plain(f"Credentials of #{job.id}"), "submit": plain("Save"), "close": plain("Cancel"),
             "blocks": [
                 section("Leave a password blank to keep what is stored."),

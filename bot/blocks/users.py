@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.blocks.kit import button, confirm, plain, section, when
 from bot.mrkdwn import code, escape
+from bot.payloads import modal_metadata, pack, toggle_value
 from purelyops.purelymail import UserDetails
 from purelyops.users import MailboxPage, SyncReport
 
@@ -44,11 +45,10 @@ def list_blocks(page: MailboxPage, search: str, domain: str | None) -> tuple[str
     blocks: list[dict] = [section(f"*{page.matched} of {page.total}* mailboxes {what}".rstrip()),
                           section(lines), _context(page)]
     buttons = []
-    state = f"{search}\x1f{domain or ''}\x1f"
     if page.prev_cursor:
-        buttons.append(button("Previous", PREV_ACTION, state + page.prev_cursor))
+        buttons.append(button("Previous", PREV_ACTION, pack(search, domain or "", page.prev_cursor)))
     if page.next_cursor:
-        buttons.append(button("Next", NEXT_ACTION, state + page.next_cursor))
+        buttons.append(button("Next", NEXT_ACTION, pack(search, domain or "", page.next_cursor)))
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     return text, blocks
@@ -102,7 +102,7 @@ def add_modal(domains: list[str], channel_id: str) -> dict:
 
 
 def reset_modal(address: str, channel_id: str) -> dict:
-    return {"type": "modal", "callback_id": RESET_CALLBACK, "private_metadata": f"{channel_id}\x1f{address}",
+    return {"type": "modal", "callback_id": RESET_CALLBACK, "private_metadata": modal_metadata(channel_id, address),
             "title": plain("Reset password"), "submit": plain("Reset"), "close": plain("Cancel"),
             "blocks": [section(f"New password for {code(address)}. Its current sessions keep working "
                                 "until they log in again."),
@@ -150,9 +150,9 @@ def user_blocks(details: UserDetails) -> tuple[str, list[dict]]:
     buttons = [
         button("Reset password", RESET_ACTION, a),
         button(f"Turn 2FA {on[not details.require_two_factor_authentication]}", TWO_FACTOR_ACTION,
-                f"{'on' if not details.require_two_factor_authentication else 'off'}:{a}"),
+                toggle_value(not details.require_two_factor_authentication, a)),
         button(f"Turn search indexing {on[not details.enable_search_indexing]}", SEARCH_ACTION,
-                f"{'on' if not details.enable_search_indexing else 'off'}:{a}"),
+                toggle_value(not details.enable_search_indexing, a)),
         button("Recovery methods", RECOVERY_ACTION, a),
         button("Delete", DELETE_ACTION, a, style="danger",
                 confirm=confirm("Delete this mailbox?", f"{code(a)} and all its mail will be deleted in 24 hours, "
@@ -166,7 +166,7 @@ def recovery_blocks(address: str, methods: list) -> tuple[str, list[dict]]:
     for m in methods[:40]:
         blocks.append({**section(f"{escape(m.type)} {code(m.target)}" + (f" — {escape(m.description)}" if m.description else "")
                                   + (" (may also reset 2FA)" if m.allow_mfa_reset else "")),
-                       "accessory": button("Remove", RECOVERY_REMOVE_ACTION, f"{address}\x1f{m.target}",
+                       "accessory": button("Remove", RECOVERY_REMOVE_ACTION, pack(address, m.target),
                                             confirm=confirm("Remove this recovery method?",
                                                              f"{code(m.target)} will no longer be able to reset "
                                                              f"{code(address)}'s password.", "Remove"))})
@@ -176,7 +176,7 @@ def recovery_blocks(address: str, methods: list) -> tuple[str, list[dict]]:
 
 def recovery_modal(address: str, channel_id: str) -> dict:
     kinds = [{"text": plain("Email address"), "value": "email"}, {"text": plain("Phone number"), "value": "phone"}]
-    return {"type": "modal", "callback_id": RECOVERY_CALLBACK, "private_metadata": f"{channel_id}\x1f{address}",
+    return {"type": "modal", "callback_id": RECOVERY_CALLBACK, "private_metadata": modal_metadata(channel_id, address),
             "title": plain("Recovery method"), "submit": plain("Save"), "close": plain("Cancel"),
             "blocks": [
                 {"type": "input", "block_id": "type", "label": plain("Kind"),
