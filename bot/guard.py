@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from bot.mrkdwn import clip, escape
 from bot.request import Request
-from purelyops import audit, purelymail
-from purelyops.access import Role, RoleUnknown, has_role, refusal
+from purelyops import purelymail
+from purelyops.access import NotAllowed, Role, RoleUnknown, require
 from purelyops.errors import Busy, Refused
 from purelyops.failures import describe_failure, failure_reason, is_expected, new_error_id
 
@@ -39,11 +39,8 @@ def guard(request: Request, role: Role | None, what: str, work: Callable[[], Non
     reply = reply or request.reply
     try:
         with purelymail.deadline(INTERACTIVE_DEADLINE_S):
-            if role is not None and not has_role(request.rt, request.user_id, role):
-                audit.record_now(request.rt, actor_id=request.user_id, actor_name=request.user_name,
-                                 action="refused", target=target, result="refused", detail=f"needs {role.value}")
-                reply(f":no_entry: {refusal(role, what)}")
-                return
+            if role is not None:
+                require(request.rt, request.user_id, request.user_name, role, what, target=target)
             work()
     except Refused as error:
         _tell(reply, target, refused_message(error))
@@ -66,9 +63,14 @@ def failure_message(words: str) -> tuple[str, list[dict]]:
         {"type": "section", "text": {"type": "plain_text", "text": clip(f":warning: {words}", 3000), "emoji": True}}]
 
 
+_ICONS = ((NotAllowed, ":no_entry:"), (Busy, ":hourglass:"))  # any other refusal: ":warning:"
+
+
 def refused_message(error: Refused) -> str:
     """A service's refusal, as mrkdwn: its words are escaped, its `code` stays code."""
-    return f"{':hourglass:' if isinstance(error, Busy) else ':warning:'} {escape(error)}"
+    icon = next((icon for kind, icon in _ICONS if isinstance(error, kind)), ":warning:")
+    return f"{icon} {escape(error)}"
+
 
 
 def _tell(reply: Reply, target: str, text: str, blocks: list[dict] | None = None) -> None:
