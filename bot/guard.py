@@ -72,7 +72,6 @@ def refused_message(error: Refused) -> str:
     return f"{icon} {escape(error)}"
 
 
-
 def _tell(reply: Reply, target: str, text: str, blocks: list[dict] | None = None) -> None:
     try:
         reply(text, blocks)

@@ -28,7 +28,6 @@ from purelyops.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-
 class Usage(Refused):
     """The command's words do not fit it; the message says what to give."""
 
