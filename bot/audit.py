@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
-
 from slack_bolt import App
 
 from bot.blocks.audit import OLDER_ACTION, audit_blocks
-from bot.interactions import ActionRequest, guarded
-from bot.router import CommandRequest, Router
+from bot.interactions import guarded
+from bot.payloads import read_audit_page
+from bot.request import Request
+from bot.router import Router
 from purelyops.access import Role
-from purelyops.audit_query import AuditQuery, BadQuery, parse_query, search
+from purelyops.audit_query import parse_query, search
 from purelyops.runtime import Runtime
 
 
 def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("audit", "audit [text] [user:@x] [since:7d]", "who did what, newest first", role=Role.ADMIN)
-    def show_audit(request: CommandRequest) -> None:
-        try:
-            query = parse_query(request.args)
-        except BadQuery as error:
-            request.reply(f":warning: {error}")
-            return
+    def show_audit(request: Request) -> None:
+        query = parse_query(request.args)
         request.reply(*audit_blocks(*search(request.rt, query), query))
 
     @guarded(rt, Role.ADMIN, "read the audit log")
-    def older(request: ActionRequest) -> None:
-        try:
-            raw = json.loads(request.value)
-            query = AuditQuery(text=str(raw["t"] or "")[:200], user_id=raw["u"],
-                               since=timedelta(seconds=int(raw["s"])) if raw["s"] else None, before_id=int(raw["b"]))
-        except (ValueError, KeyError, TypeError):
-            request.reply("That button is out of date; run the audit command again.")
-            return
+    def older(request: Request) -> None:
+        query = read_audit_page(request.value)
         request.replace(*audit_blocks(*search(request.rt, query), query))
 
     app.action(OLDER_ACTION)(older)

@@ -1,6 +1,8 @@
 """Domain listeners: `domain add|list|check|recheck|remove`, the add modal and the buttons.
 
-They parse and answer; the work is in purelyops.domains."""
+They parse and answer; the work is in purelyops.domains. A command and its button share
+one handler, which answers with `replace`: the clicked message is replaced, and a
+command or a form gets a new reply."""
 
 from __future__ import annotations
 
@@ -8,10 +10,10 @@ from slack_bolt import App
 
 from bot.blocks import domains as blocks
 from bot.blocks.deletions import scheduled_blocks
-from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
-from bot.mrkdwn import clip, escape
-from bot.router import CommandRequest, Router
-from purelyops import audit, domains
+from bot.interactions import FieldErrors, guarded, guarded_view
+from bot.request import Request
+from bot.router import Router, Usage
+from purelyops import domains
 from purelyops.access import Role
 from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.runtime import Runtime
@@ -19,149 +21,85 @@ from purelyops.runtime import Runtime
 USAGE = "give one domain name, like `{}` example.com"
 
 
-def _one_name(request: CommandRequest, usage: str) -> str | None:
-    """The single domain argument, or None after telling the admin what to give."""
-    if len(request.args) != 1:
-        request.reply(f":warning: {usage}")
-        return None
-    return request.args[0]
-
-
-def _invalid(error: InvalidDomain | domains.DomainError) -> str:
-    if isinstance(error, InvalidDomain):
-        return f":warning: That is not a domain name: {escape(error.message)}."
-    return f":warning: {escape(error)}"
-
-
-def add_and_answer(rt: Runtime, raw: str, user_id: str, user_name: str, answer) -> None:
-    """The add flow shared by the command, the modal and Check again: `answer(text, blocks)`."""
-    try:
-        outcome = domains.add_domain(rt, raw, actor_id=user_id, actor_name=user_name)
-    except InvalidDomain as error:
-        answer(_invalid(error), None)
-        return
-    except domains.DomainError as error:
-        audit.record_now(rt, actor_id=user_id, actor_name=user_name, action="domain.add", target=clip(raw, 253),
-                         result="failed", detail=str(error))
-        answer(_invalid(error), None)
-        return
+def add(request: Request, raw: str) -> None:
+    """The command, the form and Check again."""
+    outcome = domains.add_domain(request.rt, raw, actor_id=request.user_id, actor_name=request.user_name)
     if outcome.added:
-        answer(*blocks.added_blocks(outcome))
+        request.replace(*blocks.added_blocks(outcome))
     else:
-        answer(*blocks.ownership_needed_blocks(outcome, domains.publish_instructions(outcome.name.ascii, outcome.code)))
+        request.replace(*blocks.ownership_needed_blocks(outcome, domains.publish_instructions(outcome.name.ascii,
+                                                                                              outcome.code)))
+
+
+def check(request: Request, raw: str) -> None:
+    request.replace(*blocks.check_blocks(domains.check(request.rt, raw)))
+
+
+def recheck(request: Request, raw: str) -> None:
+    row = domains.recheck(request.rt, raw, actor_id=request.user_id, actor_name=request.user_name)
+    request.reply(*blocks.recheck_blocks(row))
+
+
+def remove(request: Request, raw: str) -> None:
+    scheduled, consequence = domains.schedule_removal(request.rt, raw, actor_id=request.user_id,
+                                                      channel_id=request.channel_id or None)
+    if not scheduled.created:
+        consequence = "It was already scheduled; this is the same deletion. " + consequence
+    request.reply(*scheduled_blocks(scheduled.deletion, consequence))
+
+
+def valid_name(values: dict) -> str:
+    raw = str(values.get("name") or "")
+    try:
+        normalize_domain(raw)
+    except InvalidDomain as error:
+        raise FieldErrors({"name": error.message}) from None
+    return raw
 
 
 def register(app: App, router: Router, rt: Runtime) -> None:
     command = router.command
 
+    def one_name(subcommand: str, request: Request) -> str:
+        """The single domain argument, or Usage saying what to give."""
+        if len(request.args) != 1:
+            raise Usage(USAGE.format(f"{command} domain {subcommand}"))
+        return request.args[0]
+
     @router.add("domain add", "domain add [example.com]", "add a domain (checks the ownership TXT first)")
-    def add(request: CommandRequest) -> None:
-        if not request.args:
-            request.client.views_open(trigger_id=request.trigger_id, view=blocks.add_modal(request.channel_id))
-            return
-        raw = _one_name(request, USAGE.format(f"{command} domain add"))
-        if raw is not None:
-            add_and_answer(request.rt, raw, request.user_id, request.user_name, request.reply)
+    def add_command(request: Request) -> None:
+        if request.args:
+            add(request, one_name("add", request))
+        else:
+            request.open_modal(blocks.add_modal(request.channel_id))
 
-    def valid_name(values: dict) -> str:
-        raw = str(values.get("name") or "")
-        try:
-            normalize_domain(raw)
-        except InvalidDomain as error:
-            raise FieldErrors({"name": error.message}) from None
-        return raw
-
-    @guarded_view(rt, Role.ADMIN, "add a domain", valid_name)
-    def submit_add(request: SubmissionRequest, raw: str) -> None:
-        add_and_answer(request.rt, raw, request.user_id, request.user_name, request.reply)
-
-    app.view(blocks.ADD_CALLBACK)(submit_add)
-
-    @guarded(rt, Role.ADMIN, "add a domain")
-    def add_again(request: ActionRequest) -> None:
-        user = request.body["user"]
-        add_and_answer(request.rt, request.value, user["id"], user.get("username", ""), request.replace)
-
-    app.action(blocks.ADD_RETRY_ACTION)(add_again)
+    app.view(blocks.ADD_CALLBACK)(guarded_view(rt, Role.ADMIN, "add a domain", valid_name)(add))
+    app.action(blocks.ADD_RETRY_ACTION)(guarded(rt, Role.ADMIN, "add a domain")(lambda r: add(r, r.value)))
 
     @router.add("domain list", "domain list", "every domain with its MX/SPF/DKIM/DMARC badges", role=Role.VIEWER)
-    def list_domains(request: CommandRequest) -> None:
+    def list_domains(request: Request) -> None:
         request.reply(*blocks.list_blocks(domains.list_page(request.rt)))
 
     @guarded(rt, Role.VIEWER, "page through domains")
-    def previous_page(request: ActionRequest) -> None:
+    def previous_page(request: Request) -> None:
         request.replace(*blocks.list_blocks(domains.list_page(request.rt, before=request.value)))
 
     @guarded(rt, Role.VIEWER, "page through domains")
-    def next_page(request: ActionRequest) -> None:
+    def next_page(request: Request) -> None:
         request.replace(*blocks.list_blocks(domains.list_page(request.rt, after=request.value)))
 
     app.action(blocks.PREV_ACTION)(previous_page)
     app.action(blocks.NEXT_ACTION)(next_page)
 
-    def show_check(rt_: Runtime, raw: str, answer) -> None:
-        try:
-            result = domains.check(rt_, raw)
-        except InvalidDomain as error:
-            answer(_invalid(error), None)
-            return
-        answer(*blocks.check_blocks(result))
+    router.add("domain check", "domain check example.com", "live DNS check of the seven records, with fixes",
+               role=Role.VIEWER)(lambda r: check(r, one_name("check", r)))
+    app.action(blocks.CHECK_ACTION)(guarded(rt, Role.VIEWER, "check a domain")(lambda r: check(r, r.value)))
 
-    @router.add("domain check", "domain check example.com", "live DNS check of the seven records, with fixes",
-                role=Role.VIEWER)
-    def check(request: CommandRequest) -> None:
-        raw = _one_name(request, USAGE.format(f"{command} domain check"))
-        if raw is not None:
-            show_check(request.rt, raw, request.reply)
+    router.add("domain recheck", "domain recheck example.com", "ask PurelyMail to re-run its DNS checks")(
+        lambda r: recheck(r, one_name("recheck", r)))
+    app.action(blocks.RECHECK_ACTION)(
+        guarded(rt, Role.ADMIN, "ask PurelyMail to recheck a domain")(lambda r: recheck(r, r.value)))
 
-    @guarded(rt, Role.VIEWER, "check a domain")
-    def check_again(request: ActionRequest) -> None:
-        show_check(request.rt, request.value, request.replace)
-
-    app.action(blocks.CHECK_ACTION)(check_again)
-
-    def do_recheck(rt_: Runtime, raw: str, user_id: str, user_name: str, answer) -> None:
-        try:
-            row = domains.recheck(rt_, raw, actor_id=user_id, actor_name=user_name)
-        except (InvalidDomain, domains.DomainError) as error:
-            answer(_invalid(error), None)
-            return
-        answer(*blocks.recheck_blocks(row))
-
-    @router.add("domain recheck", "domain recheck example.com", "ask PurelyMail to re-run its DNS checks")
-    def recheck(request: CommandRequest) -> None:
-        raw = _one_name(request, USAGE.format(f"{command} domain recheck"))
-        if raw is not None:
-            do_recheck(request.rt, raw, request.user_id, request.user_name, request.reply)
-
-    @guarded(rt, Role.ADMIN, "ask PurelyMail to recheck a domain")
-    def recheck_button(request: ActionRequest) -> None:
-        user = request.body["user"]
-        do_recheck(request.rt, request.value, user["id"], user.get("username", ""), request.reply)
-
-    app.action(blocks.RECHECK_ACTION)(recheck_button)
-
-    def do_remove(rt_: Runtime, raw: str, user_id: str, channel_id: str | None, answer) -> None:
-        try:
-            scheduled, consequence = domains.schedule_removal(rt_, raw, actor_id=user_id, channel_id=channel_id)
-        except (InvalidDomain, domains.DomainError) as error:
-            answer(_invalid(error), None)
-            return
-        if not scheduled.created:
-            consequence = "It was already scheduled; this is the same deletion. " + consequence
-        text, notice = scheduled_blocks(scheduled.deletion, consequence)
-        answer(text, notice)
-
-    @router.add("domain remove", "domain remove example.com", "delete a domain and its mailboxes, 24 h from now")
-    def remove(request: CommandRequest) -> None:
-        raw = _one_name(request, USAGE.format(f"{command} domain remove"))
-        if raw is not None:
-            do_remove(request.rt, raw, request.user_id, request.channel_id, request.reply)
-
-    @guarded(rt, Role.ADMIN, "remove a domain")
-    def remove_button(request: ActionRequest) -> None:
-        channel = (request.body.get("channel") or {}).get("id")
-        do_remove(request.rt, request.value, request.user_id, channel, request.reply)
-
-    app.action(blocks.REMOVE_ACTION)(remove_button)
-
+    router.add("domain remove", "domain remove example.com", "delete a domain and its mailboxes, 24 h from now")(
+        lambda r: remove(r, one_name("remove", r)))
+    app.action(blocks.REMOVE_ACTION)(guarded(rt, Role.ADMIN, "remove a domain")(lambda r: remove(r, r.value)))

@@ -7,7 +7,8 @@ from slack_sdk import WebClient
 
 from bot.blocks.help import help_blocks
 from bot.blocks.home import home_view
-from bot.router import CommandRequest, Router
+from bot.request import Request
+from bot.router import Router
 from bot.work import after_ack
 from purelyops.access import RoleUnknown, is_admin
 from purelyops.dashboard import dashboard
@@ -16,7 +17,7 @@ from purelyops.runtime import Runtime
 
 def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("help", "help", "show this list", role=None)
-    def show_help(request: CommandRequest) -> None:
+    def show_help(request: Request) -> None:
         request.reply(
             f"{router.command} commands",
             help_blocks(router.command, router.subcommands.values()),

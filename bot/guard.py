@@ -3,9 +3,10 @@
 `guard` gives the request one PurelyMail deadline (INTERACTIVE_DEADLINE_S for all its
 calls, retries and throttle waits included, so the admin hears back in seconds, not
 minutes), checks the role (a refusal is audited), runs the work, and turns a failure
-into words: an expected one (PurelyMail, Slack, the database or Redis) is one log line
-without a traceback; anything else is a bug, logged with its traceback under a short
-error id that the admin's message repeats.
+into words: a service's refusal (purelyops.errors.Refused) is shown as it is; an
+expected failure (PurelyMail, Slack, the database or Redis) is one log line without a
+traceback; anything else is a bug, logged with its traceback under a short error id that
+the admin's message repeats.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import logging
 from collections.abc import Callable
 
 from bot.mrkdwn import clip, escape
-from purelyops import audit, purelymail
-from purelyops.access import Role, RoleUnknown, has_role, refusal
+from bot.request import Request
+from purelyops import purelymail
+from purelyops.access import NotAllowed, Role, RoleUnknown, require
+from purelyops.errors import Busy, Refused
 from purelyops.failures import describe_failure, failure_reason, is_expected, new_error_id
-from purelyops.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -27,30 +29,31 @@ INTERACTIVE_DEADLINE_S = 10.0
 Reply = Callable[..., None]  # reply(text, blocks=None)
 
 
-def guard(rt: Runtime, role: Role | None, what: str, user_id: str, user_name: str, reply: Reply,
-          work: Callable[[], None], *, target: str | None = None) -> None:
-    """Run `work` for a user who has `role` (None: anyone); otherwise refuse, in the words
-    "Only … can {what}", and audit the refusal under `target` (default `what`). Any
-    failure becomes a message in words, never a traceback."""
+def guard(request: Request, role: Role | None, what: str, work: Callable[[], None], *, target: str | None = None,
+          reply: Reply | None = None) -> None:
+    """Run `work` for a requester who has `role` (None: anyone); otherwise refuse, in the
+    words "Only … can {what}", and audit the refusal under `target` (default `what`). Any
+    failure becomes a message in words, never a traceback, given to `reply` (default
+    `request.reply`)."""
     target = target or what
+    reply = reply or request.reply
     try:
         with purelymail.deadline(INTERACTIVE_DEADLINE_S):
-            if role is not None and not has_role(rt, user_id, role):
-                audit.record_now(rt, actor_id=user_id, actor_name=user_name, action="refused", target=target,
-                                 result="refused", detail=f"needs {role.value}")
-                reply(f":no_entry: {refusal(role, what)}")
-                return
+            if role is not None:
+                require(request.rt, request.user_id, request.user_name, role, what, target=target)
             work()
+    except Refused as error:
+        _tell(reply, target, refused_message(error))
     except RoleUnknown as error:
-        _tell(reply, str(error), target)
+        _tell(reply, target, *failure_message(str(error)))
     except Exception as error:  # noqa: BLE001 - every failure is reported in words
         if is_expected(error):
             log.warning("%s failed: %s", target, failure_reason(error))
-            _tell(reply, describe_failure(error), target)
+            _tell(reply, target, *failure_message(describe_failure(error)))
         else:
             error_id = new_error_id()
             log.error("%s failed [error id %s]", target, error_id, exc_info=error)
-            _tell(reply, describe_failure(error, error_id), target)
+            _tell(reply, target, *failure_message(describe_failure(error, error_id)))
 
 
 def failure_message(words: str) -> tuple[str, list[dict]]:
@@ -60,8 +63,17 @@ def failure_message(words: str) -> tuple[str, list[dict]]:
         {"type": "section", "text": {"type": "plain_text", "text": clip(f":warning: {words}", 3000), "emoji": True}}]
 
 
-def _tell(reply: Reply, words: str, target: str) -> None:
+_ICONS = ((NotAllowed, ":no_entry:"), (Busy, ":hourglass:"))  # any other refusal: ":warning:"
+
+
+def refused_message(error: Refused) -> str:
+    """A service's refusal, as mrkdwn: its words are escaped, its `code` stays code."""
+    icon = next((icon for kind, icon in _ICONS if isinstance(error, kind)), ":warning:")
+    return f"{icon} {escape(error)}"
+
+
+def _tell(reply: Reply, target: str, text: str, blocks: list[dict] | None = None) -> None:
     try:
-        reply(*failure_message(words))
+        reply(text, blocks)
     except Exception as error:  # noqa: BLE001 - Slack itself may be what failed
         log.warning("%s: could not tell the admin either: %s", target, failure_reason(error))

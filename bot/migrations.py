@@ -5,6 +5,7 @@ purelyops.migrations; messages about a migration go out through bot.migration_me
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -12,11 +13,14 @@ from slack_bolt import App
 
 from bot import migration_messages as slack_out
 from bot.blocks import migrations as blocks
-from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view, guarded_view_now
+from bot.interactions import FieldErrors, guarded, guarded_view, guarded_view_now
 from bot.mrkdwn import escape
-from bot.router import CommandRequest, Router
+from bot.payloads import number
+from bot.request import Request
+from bot.router import Router, Usage
 from purelyops import migration_csv, migrations, servers, users
 from purelyops.access import Role, RoleUnknown, has_role
+from purelyops.errors import Refused
 from purelyops.runtime import Runtime
 from purelyops.users import UserError, check_address
 
@@ -79,15 +83,15 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     # ---- source servers ---------------------------------------------------------------------
 
     @router.add("server add", "server add", "add an old IMAP host to migrate from (opens a form)")
-    def server_add(request: CommandRequest) -> None:
-        request.client.views_open(trigger_id=request.trigger_id, view=blocks.server_add_modal(request.channel_id))
+    def server_add(request: Request) -> None:
+        request.open_modal(blocks.server_add_modal(request.channel_id))
 
     def valid_server(values: dict) -> servers.ServerSpec:
         return servers.check_spec(str(values.get("name") or ""), str(values.get("host") or ""),
                                   str(values.get("port") or ""), str(values.get("security") or ""))
 
     @guarded_view_now(rt, Role.ADMIN, "add a source server", valid_server)
-    def submit_server(request: SubmissionRequest, spec: servers.ServerSpec):
+    def submit_server(request: Request, spec: servers.ServerSpec):
         # Before the ack (a database write and a short DNS look-up): a `migrate` sent right
         # after the modal closes finds the server, and a refused host is shown on its field.
         server, unresolved = servers.add_server(request.rt, spec, actor_id=request.user_id,
@@ -102,32 +106,22 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     app.view(blocks.SERVER_ADD_CALLBACK)(submit_server)
 
     @router.add("server list", "server list", "the source servers", role=Role.VIEWER)
-    def server_list(request: CommandRequest) -> None:
+    def server_list(request: Request) -> None:
         request.reply(*blocks.servers_blocks(servers.list_servers(request.rt)))
 
     @router.add("server remove", "server remove <name>", "forget a source server (jobs keep their copy)")
-    def server_remove(request: CommandRequest) -> None:
+    def server_remove(request: Request) -> None:
         if len(request.args) != 1:
-            request.reply(":warning: give the server's name, like `server remove oldhost`")
-            return
-        try:
-            servers.remove_server(request.rt, request.args[0], actor_id=request.user_id, actor_name=request.user_name)
-        except servers.ServerError as error:
-            request.reply(f":warning: {escape(error)}")
-            return
+            raise Usage("give the server's name, like `server remove oldhost`")
+        servers.remove_server(request.rt, request.args[0], actor_id=request.user_id, actor_name=request.user_name)
         request.reply(f"Source server *{escape(request.args[0].lower())}* removed. Its migrations keep its details.")
 
     @router.add("server test", "server test <name>", "try a real login on a source server")
-    def server_test(request: CommandRequest) -> None:
+    def server_test(request: Request) -> None:
         if len(request.args) != 1:
-            request.reply(":warning: give the server's name, like `server test oldhost`")
-            return
-        try:
-            server = servers.get_server(request.rt, request.args[0])
-        except servers.ServerError as error:
-            request.reply(f":warning: {escape(error)}")
-            return
-        request.client.views_open(trigger_id=request.trigger_id, view=blocks.server_test_modal(server, request.channel_id))
+            raise Usage("give the server's name, like `server test oldhost`")
+        server = servers.get_server(request.rt, request.args[0])
+        request.open_modal(blocks.server_test_modal(server, request.channel_id))
 
     def valid_login(values: dict) -> tuple[str, str]:
         errors: dict[str, str] = {}
@@ -140,9 +134,9 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         return address, password
 
     @guarded_view(rt, Role.ADMIN, "test a source server", valid_login)
-    def submit_test(request: SubmissionRequest, login: tuple[str, str]) -> None:
+    def submit_test(request: Request, login: tuple[str, str]) -> None:
         address, password = login
-        server = servers.get_server(request.rt, int(request.metadata))
+        server = servers.get_server(request.rt, number(request.value))
         ok, words = servers.test_login(request.rt, server.host, server.port, server.security, address, password)
         request.reply(f":white_check_mark: {escape(words)}" if ok else f":x: {escape(words)}")
 
@@ -150,16 +144,15 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     # ---- migrations -------------------------------------------------------------------------
 
-    def open_form(request: CommandRequest, modal) -> None:
+    def open_form(request: Request, modal) -> None:
         """A migration form needs a source server to choose from."""
         known = servers.list_servers(request.rt)
         if not known:
-            request.reply(":warning: Add the old IMAP host first, with `server add`.")
-            return
-        request.client.views_open(trigger_id=request.trigger_id, view=modal(known, request.channel_id))
+            raise Refused("Add the old IMAP host first, with `server add`.")
+        request.open_modal(modal(known, request.channel_id))
 
     @router.add("migrate", "migrate", "move a mailbox into PurelyMail (opens a form)")
-    def migrate(request: CommandRequest) -> None:
+    def migrate(request: Request) -> None:
         open_form(request, blocks.migrate_modal)
 
     def valid_migration(values: dict) -> migrations.JobSpec:
@@ -191,7 +184,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
                                   dry_run="dry" in (values.get("options") or []), exclude=exclude, max_age_days=max_age)
 
     @guarded_view(rt, Role.ADMIN, "start a migration", valid_migration)
-    def submit_migration(request: SubmissionRequest, spec: migrations.JobSpec) -> None:
+    def submit_migration(request: Request, spec: migrations.JobSpec) -> None:
         # One job per submission, however many times Slack delivers it.
         key = hashlib.sha256(f"{request.user_id}:{spec.server_id}:{spec.source_email}:{spec.dest_email}:"
                              f"{request.idempotency}".encode()).hexdigest()
@@ -203,7 +196,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     app.view(blocks.MIGRATE_CALLBACK)(submit_migration)
 
     @router.add("migrate bulk", "migrate bulk", "move many mailboxes from a CSV (opens a form)")
-    def migrate_bulk(request: CommandRequest) -> None:
+    def migrate_bulk(request: Request) -> None:
         open_form(request, blocks.bulk_modal)
 
     def valid_bulk(values: dict) -> tuple[str, int, list[dict], str, bool]:
@@ -222,7 +215,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         return name, int(str(values.get("server"))), files, pasted, "real" in (values.get("options") or [])  # type: ignore[return-value]
 
     @guarded_view(rt, Role.ADMIN, "start a batch of migrations", valid_bulk)
-    def submit_bulk(request: SubmissionRequest, parsed: tuple[str, int, list[dict], str, bool]) -> None:
+    def submit_bulk(request: Request, parsed: tuple[str, int, list[dict], str, bool]) -> None:
         name, server_id, files, pasted, real = parsed
         try:
             data = download_csv(request.rt, files[0]) if files else pasted
@@ -243,13 +236,13 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     def batch_button(action_id: str, action: str, what: str) -> None:
         @guarded(rt, Role.ADMIN, what)
-        def handler(request: ActionRequest) -> None:
-            user = request.body["user"]
-            words, to_queue = migrations.batch_action(request.rt, int(request.value), action, actor_id=user["id"],
-                                                      actor_name=user.get("username", ""))
+        def handler(request: Request) -> None:
+            batch_id = number(request.value)
+            words, to_queue = migrations.batch_action(request.rt, batch_id, action, actor_id=request.user_id,
+                                                      actor_name=request.user_name)
             for job_id in to_queue:
                 migrations.enqueue(request.rt, job_id)
-            slack_out.refresh_batch(request.rt, int(request.value))
+            slack_out.refresh_batch(request.rt, batch_id)
             request.reply(words)
 
         app.action(action_id)(handler)
@@ -283,71 +276,60 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     @router.add("jobs", "jobs [status | batch name]", "recent migrations: all, in one state, or of one batch",
                 role=Role.VIEWER)
-    def jobs(request: CommandRequest) -> None:
+    def jobs(request: Request) -> None:
         what = " ".join(request.args).strip()
         if len(what) > 80:
-            request.reply(f":warning: give a state ({', '.join(migrations.STATES)}) or a batch name (at most 80 characters)")
-            return
+            raise Usage(f"give a state ({', '.join(migrations.STATES)}) or a batch name (at most 80 characters)")
         status = what.lower() if what.lower() in migrations.STATES else None
         batch = what if what and status is None else None
         found = migrations.list_jobs(request.rt, status, batch=batch)
         if batch and not found:
-            request.reply(f":warning: no batch called {escape(batch)}, and {escape(batch)} is not a state "
-                          f"({', '.join(migrations.STATES)})")
-            return
+            raise Usage(f"no batch called {batch}, and {batch} is not a state ({', '.join(migrations.STATES)})")
         request.reply(*blocks.jobs_blocks(found, status or (f"in batch {batch}" if batch else None)))
 
     @router.add("job", "job <id>", "one migration, with its actions", role=Role.VIEWER)
-    def job(request: CommandRequest) -> None:
+    def job(request: Request) -> None:
         if len(request.args) != 1 or not request.args[0].lstrip("#").isdigit() or len(request.args[0]) > 10:
-            request.reply(":warning: give the migration's number, like `job 42`")
-            return
-        try:
-            request.reply(*blocks.job_blocks(migrations.get_job(request.rt, int(request.args[0].lstrip("#")))))
-        except migrations.MigrationError as error:
-            request.reply(f":warning: {escape(error)}")
+            raise Usage("give the migration's number, like `job 42`")
+        request.reply(*blocks.job_blocks(migrations.get_job(request.rt, int(request.args[0].lstrip("#")))))
 
-    def job_action(action_id: str, what: str, act) -> None:
+    def job_action(action_id: str, what: str, act: Callable[[Request, int], str]) -> None:
+        """A button on a migration's message: `act(request, job_id)` says what it did ("": nothing to say)."""
         @guarded(rt, Role.ADMIN, what)
-        def handler(request: ActionRequest) -> None:
-            user = request.body["user"]
-            try:
-                job_id = int(request.value)
-                message = act(request, job_id, user["id"], user.get("username", ""))
-            except (migrations.MigrationError, ValueError) as error:
-                request.reply(f":warning: {escape(error)}")
-                return
+        def handler(request: Request) -> None:
+            message = act(request, number(request.value))
             if message:
                 request.reply(message)
 
         app.action(action_id)(handler)
 
-    def cancel(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
-        job = migrations.cancel_job(request.rt, job_id, actor_id=user_id, actor_name=user_name)
+    def cancel(request: Request, job_id: int) -> str:
+        job = migrations.cancel_job(request.rt, job_id, actor_id=request.user_id, actor_name=request.user_name)
         return (f"Stopping migration #{job_id}…" if job.status == "running" else f"Migration #{job_id} cancelled.")
 
-    def rerun(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
-        migrations.enqueue(request.rt, migrations.requeue(request.rt, job_id, actor_id=user_id, actor_name=user_name).id)
+    def rerun(request: Request, job_id: int) -> str:
+        job = migrations.requeue(request.rt, job_id, actor_id=request.user_id, actor_name=request.user_name)
+        migrations.enqueue(request.rt, job.id)
         return f"Migration #{job_id} queued again."
 
-    def run_real(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
-        migrations.enqueue(request.rt, migrations.requeue(request.rt, job_id, actor_id=user_id, actor_name=user_name,
-                                                      dry_run=False).id)
+    def run_real(request: Request, job_id: int) -> str:
+        job = migrations.requeue(request.rt, job_id, actor_id=request.user_id, actor_name=request.user_name,
+                                 dry_run=False)
+        migrations.enqueue(request.rt, job.id)
         return f"Migration #{job_id} queued for real."
 
-    def sync_again(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
-        migrations.enqueue(request.rt, migrations.requeue(request.rt, job_id, actor_id=user_id, actor_name=user_name,
-                                                          again=True).id)
+    def sync_again(request: Request, job_id: int) -> str:
+        job = migrations.requeue(request.rt, job_id, actor_id=request.user_id, actor_name=request.user_name,
+                                 again=True)
+        migrations.enqueue(request.rt, job.id)
         return f"Migration #{job_id} queued to sync again: only what is new since the last run is copied."
 
-    def delete(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
-        migrations.delete_job(request.rt, job_id, actor_id=user_id, actor_name=user_name)
+    def delete(request: Request, job_id: int) -> str:
+        migrations.delete_job(request.rt, job_id, actor_id=request.user_id, actor_name=request.user_name)
         return f"Migration #{job_id} deleted, with its stored credentials."
 
-    def edit(request: ActionRequest, job_id: int, user_id: str, user_name: str) -> str:
-        channel = (request.body.get("channel") or {}).get("id", "")
-        request.client.views_open(trigger_id=request.body["trigger_id"],
-                                  view=blocks.credentials_modal(migrations.get_job(request.rt, job_id), channel))
+    def edit(request: Request, job_id: int) -> str:
+        request.open_modal(blocks.credentials_modal(migrations.get_job(request.rt, job_id), request.channel_id))
         return ""
 
     job_action(blocks.CANCEL_ACTION, "cancel a migration", cancel)
@@ -370,9 +352,9 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         return source, ("" if mode == "app" else dest)
 
     @guarded_view_now(rt, Role.ADMIN, "change a migration's credentials", valid_credentials)
-    def submit_credentials(request: SubmissionRequest, passwords: tuple[str | None, str | None]):
+    def submit_credentials(request: Request, passwords: tuple[str | None, str | None]):
         # A database write only: done before the ack, so a Re-run clicked next uses them.
-        job_id = int(request.metadata)
+        job_id = number(request.value)
         try:
             migrations.update_credentials(request.rt, job_id, source_password=passwords[0], dest_password=passwords[1],
                                           actor_id=request.user_id, actor_name=request.user_name)

@@ -19,32 +19,17 @@ from slack_sdk import WebClient
 from bot.blocks.help import help_blocks
 from bot.guard import guard
 from bot.mrkdwn import clip, code
+from bot.request import Handler, Request
 from bot.work import after_ack
 from purelyops.access import Role
+from purelyops.errors import Refused
 from purelyops.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class CommandRequest:
-    """One parsed slash command, with what a handler needs to answer it."""
-
-    rt: Runtime
-    user_id: str
-    user_name: str
-    channel_id: str
-    args: list[str]
-    trigger_id: str
-    respond: Respond
-    client: WebClient
-
-    def reply(self, text: str, blocks: list[dict] | None = None) -> None:
-        """Answer only the person who typed the command."""
-        self.respond(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
-
-
-Handler = Callable[[CommandRequest], None]
+class Usage(Refused):
+    """The command's words do not fit it; the message says what to give."""
 
 
 @dataclass(frozen=True)
@@ -97,16 +82,7 @@ class Router:
         except ValueError:
             words = (command.get("text") or "").split()
         subcommand, args = self.resolve(words or ["help"])
-        request = CommandRequest(
-            rt=rt,
-            user_id=command.get("user_id", ""),
-            user_name=command.get("user_name", ""),
-            channel_id=command.get("channel_id", ""),
-            args=args,
-            trigger_id=command.get("trigger_id", ""),
-            respond=respond,
-            client=client,
-        )
+        request = Request.of_command(rt, command, args, respond, client)
         if subcommand is None:
             hint = self.suggest(words)
             text = f"I don't know {code(clip(words[0], 40))}." + (
@@ -115,5 +91,4 @@ class Router:
             request.reply(text, help_blocks(self.command, self.subcommands.values(), intro=text))
             return
         name = f"{self.command} {subcommand.name}"
-        guard(rt, subcommand.role, "run " + code(name), request.user_id, request.user_name, request.reply,
-              lambda: subcommand.handler(request), target=name)
+        guard(request, subcommand.role, "run " + code(name), lambda: subcommand.handler(request), target=name)

@@ -5,28 +5,25 @@ from __future__ import annotations
 
 from slack_bolt import App
 
+from bot import alerts
 from bot.blocks import aliases as alias_blocks
 from bot.blocks import users as blocks
 from bot.blocks.deletions import scheduled_blocks
-from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
-from bot.mrkdwn import escape
-from bot.router import CommandRequest, Router
-from purelyops import aliases, audit, users
+from bot.interactions import FieldErrors, guarded, guarded_view
+from bot.payloads import read_toggle, unpack
+from bot.request import Request
+from bot.router import Router, Usage
+from purelyops import aliases, users
 from purelyops.access import Role
 from purelyops.domain_names import InvalidDomain, normalize_domain
-from purelyops.purelymail import NotFound, RequestRejected
 from purelyops.runtime import Runtime
 
 
-def _address(request: CommandRequest, usage: str) -> str | None:
+def _one_address(request: Request, usage: str) -> str:
+    """The single argument, as typed, or Usage saying what to give."""
     if len(request.args) != 1:
-        request.reply(f":warning: {usage}")
-        return None
-    try:
-        return users.check_address(request.args[0])
-    except users.UserError as error:
-        request.reply(f":warning: {escape(error)}.")
-        return None
+        raise Usage(usage)
+    return request.args[0]
 
 
 def _password_choice(values: dict) -> str | None:
@@ -46,26 +43,22 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     @router.add("user list", "user list [text] [domain:example.com]", "find mailboxes (from the cache)",
                 role=Role.VIEWER)
-    def list_users(request: CommandRequest) -> None:
-        try:
-            search, domain = users.parse_query(request.args)
-        except users.UserError as error:
-            request.reply(f":warning: {escape(error)}.")
-            return
+    def list_users(request: Request) -> None:
+        search, domain = users.parse_query(request.args)
         request.reply(*blocks.list_blocks(users.list_page(request.rt, search, domain), search, domain))
 
-    def page(request: ActionRequest, direction: str) -> None:
-        search, domain, cursor = (request.value.split("\x1f") + ["", "", ""])[:3]
+    def page(request: Request, direction: str) -> None:
+        search, domain, cursor = unpack(request.value, 3)
         kwargs = {"before": cursor} if direction == "before" else {"after": cursor}
         request.replace(*blocks.list_blocks(users.list_page(request.rt, search, domain or None, **kwargs),
                                             search, domain or None))
 
     @guarded(rt, Role.VIEWER, "page through mailboxes")
-    def previous_page(request: ActionRequest) -> None:
+    def previous_page(request: Request) -> None:
         page(request, "before")
 
     @guarded(rt, Role.VIEWER, "page through mailboxes")
-    def next_page(request: ActionRequest) -> None:
+    def next_page(request: Request) -> None:
         page(request, "after")
 
     app.action(blocks.PREV_ACTION)(previous_page)
@@ -73,28 +66,20 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     @router.add("user sync", "user sync [confirm]",
                 "refresh the users cache from PurelyMail now (confirm: accept a large drop)")
-    def sync_now(request: CommandRequest) -> None:
-        from workers.user_sync import announce
-
+    def sync_now(request: Request) -> None:
         words = [word.lower() for word in request.args]
         if words not in ([], ["confirm"]):
-            request.reply(f":warning: give nothing, or `confirm` to remove a large drop the last sync held back, "
-                          f"like `{command} user sync confirm`")
-            return
-        try:
-            report = users.sync(request.rt, confirm_drop=words == ["confirm"])
-        except users.SyncBusy as error:
-            request.reply(f":hourglass: {escape(error)}")
-            return
+            raise Usage("give nothing, or `confirm` to remove a large drop the last sync held back, "
+                        f"like `{command} user sync confirm`")
+        report = users.sync(request.rt, confirm_drop=words == ["confirm"])
         request.reply(*blocks.sync_report_blocks(report))
-        announce(request.rt, report)
+        alerts.sync_report(request.rt, report)
 
     # ---- add --------------------------------------------------------------------------------
 
     @router.add("user add", "user add", "create a mailbox (opens a form)")
-    def add(request: CommandRequest) -> None:
-        request.client.views_open(trigger_id=request.trigger_id,
-                                  view=blocks.add_modal(users.cached_domains(request.rt), request.channel_id))
+    def add(request: Request) -> None:
+        request.open_modal(blocks.add_modal(users.cached_domains(request.rt), request.channel_id))
 
     def valid_new_user(values: dict) -> tuple[users.NewUser, str]:
         errors: dict[str, str] = {}
@@ -119,7 +104,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
                             enable_search_indexing=chosen("search_indexing"), send_welcome_email=chosen("welcome_email"))
         return new, users.strength_hint(password) if password else ""
 
-    def answer_password(request: SubmissionRequest, address: str, generated: str | None, what: str, hint: str) -> None:
+    def answer_password(request: Request, address: str, generated: str | None, what: str, hint: str) -> None:
         """The one message about a new password: a generated one only ever ephemerally."""
         text, message = blocks.password_once_blocks(address, generated, what, hint)
         if generated is None:
@@ -129,13 +114,9 @@ def register(app: App, router: Router, rt: Runtime) -> None:
                              lost=blocks.password_lost_words(address, what, command))
 
     @guarded_view(rt, Role.ADMIN, "create a mailbox", valid_new_user, working="Creating the mailbox…")
-    def submit_add(request: SubmissionRequest, parsed: tuple[users.NewUser, str]) -> None:
+    def submit_add(request: Request, parsed: tuple[users.NewUser, str]) -> None:
         new, hint = parsed
-        try:
-            password = users.create_user(request.rt, new, actor_id=request.user_id, actor_name=request.user_name)
-        except RequestRejected as error:
-            request.reply(f":warning: PurelyMail did not create {new.address}: {escape(error)}")
-            return
+        password = users.create_user(request.rt, new, actor_id=request.user_id, actor_name=request.user_name)
         answer_password(request, new.address, password if new.password is None else None, "Created the mailbox", hint)
 
     app.view(blocks.ADD_CALLBACK)(submit_add)
@@ -143,20 +124,13 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     # ---- one mailbox ------------------------------------------------------------------------
 
     @router.add("user show", "user show alice@example.com", "a mailbox's settings, with actions", role=Role.VIEWER)
-    def show(request: CommandRequest) -> None:
-        address = _address(request, f"give one address, like `{command} user show alice@example.com`")
-        if address is None:
-            return
-        try:
-            request.reply(*blocks.user_blocks(users.show_user(request.rt, address)))
-        except NotFound:
-            request.reply(f":warning: There is no mailbox {escape(address)} on the PurelyMail account.")
+    def show(request: Request) -> None:
+        raw = _one_address(request, f"give one address, like `{command} user show alice@example.com`")
+        request.reply(*blocks.user_blocks(users.show_user(request.rt, users.check_address(raw))))
 
     @guarded(rt, Role.ADMIN, "reset a password")
-    def open_reset(request: ActionRequest) -> None:
-        channel = (request.body.get("channel") or {}).get("id", "")
-        request.client.views_open(trigger_id=request.body["trigger_id"],
-                                  view=blocks.reset_modal(request.value, channel))
+    def open_reset(request: Request) -> None:
+        request.open_modal(blocks.reset_modal(request.value, request.channel_id))
 
     app.action(blocks.RESET_ACTION)(open_reset)
 
@@ -165,45 +139,38 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         return password, users.strength_hint(password) if password else ""
 
     @guarded_view(rt, Role.ADMIN, "reset a password", valid_reset, working="Setting the new password…")
-    def submit_reset(request: SubmissionRequest, parsed: tuple[str | None, str]) -> None:
+    def submit_reset(request: Request, parsed: tuple[str | None, str]) -> None:
         password, hint = parsed
-        address = users.check_address(request.metadata)
+        address = users.check_address(request.value)
         new = users.reset_password(request.rt, address, password, actor_id=request.user_id,
                                    actor_name=request.user_name)
         answer_password(request, address, new if password is None else None, "New password set for", hint)
 
     app.view(blocks.RESET_CALLBACK)(submit_reset)
 
-    def flag_button(flag: str, what: str) -> None:
-        @guarded(rt, Role.ADMIN, what)
-        def toggle(request: ActionRequest) -> None:
-            state, _, address = request.value.partition(":")
-            try:
-                users.set_flag(request.rt, users.check_address(address), flag, state == "on",
-                               actor_id=request.user_id, actor_name=request.body["user"].get("username", ""))
-            except RequestRejected as error:
-                request.reply(f":warning: PurelyMail refused to turn {what} {state} for {escape(address)}: "
-                              f"{escape(error)}")
-                return
-            request.replace(*blocks.user_blocks(request.rt.purelymail.get_user(address)))
+    def flag_button(action_id: str, flag: str) -> None:
+        @guarded(rt, Role.ADMIN, users.FLAGS[flag])
+        def toggle(request: Request) -> None:
+            turn_on, address = read_toggle(request.value)
+            details = users.set_flag(request.rt, users.check_address(address), flag, turn_on,
+                                     actor_id=request.user_id, actor_name=request.user_name)
+            request.replace(*blocks.user_blocks(details))
 
-        app.action(blocks.TWO_FACTOR_ACTION if flag == "two_factor" else blocks.SEARCH_ACTION)(toggle)
+        app.action(action_id)(toggle)
 
-    flag_button("two_factor", "two-factor authentication")
-    flag_button("search", "search indexing")
+    flag_button(blocks.TWO_FACTOR_ACTION, "two_factor")
+    flag_button(blocks.SEARCH_ACTION, "search")
 
     @guarded(rt, Role.VIEWER, "see recovery methods")
-    def recovery(request: ActionRequest) -> None:
+    def recovery(request: Request) -> None:
         address = users.check_address(request.value)
-        request.reply(*blocks.recovery_blocks(address, request.rt.purelymail.list_password_reset(address)))
+        request.reply(*blocks.recovery_blocks(address, users.recovery_methods(request.rt, address)))
 
     app.action(blocks.RECOVERY_ACTION)(recovery)
 
     @guarded(rt, Role.ADMIN, "change recovery methods")
-    def open_recovery(request: ActionRequest) -> None:
-        channel = (request.body.get("channel") or {}).get("id", "")
-        request.client.views_open(trigger_id=request.body["trigger_id"],
-                                  view=blocks.recovery_modal(request.value, channel))
+    def open_recovery(request: Request) -> None:
+        request.open_modal(blocks.recovery_modal(request.value, request.channel_id))
 
     app.action(blocks.RECOVERY_ADD_ACTION)(open_recovery)
 
@@ -221,81 +188,60 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         return kind, target, description
 
     @guarded_view(rt, Role.ADMIN, "change recovery methods", valid_recovery)
-    def submit_recovery(request: SubmissionRequest, parsed: tuple[str, str, str | None]) -> None:
+    def submit_recovery(request: Request, parsed: tuple[str, str, str | None]) -> None:
         kind, target, description = parsed
-        address = users.check_address(request.metadata)
-        request.rt.purelymail.upsert_password_reset(address, kind, target, description=description)  # type: ignore[arg-type]
-        audit.record_now(request.rt, actor_id=request.user_id, actor_name=request.user_name,
-                         action="user.recovery.upsert", target=address, params={"type": kind})
-        request.reply(*blocks.recovery_blocks(address, request.rt.purelymail.list_password_reset(address)))
+        address = users.check_address(request.value)
+        methods = users.add_recovery(request.rt, address, kind, target, description,  # type: ignore[arg-type]
+                                     actor_id=request.user_id, actor_name=request.user_name)
+        request.reply(*blocks.recovery_blocks(address, methods))
 
     app.view(blocks.RECOVERY_CALLBACK)(submit_recovery)
 
     @guarded(rt, Role.ADMIN, "remove a recovery method")
-    def remove_recovery(request: ActionRequest) -> None:
-        address, _, target = request.value.partition("\x1f")
+    def remove_recovery(request: Request) -> None:
+        address, target = unpack(request.value, 2)
         address = users.check_address(address)
-        request.rt.purelymail.delete_password_reset(address, target)
-        audit.record_now(request.rt, actor_id=request.user_id, actor_name=request.body["user"].get("username", ""),
-                         action="user.recovery.delete", target=address)
-        request.replace(*blocks.recovery_blocks(address, request.rt.purelymail.list_password_reset(address)))
+        methods = users.remove_recovery(request.rt, address, target, actor_id=request.user_id,
+                                        actor_name=request.user_name)
+        request.replace(*blocks.recovery_blocks(address, methods))
 
     app.action(blocks.RECOVERY_REMOVE_ACTION)(remove_recovery)
 
     # ---- delete -----------------------------------------------------------------------------
 
-    def schedule_delete(rt_: Runtime, address: str, user_id: str, channel_id: str | None, answer) -> None:
-        scheduled = users.schedule_delete(rt_, address, actor_id=user_id, channel_id=channel_id)
+    def delete(request: Request, address: str) -> None:
+        """The command and the Delete button."""
+        scheduled = users.schedule_delete(request.rt, users.check_address(address), actor_id=request.user_id,
+                                          channel_id=request.channel_id or None)
         note = "" if scheduled.created else "It was already scheduled; this is the same deletion."
-        answer(*scheduled_blocks(scheduled.deletion, note))
+        request.reply(*scheduled_blocks(scheduled.deletion, note))
 
-    @router.add("user delete", "user delete alice@example.com", "delete a mailbox, 24 h from now")
-    def delete(request: CommandRequest) -> None:
-        address = _address(request, f"give one address, like `{command} user delete alice@example.com`")
-        if address is not None:
-            schedule_delete(request.rt, address, request.user_id, request.channel_id, request.reply)
-
-    @guarded(rt, Role.ADMIN, "delete a mailbox")
-    def delete_button(request: ActionRequest) -> None:
-        channel = (request.body.get("channel") or {}).get("id")
-        schedule_delete(request.rt, users.check_address(request.value), request.user_id, channel, request.reply)
-
-    app.action(blocks.DELETE_ACTION)(delete_button)
+    router.add("user delete", "user delete alice@example.com", "delete a mailbox, 24 h from now")(
+        lambda r: delete(r, _one_address(r, f"give one address, like `{command} user delete alice@example.com`")))
+    app.action(blocks.DELETE_ACTION)(guarded(rt, Role.ADMIN, "delete a mailbox")(lambda r: delete(r, r.value)))
 
     # ---- routing rules ----------------------------------------------------------------------
 
     @router.add("alias list", "alias list [example.com]", "routing rules (forwarding), per domain", role=Role.VIEWER)
-    def list_aliases(request: CommandRequest) -> None:
-        domain = None
-        if request.args:
-            try:
-                domain = normalize_domain(request.args[0]).ascii
-            except InvalidDomain as error:
-                request.reply(f":warning: That is not a domain name: {escape(error.message)}.")
-                return
+    def list_aliases(request: Request) -> None:
+        domain = aliases.check_domain(request.args[0]) if request.args else None
         request.reply(*alias_blocks.list_blocks(aliases.list_rules(request.rt, domain), domain))
 
     @router.add("alias add", "alias add", "create a routing rule (opens a form)")
-    def add_alias(request: CommandRequest) -> None:
-        request.client.views_open(trigger_id=request.trigger_id,
-                                  view=alias_blocks.add_modal(users.cached_domains(request.rt), request.channel_id))
+    def add_alias(request: Request) -> None:
+        request.open_modal(alias_blocks.add_modal(users.cached_domains(request.rt), request.channel_id))
 
     @guarded_view(rt, Role.ADMIN, "create a routing rule", aliases.parse_new_rule)
-    def submit_alias(request: SubmissionRequest, rule: aliases.NewRule) -> None:
+    def submit_alias(request: Request, rule: aliases.NewRule) -> None:
         created = aliases.create_rule(request.rt, rule, actor_id=request.user_id, actor_name=request.user_name)
         request.reply(*alias_blocks.created_blocks(created))
 
     app.view(alias_blocks.ADD_CALLBACK)(submit_alias)
 
     @router.add("alias remove", "alias remove <id>", "delete a routing rule, 24 h from now")
-    def remove_alias(request: CommandRequest) -> None:
+    def remove_alias(request: Request) -> None:
         if len(request.args) != 1 or not request.args[0].isdigit() or len(request.args[0]) > 18:
-            request.reply(f":warning: give the rule's number from `{command} alias list`, like `{command} alias remove 42`")
-            return
-        try:
-            scheduled = aliases.schedule_removal(request.rt, int(request.args[0]), actor_id=request.user_id,
-                                                 channel_id=request.channel_id)
-        except aliases.RuleError as error:
-            request.reply(f":warning: {escape(error)}")
-            return
+            raise Usage(f"give the rule's number from `{command} alias list`, like `{command} alias remove 42`")
+        scheduled = aliases.schedule_removal(request.rt, int(request.args[0]), actor_id=request.user_id,
+                                             channel_id=request.channel_id)
         request.reply(*scheduled_blocks(scheduled.deletion, scheduled.deletion.detail))

@@ -14,6 +14,8 @@ from enum import Enum
 import redis
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from purelyops import audit
+from purelyops.errors import Refused
 from purelyops.failures import failure_reason
 from purelyops.runtime import Runtime
 
@@ -28,6 +30,10 @@ class Role(str, Enum):
 
 class RoleUnknown(Exception):
     """Slack could not tell us who is in a user group, so the role is unknown."""
+
+
+class NotAllowed(Refused):
+    """The user lacks the role an action needs; the message says who can."""
 
 
 def _group_members(rt: Runtime, group_id: str) -> set[str]:
@@ -74,3 +80,12 @@ def refusal(role: Role, what: str) -> str:
     if role is Role.ADMIN:
         return f"Only purelyops admins can {what}. Ask an admin to add you to ADMIN_USER_IDS or the admin user group."
     return f"Only purelyops viewers and admins can {what}. Ask an admin for access."
+
+
+def require(rt: Runtime, user_id: str, user_name: str, role: Role, what: str, *, target: str) -> None:
+    """Nothing when the user has `role`; otherwise the refusal is audited under `target`
+    and NotAllowed says who can `what`."""
+    if not has_role(rt, user_id, role):
+        audit.record_now(rt, actor_id=user_id, actor_name=user_name, action="refused", target=target,
+                         result="refused", detail=f"needs {role.value}")
+        raise NotAllowed(refusal(role, what))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from purelyops import audit, deletions
 from purelyops.domain_names import InvalidDomain, normalize_domain
+from purelyops.errors import Refused
 from purelyops.fields import FieldProblems
 from purelyops.purelymail import RoutingRule
 from purelyops.runtime import Runtime
@@ -21,7 +22,7 @@ PRESETS = {
 }
 
 
-class RuleError(Exception):
+class RuleError(Refused):
     """A routing-rule request that cannot be carried out; the message is for the admin."""
 
 
@@ -110,6 +111,14 @@ def create_rule(rt: Runtime, rule: NewRule, *, actor_id: str, actor_name: str = 
                      target=str(created.id) if created else rule.domain,
                      params={"matches": rule.description, "targets": list(rule.targets)})
     return created
+
+
+def check_domain(raw: str) -> str:
+    """A domain to list the rules of, or RuleError saying why it is not a domain name."""
+    try:
+        return normalize_domain(raw).ascii
+    except InvalidDomain as error:
+        raise RuleError(error.sentence) from None
 
 
 def list_rules(rt: Runtime, domain: str | None = None) -> list[RoutingRule]:

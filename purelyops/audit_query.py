@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 
 from db.models import AuditEntry
 from db.session import session_scope
+from purelyops.errors import Refused
 from purelyops.runtime import Runtime
 
 PAGE = 15
@@ -18,7 +19,7 @@ _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^([UW][A-Z0-9]+)$")
 
 
-class BadQuery(ValueError):
+class BadQuery(Refused):
     """The filter words could not be understood; the message says how to write them."""
 
 

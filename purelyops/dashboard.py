@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from db.models import Domain, Mailbox, MigrationJob, PendingDeletion, SyncState
 from db.session import session_scope
+from purelyops.credit import STATE as CREDIT_STATE
 from purelyops.runtime import Runtime
 from purelyops.users import SYNC_STATE
 
@@ -37,7 +38,7 @@ def dashboard(rt: Runtime) -> Dashboard:
                                  .where(Domain.is_shared.is_(False), Domain.healthy.is_(True)))
         pending = session.scalar(select(func.count()).select_from(PendingDeletion)
                                  .where(PendingDeletion.status == "pending"))
-        credit_state = session.get(SyncState, "credit")
+        credit_state = session.get(SyncState, CREDIT_STATE)
         sync_state = session.get(SyncState, SYNC_STATE)
         counts = dict(session.execute(select(MigrationJob.status, func.count())
                                       .where(MigrationJob.status.in_(("running", "queued")))

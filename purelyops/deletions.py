@@ -8,13 +8,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.models import Domain, Mailbox, PendingDeletion
 from db.session import session_scope
 from purelyops import audit
+from purelyops.errors import Refused
 from purelyops.purelymail import NotFound, PurelyMailError
 from purelyops.runtime import Runtime
 
@@ -23,7 +24,7 @@ DELAY = timedelta(hours=24)
 KINDS = {"domain": "domain", "user": "mailbox", "routing_rule": "routing rule"}
 
 
-class NotPending(Exception):
+class NotPending(Refused):
     """The deletion was already cancelled, done, or never existed."""
 
 
@@ -43,7 +44,9 @@ def schedule(rt: Runtime, *, kind: str, target: str, actor_id: str, detail: str 
             insert(PendingDeletion)
             .values(kind=kind, target=target, detail=detail, requested_by=actor_id, channel_id=channel_id,
                     due_at=datetime.now(timezone.utc) + delay, status="pending")
-            .on_conflict_do_nothing(index_elements=["kind", "target"], index_where=PendingDeletion.status == "pending")
+            # The partial index's condition written out: as a bound parameter, PostgreSQL could not
+            # match the index once the driver prepares the statement (after a few runs).
+            .on_conflict_do_nothing(index_elements=["kind", "target"], index_where=text("status = 'pending'"))
             .returning(PendingDeletion.id)
         ).scalar()
         if row_id is not None:
@@ -71,7 +74,7 @@ def cancel(rt: Runtime, deletion_id: int, actor_id: str) -> PendingDeletion:
             .returning(PendingDeletion)
         ).one_or_none()
         if deletion is None:
-            raise NotPending(deletion_id)
+            raise NotPending("That deletion is no longer pending: it was already cancelled or carried out.")
         audit.record(session, actor_id=actor_id, action=f"{deletion.kind}.delete.cancel", target=deletion.target)
         return deletion
 

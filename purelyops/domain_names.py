@@ -27,6 +27,11 @@ class InvalidDomain(ValueError):
         super().__init__(message)
         self.message = message
 
+    @property
+    def sentence(self) -> str:
+        """The message as a sentence of its own, for a reply rather than a form's field."""
+        return f"That is not a domain name: {self.message}."
+
 
 @dataclass(frozen=True)
 class NormalizedDomain:

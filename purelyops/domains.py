@@ -21,7 +21,8 @@ from db.models import Domain
 from db.session import session_scope
 from purelyops import audit, deletions, users
 from purelyops.dnscheck import DnsLookupError, DomainCheck, check_domain, expected_records, lookup_txt
-from purelyops.domain_names import NormalizedDomain, normalize_domain
+from purelyops.domain_names import InvalidDomain, NormalizedDomain, normalize_domain
+from purelyops.errors import Refused
 from purelyops.purelymail import DomainExistsError, OwnershipNotVerified
 from purelyops.runtime import Runtime
 
@@ -32,7 +33,7 @@ PAGE_SIZE = 20
 BADGES = ("mx", "spf", "dkim", "dmarc")
 
 
-class DomainError(Exception):
+class DomainError(Refused):
     """A domain request that cannot be carried out; the message is for the admin."""
 
 
@@ -86,11 +87,19 @@ class AddOutcome:
     check: DomainCheck | None = None
 
 
+def domain_name(raw: str) -> NormalizedDomain:
+    """The domain an admin typed, or DomainError saying why it is not a domain name."""
+    try:
+        return normalize_domain(raw)
+    except InvalidDomain as error:
+        raise DomainError(error.sentence) from None
+
+
 def add_domain(rt: Runtime, raw: str, *, actor_id: str, actor_name: str = "") -> AddOutcome:
     """Add a domain to PurelyMail, but only once its ownership TXT is visible in DNS.
 
-    Raises InvalidDomain for a bad name and DomainError when PurelyMail says no."""
-    name = normalize_domain(raw)
+    Raises DomainError for a bad name, and when PurelyMail says no (audited as failed)."""
+    name = domain_name(raw)
     code = ownership_code(rt)
     try:
         seen = lookup_txt(name.ascii, rt.settings.dns_resolver, rt.settings.dns_timeout)
@@ -99,14 +108,19 @@ def add_domain(rt: Runtime, raw: str, *, actor_id: str, actor_name: str = "") ->
         seen, problem = [], error.message
     if code not in seen:
         return AddOutcome(name, code, False, seen, problem)
+    refusal = None
     try:
         rt.purelymail.add_domain(name.ascii)
     except DomainExistsError:
-        raise DomainError(f"{name.ascii} is already on a PurelyMail account (this one or another). "
-                          f"See `domain list`, or `domain check {name.ascii}`.") from None
+        refusal = DomainError(f"{name.ascii} is already on a PurelyMail account (this one or another). "
+                              f"See `domain list`, or `domain check {name.ascii}`.")
     except OwnershipNotVerified:
-        raise DomainError(f"PurelyMail could not see the ownership TXT record on {name.ascii} yet, although this "
-                          "bot can. Its resolvers may still cache the old answer: try again in a few minutes.") from None
+        refusal = DomainError(f"PurelyMail could not see the ownership TXT record on {name.ascii} yet, although "
+                              "this bot can. Its resolvers may still cache the old answer: try again in a few minutes.")
+    if refusal is not None:
+        audit.record_now(rt, actor_id=actor_id, actor_name=actor_name, action="domain.add", target=name.ascii,
+                         result="failed", detail=str(refusal))
+        raise refusal
     check = check_with_code(rt, name.ascii, code)
     with session_scope(rt.database_url) as session:
         session.execute(insert(Domain).values(name=name.ascii, unicode_name=name.unicode)
@@ -120,7 +134,7 @@ def add_domain(rt: Runtime, raw: str, *, actor_id: str, actor_name: str = "") ->
 
 def check(rt: Runtime, raw: str) -> DomainCheck:
     """The live DNS check of one domain; the result is kept on its cache row."""
-    result = check_with_code(rt, normalize_domain(raw).ascii, ownership_code(rt))
+    result = check_with_code(rt, domain_name(raw).ascii, ownership_code(rt))
     with session_scope(rt.database_url) as session:
         save_check(session, result)
     return result
@@ -159,7 +173,7 @@ def _unicode(name: str) -> str:
 
 def recheck(rt: Runtime, raw: str, *, actor_id: str, actor_name: str = "") -> Domain:
     """Ask PurelyMail to re-run its own DNS checks, then refresh the cache from listDomains."""
-    name = normalize_domain(raw)
+    name = domain_name(raw)
     rt.purelymail.update_domain_settings(name.ascii, recheck_dns=True)
     sync_from_purelymail(rt)
     with session_scope(rt.database_url) as session:
@@ -225,7 +239,7 @@ def list_page(rt: Runtime, *, after: str | None = None, before: str | None = Non
 def schedule_removal(rt: Runtime, raw: str, *, actor_id: str, channel_id: str | None) -> tuple[deletions.Scheduled, str]:
     """Schedule the domain's deletion 24 hours ahead; returns it and, in words, how many
     mailboxes go with it (saying so when the users cache may be incomplete)."""
-    name = normalize_domain(raw)
+    name = domain_name(raw)
     with session_scope(rt.database_url) as session:
         known = session.get(Domain, name.ascii) is not None
     if not known:

@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from db.models import MigrationBatch, MigrationJob, SourceServer
 from db.session import session_scope
 from purelyops import audit, crypto, slots
+from purelyops.errors import Refused
 from purelyops.logs import redact
 from purelyops.runtime import Runtime
 
@@ -53,7 +54,7 @@ MAX_REGEX = 200
 MAX_PASSWORD = 1024
 
 
-class MigrationError(Exception):
+class MigrationError(Refused):
     """An action that cannot be carried out now; the message is for the admin."""
 
 

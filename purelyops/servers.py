@@ -26,8 +26,9 @@ from sqlalchemy.exc import IntegrityError
 from db.models import SourceServer
 from db.session import session_scope
 from purelyops import audit
-from purelyops.dnscheck import Budget, DnsLookupError, ServerPlan, resolve
+from purelyops.dns_query import Budget, DnsLookupError, ServerPlan, resolve
 from purelyops.domain_names import InvalidDomain, normalize_domain
+from purelyops.errors import Refused
 from purelyops.fields import FieldProblems
 from purelyops.runtime import Runtime
 
@@ -38,7 +39,7 @@ LOGIN_TIMEOUT = 10.0
 ADD_RESOLVE_TIMEOUT = 1.5  # `server add` looks the host up before Slack's 3 s are over
 
 
-class ServerError(Exception):
+class ServerError(Refused):
     """A bad server request; the message is for the admin."""
 
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from purelyops.dnscheck import parse_resolver_spec
+from purelyops.dns_query import parse_resolver_spec
 
 CommaList = Annotated[list[str], NoDecode]
 

@@ -20,6 +20,7 @@ import secrets
 import string
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Literal
 
 from redis.exceptions import LockError
 from sqlalchemy import delete, func, select, text
@@ -29,8 +30,9 @@ from db.models import Domain, Mailbox, SyncState
 from db.session import session_scope
 from purelyops import audit, deletions
 from purelyops.domain_names import InvalidDomain, normalize_domain
+from purelyops.errors import Busy, Refused
 from purelyops.logs import redact
-from purelyops.purelymail import LIST_USER_CAP, PurelyMailError, UserDetails
+from purelyops.purelymail import LIST_USER_CAP, NotFound, PurelyMailError, RequestRejected, ResetMethod, UserDetails
 from purelyops.runtime import Runtime
 
 SYNC_LOCK = "purelyops:lock:user-sync"
@@ -42,11 +44,11 @@ MAX_PASSWORD = 256
 _LOCAL = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?$")
 
 
-class UserError(Exception):
+class UserError(Refused):
     """A mailbox request that cannot be carried out; the message is for the admin."""
 
 
-class SyncBusy(UserError):
+class SyncBusy(Busy):
     """Another sync is running."""
 
 
@@ -387,10 +389,13 @@ def create_user(rt: Runtime, new: NewUser, *, actor_id: str, actor_name: str = "
     shown once to the admin who asked. The cache row appears at once."""
     password = new.password if new.password is not None else generate_password()
     redact(password)
-    rt.purelymail.create_user(new.local_part, new.domain, password,
-                              enable_password_reset=new.enable_password_reset,
-                              enable_search_indexing=new.enable_search_indexing,
-                              send_welcome_email=new.send_welcome_email)
+    try:
+        rt.purelymail.create_user(new.local_part, new.domain, password,
+                                  enable_password_reset=new.enable_password_reset,
+                                  enable_search_indexing=new.enable_search_indexing,
+                                  send_welcome_email=new.send_welcome_email)
+    except RequestRejected as error:
+        raise UserError(f"PurelyMail did not create {new.address}: {error}") from None
     with session_scope(rt.database_url) as session:
         session.execute(insert(Mailbox).values(address=new.address, local_part=new.local_part, domain=new.domain)
                         .on_conflict_do_nothing(index_elements=["address"]))
@@ -403,7 +408,12 @@ def create_user(rt: Runtime, new: NewUser, *, actor_id: str, actor_name: str = "
 
 
 def show_user(rt: Runtime, address: str) -> UserDetails:
-    details = rt.purelymail.get_user(address)
+    """The mailbox's settings from PurelyMail (kept on its cache row), or UserError when
+    there is no such mailbox."""
+    try:
+        details = rt.purelymail.get_user(address)
+    except NotFound:
+        raise UserError(f"There is no mailbox {address} on the PurelyMail account.") from None
     with session_scope(rt.database_url) as session:
         row = session.get(Mailbox, address)
         if row is not None:
@@ -423,16 +433,46 @@ def reset_password(rt: Runtime, address: str, password: str | None, *, actor_id:
     return new
 
 
-def set_flag(rt: Runtime, address: str, flag: str, on: bool, *, actor_id: str, actor_name: str = "") -> None:
-    """Two-factor ("two_factor") or search indexing ("search") on or off."""
-    if flag == "two_factor":
-        rt.purelymail.modify_user(address, require_two_factor_authentication=on)
-    elif flag == "search":
-        rt.purelymail.modify_user(address, enable_search_indexing=on)
-    else:
-        raise ValueError(flag)
+FLAGS = {"two_factor": "two-factor authentication", "search": "search indexing"}
+
+
+def set_flag(rt: Runtime, address: str, flag: str, on: bool, *, actor_id: str, actor_name: str = "") -> UserDetails:
+    """Two-factor ("two_factor") or search indexing ("search") on or off; the settings after."""
+    try:
+        if flag == "two_factor":
+            rt.purelymail.modify_user(address, require_two_factor_authentication=on)
+        elif flag == "search":
+            rt.purelymail.modify_user(address, enable_search_indexing=on)
+        else:
+            raise ValueError(flag)
+    except RequestRejected as error:
+        raise UserError(f"PurelyMail refused to turn {FLAGS[flag]} {'on' if on else 'off'} for {address}: "
+                        f"{error}") from None
     audit.record_now(rt, actor_id=actor_id, actor_name=actor_name, action=f"user.{flag}", target=address,
                      params={"on": on})
+    return show_user(rt, address)
+
+
+def recovery_methods(rt: Runtime, address: str) -> list[ResetMethod]:
+    """The password-reset (recovery) methods of a mailbox."""
+    return rt.purelymail.list_password_reset(address)
+
+
+def add_recovery(rt: Runtime, address: str, kind: Literal["email", "phone"], target: str, description: str | None,
+                 *, actor_id: str, actor_name: str = "") -> list[ResetMethod]:
+    """Add a recovery method, or update the one that sends to `target`; the methods after."""
+    rt.purelymail.upsert_password_reset(address, kind, target, description=description)
+    audit.record_now(rt, actor_id=actor_id, actor_name=actor_name, action="user.recovery.upsert", target=address,
+                     params={"type": kind})
+    return recovery_methods(rt, address)
+
+
+def remove_recovery(rt: Runtime, address: str, target: str, *, actor_id: str,
+                    actor_name: str = "") -> list[ResetMethod]:
+    """Remove the recovery method that sends to `target`; the methods after."""
+    rt.purelymail.delete_password_reset(address, target)
+    audit.record_now(rt, actor_id=actor_id, actor_name=actor_name, action="user.recovery.delete", target=address)
+    return recovery_methods(rt, address)
 
 
 def schedule_delete(rt: Runtime, address: str, *, actor_id: str, channel_id: str | None) -> deletions.Scheduled:

@@ -13,7 +13,7 @@ from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
 from workers.credit import check_credit
-from workers.schedule import periodic_jobs
+from workers.periodic import periodic_jobs
 
 
 def test_one_alert_per_fall_below_the_threshold(rt: Runtime, settings, slack_fake: FakeSlack,

@@ -8,6 +8,7 @@ from datetime import timedelta
 from rq import Queue
 from sqlalchemy import select
 
+from bot import alerts
 from db.models import AuditEntry, Domain, Mailbox, PendingDeletion
 from db.session import session_scope
 from purelyops import deletions
@@ -16,8 +17,7 @@ from tests.conftest import ADMIN, OPS, run_burst_worker
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
-from workers.deletions import report_outcomes
-from workers.schedule import periodic_jobs
+from workers.periodic import periodic_jobs
 
 
 def rows(rt: Runtime, model, *where):
@@ -108,7 +108,16 @@ def test_failed_deletion_is_reported_and_alerted(rt: Runtime, slack_fake: FakeSl
     assert "stuck.example" in purelymail_fake.domains
     assert rows(rt, AuditEntry, AuditEntry.action == "domain.delete")[0].result == "failed"
 
-    report_outcomes(rt, finished)
+    for deletion in finished:
+        alerts.deletion_outcome(rt, deletion)
     channels = [c.args["channel"] for c in slack_fake.calls_to("chat.postMessage")]
     assert channels == [OPS, rt.settings.alert_channel]
     assert "could not be deleted" in slack_fake.calls_to("chat.postMessage")[1].args["text"]
+
+
+def test_scheduling_keeps_working_once_the_database_driver_prepares_the_statement(rt: Runtime) -> None:
+    # psycopg prepares a statement on the server after a few runs; the partial index must
+    # still be found then (its condition written out, not passed as a parameter).
+    for n in range(20):
+        assert deletions.schedule(rt, kind="user", target=f"u{n}@example.com", actor_id=ADMIN).created
+    assert len(rows(rt, PendingDeletion)) == 20

@@ -15,7 +15,7 @@ from tests.fakes.dns_server import FakeDNS
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from workers.dns_monitor import monitor
-from workers.schedule import periodic_jobs
+from workers.periodic import periodic_jobs
 
 DOMAIN = "example.com"
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)

@@ -14,7 +14,7 @@ from rq import cron as rq_cron
 from purelyops.runtime import Runtime
 from purelyops.settings import SettingsError
 from tests.conftest import make_settings
-from workers.schedule import next_run
+from workers.periodic import next_run
 from workers.scheduler import build_scheduler
 
 BERLIN = ZoneInfo("Europe/Berlin")  # clocks go 02:00 → 03:00 on 2026-03-29, 03:00 → 02:00 on 2026-10-25

@@ -13,7 +13,7 @@ from tests.conftest import ALERTS, run_burst_worker
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
-from workers.schedule import periodic_jobs
+from workers.periodic import periodic_jobs
 from workers.user_sync import enqueue_first_sync
 
 

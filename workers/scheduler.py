@@ -14,7 +14,7 @@ from purelyops.failures import failure_reason
 from purelyops.logs import setup_logging
 from purelyops.runtime import Runtime
 from purelyops.settings import SettingsError, load_settings
-from workers.schedule import next_run, periodic_jobs
+from workers.periodic import next_run, periodic_jobs
 from workers.user_sync import enqueue_first_sync
 
 

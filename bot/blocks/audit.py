@@ -6,6 +6,7 @@ import json
 
 from bot.blocks.kit import actions, button, header, line_sections, section, slack_date
 from bot.mrkdwn import clip, code, escape
+from bot.payloads import audit_page_value
 from db.models import AuditEntry
 from purelyops.audit_query import AuditQuery
 
@@ -26,7 +27,5 @@ def audit_blocks(entries: list[AuditEntry], more: bool, query: AuditQuery) -> tu
                      f"{who} *{escape(entry.action)}* {code(entry.target) if entry.target else ''}{params}{detail}")
     blocks = [header("Audit log"), *line_sections([clip(line, 1000) for line in lines])]
     if more:
-        value = json.dumps({"t": query.text, "u": query.user_id,
-                            "s": int(query.since.total_seconds()) if query.since else None, "b": entries[-1].id})
-        blocks.append(actions(button("Older", OLDER_ACTION, value)))
+        blocks.append(actions(button("Older", OLDER_ACTION, audit_page_value(query, entries[-1].id))))
     return f"{len(entries)} audit entries", blocks

@@ -22,6 +22,7 @@ from bot.blocks.kit import (
     text_input,
 )
 from bot.mrkdwn import clip, code, escape
+from bot.payloads import modal_metadata
 from db.models import MigrationBatch, MigrationJob, SourceServer
 from purelyops import migration_report
 from purelyops.imapsync_output import Progress, Summary
@@ -215,7 +216,7 @@ def server_test_modal(server: SourceServer, channel_id: str) -> dict:
         section(f"A real login on {code(f'{server.host}:{server.port}')}. The password is used once and kept nowhere."),
         input_block("address", "Address", text_input(320)),
         input_block("password", "Password", text_input(1024)),
-    ], callback_id=SERVER_TEST_CALLBACK, submit="Test", private_metadata=f"{channel_id}\x1f{server.id}")
+    ], callback_id=SERVER_TEST_CALLBACK, submit="Test", private_metadata=modal_metadata(channel_id, server.id))
 
 
 def server_select(servers: list[SourceServer]) -> dict:
@@ -251,7 +252,7 @@ def credentials_modal(job: MigrationJob, channel_id: str) -> dict:
         input_block("dest_mode", f"Login to {job.dest_email}", radio_buttons(modes, modes[0])),
         input_block("dest_password", f"Password of {job.dest_email}", text_input(1024), optional=True,
                     hint="Only with 'The mailbox's password'."),
-    ], callback_id=CREDENTIALS_CALLBACK, submit="Save", private_metadata=f"{channel_id}\x1f{job.id}")
+    ], callback_id=CREDENTIALS_CALLBACK, submit="Save", private_metadata=modal_metadata(channel_id, job.id))
 
 
 def mailbox_options(addresses: list[str], typed: str | None) -> list[dict]:

@@ -18,6 +18,7 @@ from bot.blocks.kit import (
     when,
 )
 from bot.mrkdwn import code, escape
+from bot.payloads import modal_metadata, pack, toggle_value
 from purelyops.purelymail import UserDetails
 from purelyops.users import MailboxPage, SyncReport
 
@@ -46,11 +47,10 @@ def list_blocks(page: MailboxPage, search: str, domain: str | None) -> tuple[str
     blocks: list[dict] = [section(f"*{page.matched} of {page.total}* mailboxes {what}".rstrip()),
                           section(lines), _context(page)]
     buttons = []
-    state = f"{search}\x1f{domain or ''}\x1f"
     if page.prev_cursor:
-        buttons.append(button("Previous", PREV_ACTION, state + page.prev_cursor))
+        buttons.append(button("Previous", PREV_ACTION, pack(search, domain or "", page.prev_cursor)))
     if page.next_cursor:
-        buttons.append(button("Next", NEXT_ACTION, state + page.next_cursor))
+        buttons.append(button("Next", NEXT_ACTION, pack(search, domain or "", page.next_cursor)))
     if buttons:
         blocks.append(actions(*buttons))
     return text, blocks
@@ -96,7 +96,7 @@ def reset_modal(address: str, channel_id: str) -> dict:
     return modal("Reset password", [
         section(f"New password for {code(address)}. Its current sessions keep working until they log in again."),
         *password_inputs("Only if you chose to type one: at least 8 characters."),
-    ], callback_id=RESET_CALLBACK, submit="Reset", private_metadata=f"{channel_id}\x1f{address}")
+    ], callback_id=RESET_CALLBACK, submit="Reset", private_metadata=modal_metadata(channel_id, address))
 
 
 def password_once_blocks(address: str, generated: str | None, what: str, hint: str = "") -> tuple[str, list[dict]]:
@@ -140,9 +140,9 @@ def user_blocks(details: UserDetails) -> tuple[str, list[dict]]:
     buttons = [
         button("Reset password", RESET_ACTION, a),
         button(f"Turn 2FA {on[not details.require_two_factor_authentication]}", TWO_FACTOR_ACTION,
-                f"{'on' if not details.require_two_factor_authentication else 'off'}:{a}"),
+                toggle_value(not details.require_two_factor_authentication, a)),
         button(f"Turn search indexing {on[not details.enable_search_indexing]}", SEARCH_ACTION,
-                f"{'on' if not details.enable_search_indexing else 'off'}:{a}"),
+                toggle_value(not details.enable_search_indexing, a)),
         button("Recovery methods", RECOVERY_ACTION, a),
         button("Delete", DELETE_ACTION, a, style="danger",
                 confirm=confirm("Delete this mailbox?", f"{code(a)} and all its mail will be deleted in 24 hours, "
@@ -158,7 +158,7 @@ def recovery_blocks(address: str, methods: list) -> tuple[str, list[dict]]:
                 + (" (may also reset 2FA)" if m.allow_mfa_reset else ""))
         ask = confirm("Remove this recovery method?",
                       f"{code(m.target)} will no longer be able to reset {code(address)}'s password.", "Remove")
-        blocks.append(section(line, button("Remove", RECOVERY_REMOVE_ACTION, f"{address}\x1f{m.target}", confirm=ask)))
+        blocks.append(section(line, button("Remove", RECOVERY_REMOVE_ACTION, pack(address, m.target), confirm=ask)))
     blocks.append(actions(button("Add or update a method", RECOVERY_ADD_ACTION, address)))
     return f"Recovery methods of {address}", blocks
 
@@ -169,7 +169,7 @@ def recovery_modal(address: str, channel_id: str) -> dict:
         input_block("type", "Kind", static_select(kinds, kinds[0])),
         input_block("target", "Email address or phone number", text_input(320)),
         input_block("description", "Description", text_input(100), optional=True),
-    ], callback_id=RECOVERY_CALLBACK, submit="Save", private_metadata=f"{channel_id}\x1f{address}")
+    ], callback_id=RECOVERY_CALLBACK, submit="Save", private_metadata=modal_metadata(channel_id, address))
 
 
 def sync_report_blocks(report: SyncReport) -> tuple[str, list[dict]]:

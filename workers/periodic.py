@@ -10,7 +10,12 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from purelyops.settings import Settings
+from workers.credit import run_credit_check
+from workers.deletions import run_due_deletions
+from workers.dns_monitor import run_dns_monitor
+from workers.migration import run_credential_purge, run_reconcile
 from workers.queues import DEFAULT
+from workers.user_sync import run_user_sync
 
 # Longer than any daylight-saving change: how far a wall-clock time can move in UTC.
 _LONGEST_SHIFT = timedelta(hours=3)
@@ -67,12 +72,6 @@ def _moments(local: datetime, zone: ZoneInfo, both_passes: bool) -> tuple[list[d
 
 
 def periodic_jobs(settings: Settings) -> list[Periodic]:
-    from workers.credit import run_credit_check
-    from workers.deletions import run_due_deletions
-    from workers.dns_monitor import run_dns_monitor
-    from workers.migration import run_credential_purge, run_reconcile
-    from workers.user_sync import run_user_sync
-
     return [
         Periodic(run_due_deletions, interval=60),
         Periodic(run_dns_monitor, interval=300),

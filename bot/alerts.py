@@ -1,0 +1,61 @@
+"""Slack out for what the bot tells a channel unasked: alerts to ALERT_CHANNEL (a user
+sync's report, low credit, a domain's DNS changing) and the outcome of each scheduled
+deletion. Used by jobs and listeners alike; it imports neither. A Slack failure is one
+log line: the work it reports on is done either way.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.blocks.deletions import outcome_blocks
+from bot.blocks.domains import alert_blocks
+from bot.blocks.users import sync_report_blocks
+from db.models import PendingDeletion
+from purelyops.credit import CreditCheck
+from purelyops.dns_monitor import Change
+from purelyops.failures import failure_reason
+from purelyops.money import format_money
+from purelyops.runtime import Runtime
+from purelyops.users import SyncReport
+
+log = logging.getLogger(__name__)
+
+
+def _post(rt: Runtime, what: str, text: str, blocks: list[dict] | None = None, *, channel: str | None = None,
+          thread_ts: str | None = None) -> None:
+    try:
+        rt.slack.chat_postMessage(channel=channel or rt.settings.alert_channel, text=text, blocks=blocks,
+                                  thread_ts=thread_ts)
+    except (SlackApiError, SlackClientError) as error:
+        log.warning("could not post %s: %s", what, failure_reason(error))
+
+
+def sync_report(rt: Runtime, report: SyncReport) -> None:
+    """A user sync's report, only when something changed or failed."""
+    if report.worth_telling:
+        _post(rt, "the user sync report", *sync_report_blocks(report))
+
+
+def low_credit(rt: Runtime, check: CreditCheck) -> None:
+    _post(rt, "the low-credit alert",
+          f":money_with_wings: PurelyMail credit is down to {format_money(check.credit)}, "
+          f"below the {format_money(check.threshold)} threshold. "
+          "Top it up in PurelyMail → Billing before mailboxes are suspended.")
+
+
+def dns_change(rt: Runtime, change: Change) -> None:
+    _post(rt, f"the DNS change of {change.domain}",
+          *alert_blocks(change.domain, change.broken_records, change.recovered))
+
+
+def deletion_outcome(rt: Runtime, deletion: PendingDeletion) -> None:
+    """To the channel where it was asked (in its thread); a failure to ALERT_CHANNEL too."""
+    text, blocks = outcome_blocks(deletion)
+    alert_channel = rt.settings.alert_channel
+    channel = deletion.channel_id or alert_channel
+    _post(rt, f"the outcome of deletion {deletion.id}", text, blocks, channel=channel, thread_ts=deletion.message_ts)
+    if deletion.status != "done" and channel != alert_channel:
+        _post(rt, f"the outcome of deletion {deletion.id}", text, blocks)
