@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.gather_page import PREFIX as GATHER_PREFIX
+from bot.gather_page import GatherPage
 from db.session import database_reachable
 from purelyops.runtime import Runtime
 
@@ -29,6 +31,7 @@ def health(rt: Runtime) -> tuple[int, dict]:
 def make_wsgi_app(rt: Runtime, app: App | None) -> Callable:
     """/slack/events goes to Bolt (when `app` is given, i.e. in HTTP mode); /healthz answers here."""
     slack_handler = SlackRequestHandler(app) if app is not None else None
+    gather_page = GatherPage(rt)  # credential links' public form, in HTTP and Socket Mode alike
 
     def wsgi(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -42,6 +45,8 @@ def make_wsgi_app(rt: Runtime, app: App | None) -> Callable:
             return [payload]
         if path == EVENTS_PATH and slack_handler is not None:
             return slack_handler(environ, start_response)
+        if path.startswith(GATHER_PREFIX):
+            return gather_page(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"Not found"]
 

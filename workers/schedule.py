@@ -70,6 +70,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
     from workers.credit import run_credit_check
     from workers.deletions import run_due_deletions
     from workers.dns_monitor import run_dns_monitor
+    from workers.gather import run_purge as run_gather_purge
     from workers.migration import run_credential_purge, run_reconcile
     from workers.user_sync import run_user_sync
 
@@ -80,4 +81,5 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic(run_credit_check, interval=24 * 3600),
         Periodic(run_reconcile, interval=60),
         Periodic(run_credential_purge, interval=3600),
+        Periodic(run_gather_purge, interval=3600),
     ]
