@@ -17,9 +17,19 @@ from sqlalchemy import update
 from bot.gather_page import client_ip
 from db.models import GatherLink
 from db.session import session_scope
-from purelyops import crypto
+from purelyops import crypto, gather, servers
 from purelyops.runtime import Runtime
-from tests.conftest import ADMIN, OPS, ROOT, SIGNING_SECRET, free_port, make_settings, process_env, wait_until
+from tests.conftest import (
+    ADMIN,
+    APP_TOKEN,
+    OPS,
+    ROOT,
+    SIGNING_SECRET,
+    free_port,
+    make_settings,
+    process_env,
+    wait_until,
+)
 from tests.fakes.slack_fake import FakeSlack
 from tests.gather_steps import (
     PEOPLE,
@@ -304,3 +314,20 @@ def test_the_client_address_is_the_one_a_local_proxy_saw() -> None:
     # A client on the internet cannot choose its address by a header.
     assert client_ip({"REMOTE_ADDR": "93.184.216.34", "HTTP_X_FORWARDED_FOR": "203.0.113.7",
                       "HTTP_X_REAL_IP": "203.0.113.8"}) == "93.184.216.34"
+
+
+def test_the_form_is_served_in_socket_mode_too(settings, slack_fake: FakeSlack, old_server, spawn,
+                                               rt: Runtime) -> None:
+    port = free_port()
+    proc = spawn([sys.executable, "-m", "bot"], process_env(settings, PORT=str(port), SLACK_APP_TOKEN=APP_TOKEN,
+                                                            PUBLIC_URL=f"http://127.0.0.1:{port}"))
+    assert slack_fake.socket_connected(timeout=20), Path(proc.log_path).read_text()
+    server, _ = servers.add_server(rt, servers.ServerSpec("oldhost", "127.0.0.1", old_server.port, "none"),
+                                   actor_id=ADMIN)
+    _, token, _ = gather.create_link(rt, server.id, 7, "", actor_id=ADMIN, actor_name="admin", channel_id=OPS,
+                                     idempotency_key="socket-mode")
+    url = f"http://127.0.0.1:{port}/gather/{token}"
+    page = wait_until(lambda: (r := httpx.get(url)).status_code == 200 and r, 20, "the form")
+    assert "<strong>Your email administrator</strong> asks for the login of your old mailbox" in page.text
+    assert answer(url, email="bob@old.example").status_code == 200
+    assert [s.email for s in submission_rows(rt)] == ["bob@old.example"]
