@@ -18,6 +18,8 @@ from gunicorn.errors import AppImportError
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.gather_page import PREFIX as GATHER_PREFIX
+from bot.gather_page import GatherPage
 from db.session import database_reachable
 from purelyops.runtime import Runtime
 from purelyops.settings import Settings
@@ -70,7 +72,7 @@ def routes(rt: Runtime, app: App | None) -> dict[str, WSGIApp]:
     """Every path the web process answers, in both modes, and the WSGI app that answers it.
     A path that ends in "/" answers every path under it too (`"/gather/"` answers
     `/gather/<token>`). Slack's request URL is there only in HTTP mode, when `app` is given."""
-    table = {HEALTH_PATH: health_app(rt)}
+    table = {HEALTH_PATH: health_app(rt), GATHER_PREFIX: GatherPage(rt)}  # the credential form, in both modes
     if app is not None:
         table[EVENTS_PATH] = SlackRequestHandler(app)
     return table

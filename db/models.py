@@ -248,3 +248,59 @@ class MigrationJob(Base):
         Index("uq_migration_jobs_running_dest", text("lower(dest_email)"), unique=True,
               postgresql_where=text("status = 'running'")),
     )
+
+
+# --- credential links (issue 12): tables added by migration 0006 ---
+
+
+class GatherLink(Base):
+    """A credential link: a public form at PUBLIC_URL/gather/<token> where mailbox owners
+    give the login of their old mailbox. The token is stored as its SHA-256 (to find the
+    link) and encrypted (to show the link again to an admin), never in plain text."""
+
+    __tablename__ = "gather_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_key_id: Mapped[str] = mapped_column(String(16))
+    token_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    source_server_id: Mapped[int | None] = mapped_column(ForeignKey("source_servers.id", ondelete="SET NULL"))
+    # A copy of the server's connection details: the form checks logins even if the server is removed.
+    source_name: Mapped[str] = mapped_column(String(64))
+    source_host: Mapped[str] = mapped_column(String(253))
+    source_port: Mapped[int] = mapped_column(Integer)
+    source_security: Mapped[str] = mapped_column(String(16))
+    channel_id: Mapped[str] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_by: Mapped[str | None] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class GatherSubmission(Base):
+    """One person's answer to a credential link: their old login, checked with a real IMAP
+    login before it was stored, and their passwords encrypted (purelyops.crypto, bound to
+    this row). The ciphertext is deleted when the submission's migration job is created
+    (the job keeps its own copy), or CREDENTIAL_RETENTION_DAYS after the link ended."""
+
+    __tablename__ = "gather_submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("gather_links.id", ondelete="CASCADE"), index=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    new_address: Mapped[str | None] = mapped_column(String(320))
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _now()
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("migration_jobs.id", ondelete="SET NULL"))
+    credentials_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # One submission per address and link: the same email again is "already submitted".
+        Index("uq_gather_submissions_link_email", "link_id", text("lower(email)"), unique=True),
+    )

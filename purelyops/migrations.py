@@ -352,6 +352,7 @@ def create_batch(rt: Runtime, name: str, server_id: int, specs: list[JobSpec], *
             job = MigrationJob(batch_id=batch.id, source_server_id=server.id, source_host=server.host,
                                source_port=server.port, source_security=server.security,
                                source_email=spec.source_email, dest_email=spec.dest_email, dry_run=spec.dry_run,
+                               exclude=spec.exclude, max_age_days=spec.max_age_days,
                                status="queued", channel_id=channel_id, created_by=actor_id,
                                idempotency_key=f"{idempotency_key[:48]}-{n}", attempts=0, msgs_done=0,
                                msgs_total=0, bytes_done=0, bytes_total=0)

@@ -37,6 +37,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
 LOGIN_TIMEOUT = 10.0
 ADD_RESOLVE_TIMEOUT = 1.5  # `server add` looks the host up before Slack's 3 s are over
+LOGIN_REFUSED = "the server refused the login"  # how test_login's words begin when the password was wrong
 
 
 class ServerError(Refused):
@@ -396,10 +397,13 @@ def test_login(rt: Runtime, host: str, port: int, security: str, address: str, p
             except imaplib.IMAP4.error:
                 return False, f"{where} does not offer STARTTLS; choose TLS on connect (usually port 993) or none"
         try:
-            client.login(address, password)
+            if (address + password).isascii():
+                client.login(address, password)
+            else:  # LOGIN takes ASCII only; AUTHENTICATE PLAIN carries UTF-8
+                client.authenticate("PLAIN", lambda _: f"\0{address}\0{password}".encode())
         except imaplib.IMAP4.error as error:
             text = str(error).replace(password, "•••") if password else str(error)
-            return False, f"the server refused the login for {address}: {text[:200]}"
+            return False, f"{LOGIN_REFUSED} for {address}: {text[:200]}"
         logged_in = True
     except OSError as error:
         return False, f"the connection to {where} broke: {error.strerror or type(error).__name__}"

@@ -111,6 +111,8 @@ SOURCES: dict[str, str] = {
                           "link-local and cloud metadata addresses are always refused",
     "LOW_CREDIT_THRESHOLD": "warn when the PurelyMail credit falls below this many dollars",
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
+    "PUBLIC_URL": "the base URL at which people reach this bot's web process (behind your TLS proxy), like "
+                  "https://purelyops.example.com; credential links are PUBLIC_URL/gather/…",
     "TZ": "an IANA time zone such as Europe/Berlin, for schedules and times shown in Slack",
 }
 
@@ -178,6 +180,7 @@ class Settings(DatabaseSettings):
     migration_retry_delays: CommaList = ["60", "300", "900"]
     low_credit_threshold: Decimal = Field(default=Decimal("2.00"), ge=0)
     tz: str = "UTC"
+    public_url: str = ""
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     _split = field_validator("admin_user_ids", "viewer_user_ids", "source_hosts_allow", "migration_retry_delays",
@@ -296,6 +299,25 @@ class Settings(DatabaseSettings):
     def _pm_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        value = value.strip()
+        if not value:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ValueError("is not a URL like https://purelyops.example.com") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL like https://purelyops.example.com")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("give just the base URL, like https://purelyops.example.com, without ?, # or a login")
         return value.rstrip("/")
 
     @field_validator("admin_user_ids", "viewer_user_ids")

@@ -249,10 +249,10 @@ class BotServer:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, port: int = 0) -> None:
         self.rt = rt
         self.app = build_app(rt)
-        self.server = self.Server(("127.0.0.1", 0), self.QuietHandler)
+        self.server = self.Server(("127.0.0.1", port), self.QuietHandler)
         self.server.set_app(make_wsgi_app(rt, self.app))
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True, name="bot-http")

@@ -19,15 +19,25 @@ from typing import Any
 import pytest
 
 import bot.blocks
-from bot.blocks import account, aliases, audit, deletions, domains, help, home, kit, migrations, users
+from bot.blocks import account, aliases, audit, deletions, domains, gather, help, home, kit, migrations, users
 from bot.router import Subcommand
-from db.models import AuditEntry, Domain, MigrationBatch, MigrationJob, PendingDeletion, SourceServer
+from db.models import (
+    AuditEntry,
+    Domain,
+    GatherLink,
+    GatherSubmission,
+    MigrationBatch,
+    MigrationJob,
+    PendingDeletion,
+    SourceServer,
+)
 from purelyops.access import Role
 from purelyops.audit_query import AuditQuery
 from purelyops.dashboard import Dashboard
 from purelyops.dnscheck import DomainCheck, RecordResult
 from purelyops.domain_names import normalize_domain
 from purelyops.domains import AddOutcome, DomainPage
+from purelyops.gather import Existence, JobsOutcome, LinkState, LinkSummary, Planned
 from purelyops.imapsync_output import Progress, Summary
 from purelyops.purelymail import ResetMethod, RoutingRule, UserDetails
 from purelyops.users import MailboxPage, SyncReport
@@ -122,6 +132,26 @@ def folders_summary(n: int) -> dict:
 def jobs_in_every_state(n: int) -> list[MigrationJob]:
     states = ("queued", "running", "done", "failed", "cancelled", "interrupted")
     return [job(i, states[i % len(states)], dry_run=i % 2 == 0) for i in range(1, n + 1)]
+
+
+def link_summary(state: LinkState = LinkState.ACTIVE, submissions: int = 0) -> LinkSummary:
+    link = GatherLink(id=123_456, name="Wave 1: " + "the accounting <!channel> team " * 2, source_server_id=3,
+                      source_name="oldhost-with-a-long-name", source_host=f"imap.{IDN.ascii}", source_port=993,
+                      source_security="tls", channel_id=CHANNEL, message_ts="1710408600.000100", created_by="U0ADMIN01",
+                      expires_at=NOW + timedelta(days=30), closed_at=NOW if state is LinkState.CLOSED else None)
+    return LinkSummary(link, state, submissions, submissions // 3)
+
+
+def gather_submission(i: int = 1, *, new_address: bool = True, job_id: int | None = None) -> GatherSubmission:
+    return GatherSubmission(id=i, link_id=123_456, full_name=f"<!channel> *Bob* {i} " + "Longname-" * 20,
+                            email=f"{LONG_LOCAL}{i}@old-host.example" + "x" * 200,
+                            new_address=addresses(1)[0] if new_address else None, job_id=job_id)
+
+
+def planned(n: int) -> list[Planned]:
+    kinds = [Existence.EXISTS, Existence.WILL_BE_CREATED, Existence.UNCHECKED, None]
+    return [Planned(gather_submission(i, new_address=i % 4 != 3, job_id=i if i % 5 == 0 else None),
+                    addresses(1)[0] if i % 4 != 3 else None, kinds[i % 4]) for i in range(n)]
 
 
 def progress() -> Progress:
@@ -269,6 +299,32 @@ CASES: list[Case] = [
     (users.sync_report_blocks, "500 each way, capped", lambda: users.sync_report_blocks(
         SyncReport(addresses(500), addresses(500, "gone.example"), 5000, True))),
     (users.sync_report_blocks, "failed", lambda: users.sync_report_blocks(SyncReport(error="PurelyMail: " + "503 " * 500))),
+    (gather.link_blocks, "active", lambda: gather.link_blocks(link_summary(submissions=400))),
+    (gather.link_blocks, "closed", lambda: gather.link_blocks(link_summary(LinkState.CLOSED))),
+    (gather.link_secret_blocks, "", lambda: gather.link_secret_blocks(
+        link_summary(), "https://purelyops.a-company-with-a-long-name.example/gather/" + "A" * 43)),
+    (gather.announcement_blocks, "a long name", lambda: gather.announcement_blocks(gather_submission())),
+    (gather.announcement_blocks, "no new address", lambda: gather.announcement_blocks(
+        gather_submission(new_address=False))),
+    (gather.list_blocks, "none", lambda: gather.list_blocks([])),
+    (gather.list_blocks, "60 links", lambda: gather.list_blocks(
+        [link_summary(list(LinkState)[i % 3], i) for i in range(60)])),
+    (gather.show_blocks, "nobody yet", lambda: gather.show_blocks(link_summary(), [])),
+    (gather.show_blocks, "300 submissions", lambda: gather.show_blocks(link_summary(submissions=300), planned(300))),
+    (gather.show_blocks, "expired", lambda: gather.show_blocks(link_summary(LinkState.EXPIRED, 9), planned(9))),
+    (gather.new_modal, "150 servers", lambda: gather.new_modal([server(i) for i in range(150)], CHANNEL)),
+    (gather.create_modal, "150 domains", lambda: gather.create_modal(
+        link_summary(submissions=300), 300, 120, domain_names(150), CHANNEL)),
+    (gather.create_modal, "a few domains", lambda: gather.create_modal(
+        link_summary(submissions=3), 3, 1, domain_names(3), CHANNEL)),
+    (gather.create_modal, "every one gave an address", lambda: gather.create_modal(
+        link_summary(submissions=3), 3, 0, [], CHANNEL)),
+    (gather.jobs_outcome_blocks, "200 problems", lambda: gather.jobs_outcome_blocks(123_456, JobsOutcome(
+        7, 300, [(a, "Xk3v9pQ2wL7zR5mAb1cD") for a in addresses(100)],
+        ["PurelyMail did not create x: " + "no such domain " * 30] * 200, 100), True)),
+    (gather.jobs_outcome_blocks, "nothing made", lambda: gather.jobs_outcome_blocks(1, JobsOutcome(), False)),
+    (gather.passwords_blocks, "200 mailboxes", lambda: gather.passwords_blocks(
+        [(a, "Xk3v9pQ2wL7zR5mAb1cD") for a in addresses(200)])),
 ]
 
 

@@ -13,6 +13,7 @@ from purelyops.settings import Settings
 from workers.credit import run_credit_check
 from workers.deletions import run_due_deletions
 from workers.dns_monitor import run_dns_monitor
+from workers.gather import run_purge as run_gather_purge
 from workers.migration import run_credential_purge, run_reconcile
 from workers.queues import DEFAULT
 from workers.user_sync import run_user_sync
@@ -79,4 +80,5 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
         Periodic(run_credit_check, interval=24 * 3600),
         Periodic(run_reconcile, interval=60),
         Periodic(run_credential_purge, interval=3600),
+        Periodic(run_gather_purge, interval=3600),
     ]

@@ -23,6 +23,7 @@ GROUP_TITLES = {
     "migrate": "Migrations",
     "jobs": "Migrations",
     "job": "Migrations",
+    "gather": "Migrations",
     "audit": "Audit",
 }
 GROUP_ORDER = list(dict.fromkeys(GROUP_TITLES.values()))

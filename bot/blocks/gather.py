@@ -1,0 +1,249 @@
+"""Block Kit for credential links: the link's channel message, its thread announcements,
+`gather list` and `gather show`, the two modals, and the outcome of Create jobs.
+
+The link itself (its token) is shown only in messages to the one admin who asks; what a
+channel can read never holds it, nor any password. Whatever a person typed on the public
+form (a name, an address) is escaped like anything else the bot echoes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.blocks.kit import button, confirm, plain, section, when
+from bot.mrkdwn import clip, code, escape
+from db.models import GatherSubmission, SourceServer
+from purelyops.gather import EXPIRY_DAYS, Existence, JobsOutcome, LinkState, LinkSummary, Planned
+
+NEW_CALLBACK = "gather_new"
+CREATE_CALLBACK = "gather_create_jobs"
+SHOW_LINK_ACTION = "gather_show_link"
+SHOW_ACTION = "gather_show"
+CLOSE_ACTION = "gather_close"
+CREATE_ACTION = "gather_create"
+MAX_LISTED = 40
+STATE_ICONS = {LinkState.ACTIVE: ":large_green_circle:", LinkState.EXPIRED: ":hourglass:",
+               LinkState.CLOSED: ":no_entry_sign:"}
+
+
+def _title(summary: LinkSummary) -> str:
+    name = f" {escape(clip(summary.link.name, 80))}" if summary.link.name else ""
+    return f"*Credential link {summary.link.id}*{name}"
+
+
+def _state(summary: LinkSummary) -> str:
+    link = summary.link
+    if summary.state is LinkState.CLOSED:
+        return f"closed {when(link.closed_at)}"
+    if summary.state is LinkState.EXPIRED:
+        return f"expired {when(link.expires_at)}"
+    return f"open until {when(link.expires_at)}"
+
+
+def _counts(summary: LinkSummary) -> str:
+    return f"{summary.submissions} submission(s), {summary.with_jobs} with a migration job"
+
+
+def _close_button(link_id: int) -> dict:
+    return button("Close link", CLOSE_ACTION, str(link_id), "danger", confirm(
+        "Close this link?", "The form answers \"This form has closed\" from now on. What was submitted stays "
+        "until its jobs are created, or for the credential retention period.", "Close it"))
+
+
+def link_blocks(summary: LinkSummary) -> tuple[str, list[dict]]:
+    """The link's message in the channel: everything but the link itself. Accepted
+    submissions are announced in its thread."""
+    link = summary.link
+    text = f"Credential link {link.id}: {summary.state.value}, {_counts(summary)}"
+    lines = [f"{STATE_ICONS[summary.state]} {_title(summary)}: people give the login of their old mailbox on a web "
+             "form, never in Slack.",
+             f"Source server *{escape(link.source_name)}* ({code(link.source_host)}) · {_state(summary)}",
+             f"{_counts(summary)}. Each accepted submission is announced in this thread."]
+    if summary.state is LinkState.ACTIVE:
+        lines.append("The link is shown only to admins who ask: *Show link*.")
+    buttons = []
+    if summary.state is LinkState.ACTIVE:
+        buttons.append(button("Show link", SHOW_LINK_ACTION, str(link.id), "primary"))
+    buttons.append(button("Show submissions", SHOW_ACTION, str(link.id)))
+    if summary.state is LinkState.ACTIVE:
+        buttons.append(_close_button(link.id))
+    return text, [section("\n".join(lines)), {"type": "actions", "elements": buttons}]
+
+
+def link_secret_blocks(summary: LinkSummary, url: str) -> tuple[str, list[dict]]:
+    """The link, for the one admin who asked (ephemeral, or in their own modal)."""
+    text = f"The link of credential link {summary.link.id} (only you can see this)"
+    return text, [section(f":link: {_title(summary)}, {_state(summary)}. Only you can see this message.\n"
+                          f"```{escape(url)}```"),
+                  section("Send it to the people whose mailboxes move. Anyone who has it can submit a login until "
+                          "it closes; each login is checked on the source server before anything is kept.")]
+
+
+def announcement_blocks(submission: GatherSubmission) -> tuple[str, list[dict]]:
+    """A thread message for one accepted submission: who, never a password."""
+    where = f" New address: {submission.new_address}." if submission.new_address else ""
+    text = f"{submission.full_name} ({submission.email}) gave the login of their old mailbox.{where}"
+    lines = [f":inbox_tray: *{escape(clip(submission.full_name, 200))}* ({code(clip(submission.email, 320))}) "
+             "gave the login of their old mailbox; it was checked on the source server."]
+    if submission.new_address:
+        lines.append(f"New address: {code(submission.new_address)}")
+    return escape(clip(text, 3000)), [section("\n".join(lines))]
+
+
+def list_blocks(summaries: list[LinkSummary]) -> tuple[str, list[dict]]:
+    if not summaries:
+        text = "No credential links yet. An admin creates one with `gather new`."
+        return text, [section(text)]
+    text = f"{len(summaries)} credential link(s)"
+    lines = [f"{STATE_ICONS[s.state]} {_title(s)} · {escape(s.link.source_name)} · {s.state.value}, "
+             f"{_state(s)} · {_counts(s)}" for s in summaries[:MAX_LISTED]]
+    return text, _sections([f"*{text}* (newest first)", *lines])
+
+
+def _destination(planned: Planned) -> str:
+    row = planned.submission
+    if row.job_id is not None:
+        return f"migration #{row.job_id}"
+    if planned.destination is None:
+        local = row.email.rpartition("@")[0]
+        return f"→ {code(clip(local, 64) + '@…')} (on the domain chosen in Create jobs)"
+    words = {Existence.EXISTS: "exists", Existence.WILL_BE_CREATED: "will be created",
+             Existence.UNCHECKED: "not in the users cache (checked at Create jobs)"}
+    return f"→ {code(planned.destination)} · {words[planned.existence] if planned.existence else ''}".rstrip(" ·")
+
+
+def show_blocks(summary: LinkSummary, planned: list[Planned]) -> tuple[str, list[dict]]:
+    """`gather show`: each submission with its destination and whether that mailbox exists."""
+    text = f"Credential link {summary.link.id}: {_counts(summary)}"
+    lines = [f"{_title(summary)} · {escape(summary.link.source_name)} · {_state(summary)} · {_counts(summary)}"]
+    if not planned:
+        lines.append("Nobody has submitted a login yet.")
+    for item in planned[:MAX_LISTED]:
+        row = item.submission
+        lines.append(f"• *{escape(clip(row.full_name, 80))}* {code(clip(row.email, 120))} {_destination(item)}")
+    if len(planned) > MAX_LISTED:
+        lines.append(f"…and {len(planned) - MAX_LISTED} more")
+    blocks = _sections(lines)
+    buttons = []
+    if summary.waiting and summary.link.source_server_id is not None:
+        buttons.append(button("Create jobs", CREATE_ACTION, str(summary.link.id), "primary"))
+    if summary.state is LinkState.ACTIVE:
+        buttons.append(_close_button(summary.link.id))
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
+    return text, blocks
+
+
+def _sections(lines: list[str], limit: int = 2900) -> list[dict]:
+    """Lines packed into as few sections as Slack's 3,000 characters allow (at most 45)."""
+    chunks: list[str] = []
+    for line in lines:
+        line = clip(line, limit)
+        if chunks and len(chunks[-1]) + 1 + len(line) <= limit:
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line)
+    return [section(chunk) for chunk in chunks[:45]]
+
+
+def _input(block_id: str, label: str, element: dict, *, optional: bool = False, hint: str = "") -> dict:
+    block: dict[str, Any] = {"type": "input", "block_id": block_id, "label": plain(label), "element": element,
+                             "optional": optional}
+    if hint:
+        block["hint"] = plain(hint)
+    return block
+
+
+def _options(pairs: list[tuple[str, str]]) -> list[dict]:
+    return [{"text": plain(label), "value": value} for value, label in pairs]
+
+
+def new_modal(servers: list[SourceServer], channel_id: str) -> dict:
+    expiry = _options([(str(days), f"{days} days") for days in EXPIRY_DAYS])
+    return {"type": "modal", "callback_id": NEW_CALLBACK, "private_metadata": channel_id,
+            "title": plain("New credential link"), "submit": plain("Create link"), "close": plain("Cancel"),
+            "blocks": [
+                section("People open the link and type the address and password of their old mailbox. The bot "
+                        "tries that login on the source server before it keeps anything, and keeps the password "
+                        "encrypted. The link is shown only to you."),
+                _input("server", "Source server", {"type": "static_select", "action_id": "value", "options": _options(
+                    [(str(s.id), f"{s.name} ({s.host})") for s in servers[:100]])}),
+                _input("expiry", "Expires after", {"type": "static_select", "action_id": "value", "options": expiry,
+                                                   "initial_option": expiry[EXPIRY_DAYS.index(7)]}),
+                _input("name", "Name", {"type": "plain_text_input", "action_id": "value", "max_length": 80},
+                       optional=True, hint="The form says who is asking with it, like \"Acme IT, mail move\"."),
+            ]}
+
+
+def create_modal(summary: LinkSummary, waiting: int, without_address: int, domains: list[str],
+                 channel_id: str) -> dict:
+    """Create jobs: the destination domain when some submission gave no new address, dry
+    run on by default, and the usual migration options."""
+    dry = _options([("dry", "Dry run: check, copy nothing")])
+    blocks: list[dict] = [section(
+        f"{waiting} submission(s) of credential link {summary.link.id} become one batch of migrations from "
+        f"*{escape(summary.link.source_name)}*. A destination mailbox that does not exist is created with a generated "
+        "password, shown once, only to you. A password a person gave for their new mailbox is used when that "
+        "mailbox exists; otherwise each run uses a temporary app password.")]
+    if without_address:
+        hint = f"{without_address} submission(s) gave no new address: same name before the @, on this domain."
+        if 0 < len(domains) <= 100:
+            element = {"type": "static_select", "action_id": "value", "options": _options([(d, d) for d in domains])}
+        else:
+            element = {"type": "plain_text_input", "action_id": "value", "max_length": 253,
+                       "placeholder": plain("example.com")}
+        blocks.append(_input("domain", "Destination domain", element, hint=hint))
+    blocks += [
+        _input("options", "Options", {"type": "checkboxes", "action_id": "value", "options": dry,
+                                      "initial_options": dry}, optional=True),
+        _input("exclude", "Folders to exclude (regular expression)",
+               {"type": "plain_text_input", "action_id": "value", "max_length": 200}, optional=True,
+               hint="Like ^Trash$|^Junk$"),
+        _input("max_age", "Only mail newer than (days)",
+               {"type": "plain_text_input", "action_id": "value", "max_length": 5}, optional=True),
+    ]
+    return {"type": "modal", "callback_id": CREATE_CALLBACK, "private_metadata": f"{channel_id}\x1f{summary.link.id}",
+            "title": plain("Create migration jobs"), "submit": plain("Create jobs"), "close": plain("Cancel"),
+            "blocks": blocks}
+
+
+def jobs_outcome_blocks(link_id: int, outcome: JobsOutcome, dry_run: bool) -> tuple[str, list[dict]]:
+    """What Create jobs did, in words (no password: those go in their own message)."""
+    kind = "dry run(s)" if dry_run else "migration(s) for real"
+    if outcome.jobs:
+        text = f"Credential link {link_id}: {outcome.jobs} {kind} queued as one batch"
+        lines = [f":white_check_mark: *{escape(text)}*. Their progress is in the batch's message.",
+                 f"{outcome.existing} destination mailbox(es) existed; {len(outcome.created)} created."]
+    else:
+        text = f"Credential link {link_id}: no migration was created"
+        lines = [f":warning: *{escape(text)}*."]
+    if outcome.problems:
+        lines.append(f"Not created ({len(outcome.problems)}):")
+        lines += [f"• {escape(clip(problem, 300))}" for problem in outcome.problems[:30]]
+        if len(outcome.problems) > 30:
+            lines.append(f"…and {len(outcome.problems) - 30} more")
+    return text, _sections(lines)
+
+
+def passwords_blocks(created: list[tuple[str, str]]) -> tuple[str, list[dict]]:
+    """The generated passwords of the mailboxes Create jobs made: ephemeral, to the one
+    admin who asked, once."""
+    text = f"{len(created)} new mailbox(es). Their passwords are shown only here, once."
+    lines = [f":key: *{escape(text)}* They are not kept anywhere; give each to its person."]
+    lines += [f"{code(address)} {code(password)}" for address, password in created]
+    return text, _sections(lines)
+
+
+def passwords_shown_words(count: int) -> str:
+    return (f":white_check_mark: {count} mailbox(es) created. Their passwords are in the bot's message in the "
+            "channel, shown only to you, once.")
+
+
+def passwords_lost_words(created: list[tuple[str, str]], command: str) -> str:
+    """When Slack would not show the new passwords ephemerally: never a direct message."""
+    first = created[0][0] if created else "alice@example.com"
+    names = ", ".join(code(address) for address, _ in created[:20]) + (" …" if len(created) > 20 else "")
+    return (f":warning: {len(created)} mailbox(es) were created ({names}), but Slack would not show you their "
+            "passwords in that channel, and a password is never sent as a direct message. They are not kept "
+            f"anywhere. To get one, reset it: {code(f'{command} user show {first}')} → *Reset password*, from a "
+            "channel the bot is in.")

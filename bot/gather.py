@@ -1,0 +1,201 @@
+"""Credential-link listeners: `gather new|list|show|close`, the buttons on a link's
+message, and the two modals (a new link; Create jobs). The work is in purelyops.gather;
+messages about a link go out through bot.gather_messages. The public form itself is
+bot.gather_page, served by the web process."""
+
+from __future__ import annotations
+
+import hashlib
+
+from slack_bolt import App
+
+from bot import gather_messages as slack_out
+from bot.blocks import gather as blocks
+from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
+from bot.mrkdwn import escape
+from bot.router import CommandRequest, Router
+from purelyops import gather, migrations, servers, users
+from purelyops.access import Role
+from purelyops.domain_names import InvalidDomain, normalize_domain
+from purelyops.runtime import Runtime
+
+CREATE_WORKING = ("Creating the mailboxes and the jobs… PurelyMail takes about a second a mailbox; the outcome "
+                  "appears here and in the channel, only to you.")
+
+
+def _link_id(request: CommandRequest, usage: str) -> int | None:
+    if len(request.args) != 1 or not request.args[0].lstrip("#").isdigit() or len(request.args[0]) > 10:
+        request.reply(f":warning: give the link's number from `{request.rt.settings.slack_command} gather list`, "
+                      f"like `{request.rt.settings.slack_command} {usage} 3`")
+        return None
+    return int(request.args[0].lstrip("#"))
+
+
+def register(app: App, router: Router, rt: Runtime) -> None:
+    command = router.command
+
+    # ---- a new link ----------------------------------------------------------------------------
+
+    @router.add("gather new", "gather new", "a web form where people give their old mailbox's login (opens a form)")
+    def new(request: CommandRequest) -> None:
+        if not request.rt.settings.public_url:
+            request.reply(f":warning: {escape(gather.no_public_url())}")
+            return
+        known = servers.list_servers(request.rt)
+        if not known:
+            request.reply(":warning: Add the old IMAP host first, with `server add`: the form checks each login there.")
+            return
+        request.client.views_open(trigger_id=request.trigger_id, view=blocks.new_modal(known, request.channel_id))
+
+    def valid_new(values: dict) -> tuple[int, int, str]:
+        errors: dict[str, str] = {}
+        days = str(values.get("expiry") or "")
+        if not days.isdigit() or int(days) not in gather.EXPIRY_DAYS:
+            errors["expiry"] = f"choose {', '.join(map(str, gather.EXPIRY_DAYS))} days"
+        name = ""
+        try:
+            name = gather.check_name(str(values.get("name") or ""))
+        except FieldErrors as invalid:
+            errors.update(invalid.problems)
+        server = str(values.get("server") or "")
+        if not server.isdigit():
+            errors["server"] = "choose the source server"
+        if errors:
+            raise FieldErrors(errors)
+        return int(server), int(days), name
+
+    @guarded_view(rt, Role.ADMIN, "create a credential link", valid_new, working="Creating the link…")
+    def submit_new(request: SubmissionRequest, parsed: tuple[int, int, str]) -> None:
+        server_id, days, name = parsed
+        key = hashlib.sha256(f"{request.user_id}:{request.idempotency}".encode()).hexdigest()
+        try:
+            link, token, created = gather.create_link(request.rt, server_id, days, name, actor_id=request.user_id,
+                                                      actor_name=request.user_name, channel_id=request.channel_id,
+                                                      idempotency_key=key)
+        except gather.GatherError as error:
+            request.reply(f":warning: {escape(error)}")
+            return
+        if created:
+            slack_out.post_link(request.rt, link.id)
+        text, secret = blocks.link_secret_blocks(gather.summary(request.rt, link.id), gather.link_url(request.rt, token))
+        request.show_in_modal(text, secret)  # the admin's own modal, and a message only they see
+        slack_out.ephemeral(request.rt, request.channel_id, request.user_id, text, secret)
+
+    app.view(blocks.NEW_CALLBACK)(submit_new)
+
+    # ---- looking at links ----------------------------------------------------------------------
+
+    @router.add("gather list", "gather list", "credential links, with their state and counts", role=Role.VIEWER)
+    def list_links(request: CommandRequest) -> None:
+        request.reply(*blocks.list_blocks(gather.summaries(request.rt)))
+
+    def show(rt_: Runtime, link_id: int, reply) -> None:
+        try:
+            summary = gather.summary(rt_, link_id)
+        except gather.GatherError as error:
+            reply(f":warning: {escape(error)}")
+            return
+        reply(*blocks.show_blocks(summary, gather.plan(rt_, link_id)))
+
+    @router.add("gather show", "gather show <id>", "a link's submissions, where each goes, and Create jobs")
+    def show_command(request: CommandRequest) -> None:
+        link_id = _link_id(request, "gather show")
+        if link_id is not None:
+            show(request.rt, link_id, request.reply)
+
+    @guarded(rt, Role.ADMIN, "see a credential link's submissions")
+    def show_button(request: ActionRequest) -> None:
+        show(request.rt, int(request.value), request.reply)
+
+    app.action(blocks.SHOW_ACTION)(show_button)
+
+    @guarded(rt, Role.ADMIN, "see a credential link")
+    def show_link(request: ActionRequest) -> None:
+        summary = gather.summary(request.rt, int(request.value))
+        if summary.state is not gather.LinkState.ACTIVE:
+            request.reply(f":warning: Credential link {summary.link.id} is {summary.state.value}: its form is closed.")
+            return
+        try:
+            url = gather.link_url(request.rt, gather.reveal_token(request.rt, summary.link))
+        except gather.GatherError as error:
+            request.reply(f":warning: {escape(error)}")
+            return
+        request.reply(*blocks.link_secret_blocks(summary, url))
+
+    app.action(blocks.SHOW_LINK_ACTION)(show_link)
+
+    # ---- closing -------------------------------------------------------------------------------
+
+    def close(rt_: Runtime, link_id: int, user_id: str, user_name: str, reply) -> None:
+        try:
+            gather.close_link(rt_, link_id, actor_id=user_id, actor_name=user_name)
+        except gather.GatherError as error:
+            reply(f":warning: {escape(error)}")
+            return
+        slack_out.refresh_link(rt_, link_id)
+        reply(f"Credential link {link_id} is closed: its form answers \"This form has closed\" from now on. "
+              f"Submissions stay until their jobs are created (`{command} gather show {link_id}`), or "
+              f"{rt_.settings.credential_retention_days} days.")
+
+    @router.add("gather close", "gather close <id>", "close a credential link's form now")
+    def close_command(request: CommandRequest) -> None:
+        link_id = _link_id(request, "gather close")
+        if link_id is not None:
+            close(request.rt, link_id, request.user_id, request.user_name, request.reply)
+
+    @guarded(rt, Role.ADMIN, "close a credential link")
+    def close_button(request: ActionRequest) -> None:
+        close(request.rt, int(request.value), request.user_id, request.body["user"].get("username", ""),
+              request.reply)
+
+    app.action(blocks.CLOSE_ACTION)(close_button)
+
+    # ---- Create jobs ---------------------------------------------------------------------------
+
+    @guarded(rt, Role.ADMIN, "create migration jobs")
+    def open_create(request: ActionRequest) -> None:
+        summary = gather.summary(request.rt, int(request.value))
+        pending = gather.waiting(request.rt, summary.link.id)
+        if not pending:
+            request.reply(f":warning: Credential link {summary.link.id} has no submission waiting for a job.")
+            return
+        channel = (request.body.get("channel") or {}).get("id", "")
+        without = sum(1 for s in pending if not s.new_address)
+        request.client.views_open(trigger_id=request.body["trigger_id"], view=blocks.create_modal(
+            summary, len(pending), without, users.cached_domains(request.rt), channel))
+
+    app.action(blocks.CREATE_ACTION)(open_create)
+
+    def valid_create(values: dict) -> gather.JobOptions:
+        errors: dict[str, str] = {}
+        domain = None
+        if "domain" in values:
+            try:
+                domain = normalize_domain(str(values.get("domain") or "")).ascii
+            except InvalidDomain as error:
+                errors["domain"] = error.message
+        exclude = str(values.get("exclude") or "").strip() or None
+        if exclude:
+            try:
+                exclude = migrations.check_exclude(exclude)
+            except migrations.MigrationError as error:
+                errors["exclude"] = str(error)
+        raw_age = str(values.get("max_age") or "").strip()
+        max_age = None
+        if raw_age:
+            if not raw_age.isdigit() or not 1 <= int(raw_age) <= 36500:
+                errors["max_age"] = "a whole number of days, from 1 to 36500"
+            else:
+                max_age = int(raw_age)
+        if errors:
+            raise FieldErrors(errors)
+        return gather.JobOptions(domain, "dry" in (values.get("options") or []), exclude, max_age)
+
+    @guarded_view(rt, Role.ADMIN, "create migration jobs", valid_create, working=CREATE_WORKING)
+    def submit_create(request: SubmissionRequest, options: gather.JobOptions) -> None:
+        key = hashlib.sha256(f"{request.user_id}:{request.idempotency}".encode()).hexdigest()
+        gather.enqueue_create_jobs(request.rt, int(request.metadata), options, actor_id=request.user_id,
+                                   actor_name=request.user_name, channel_id=request.channel_id,
+                                   view_id=request.view_id, title=request.title, idempotency_key=key)
+
+    app.view(blocks.CREATE_CALLBACK)(submit_create)

@@ -1,0 +1,680 @@
+"""Credential links: mailbox owners give the login of their old mailbox through a public
+web form, never through Slack.
+
+An admin creates a link (`create_link`) for one source server; it is open for a few days.
+Each person opens PUBLIC_URL/gather/<token> and types their old address and password;
+`submit` tries a real IMAP login on the link's source server first (`purelyops.servers`:
+the host checked by resolve_source, TLS verified) and stores nothing unless it works. Then
+the passwords are encrypted with CREDENTIALS_KEY (purelyops.crypto, bound to the row, like
+migration credentials). The admin turns the submissions into one batch of migrations
+(`create_jobs`); a submission's ciphertext is deleted as soon as its job holds its own
+copy, and a closed or expired link's unused credentials CREDENTIAL_RETENTION_DAYS after
+it ended (`purge_unused_credentials`).
+
+The token (at least 32 URL-safe characters from `secrets`) is a secret like a password:
+the database keeps its SHA-256, to find the link, and an encrypted copy, to show the link
+again to an admin; it is never logged, and never posted where a channel can read it.
+Failed logins are counted in Redis, so that every web process shares one limit: more than
+FAIL_LIMIT failures for one address, or from one IP address, within FAIL_WINDOW_S answer
+"too many attempts".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+
+from redis.exceptions import LockError
+from rq import Queue
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+
+from db.models import GatherLink, GatherSubmission, Mailbox, SourceServer
+from db.session import session_scope
+from purelyops import audit, crypto, migrations, servers, users
+from purelyops.fields import FieldProblems
+from purelyops.logs import redact
+from purelyops.purelymail import NotFound, PurelyMailError, RequestRejected
+from purelyops.runtime import Runtime
+
+_log = logging.getLogger(__name__)
+
+TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 43 characters
+TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+EXPIRY_DAYS = (3, 7, 14, 30)
+DEFAULT_EXPIRY_DAYS = 7
+MAX_NAME = 80
+FAIL_LIMIT = 5
+FAIL_WINDOW_S = 15 * 60
+PUBLIC_ACTOR = "web form"  # the audit log's actor for what people do on the public form
+EXISTENCE_CHECKS = 8  # getUser calls at most per `gather show` (PurelyMail answers about one a second)
+
+# The public form's fields, with their limits (the page's maxlength says the same).
+LIMITS = {"full_name": 200, "email": 320, "password": migrations.MAX_PASSWORD, "new_address": 320,
+          "new_password": migrations.MAX_PASSWORD}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class GatherError(Exception):
+    """A request about a credential link that cannot be carried out; the message is for the admin."""
+
+
+class LinkState(StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    CLOSED = "closed"
+
+
+def state_of(link: GatherLink, now: datetime | None = None) -> LinkState:
+    if link.closed_at is not None:
+        return LinkState.CLOSED
+    if link.expires_at <= (now or datetime.now(timezone.utc)):
+        return LinkState.EXPIRED
+    return LinkState.ACTIVE
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _token_aad(link_id: int) -> str:
+    return f"gather-link:{link_id}"
+
+
+def _submission_aad(submission_id: int) -> str:
+    return f"gather-submission:{submission_id}"
+
+
+def link_url(rt: Runtime, token: str) -> str:
+    """Where people open the form. Requires PUBLIC_URL (GatherError without it)."""
+    if not rt.settings.public_url:
+        raise GatherError(no_public_url())
+    return f"{rt.settings.public_url}/gather/{token}"
+
+
+def no_public_url() -> str:
+    return ("Credential links need PUBLIC_URL: the base URL at which people reach this bot's web process "
+            "(the one that listens on PORT), behind your TLS proxy, like https://purelyops.example.com. "
+            "Set it in the environment or .env and restart purelyops; the form is then served at "
+            "PUBLIC_URL/gather/…, in HTTP and in Socket Mode.")
+
+
+# ---- the admin's side ---------------------------------------------------------------------------
+
+
+def check_name(raw: str) -> str:
+    name = raw.strip()
+    if len(name) > MAX_NAME or _CONTROL.search(name):
+        raise FieldProblems({"name": f"a short name on one line, at most {MAX_NAME} characters"})
+    return name
+
+
+def create_link(rt: Runtime, server_id: int, days: int, name: str, *, actor_id: str, actor_name: str,
+                channel_id: str, idempotency_key: str) -> tuple[GatherLink, str, bool]:
+    """A new link open for `days`: (the link, its token, True); the same idempotency key
+    again gives the first link, its token and False (a double-submitted form makes one)."""
+    if days not in EXPIRY_DAYS:
+        raise GatherError(f"a link is open for {', '.join(map(str, EXPIRY_DAYS))} days")
+    if not rt.settings.public_url:
+        raise GatherError(no_public_url())
+    with session_scope(rt.database_url) as session:
+        existing = session.scalars(select(GatherLink).where(GatherLink.idempotency_key == idempotency_key)).first()
+        if existing is not None:
+            session.expunge(existing)
+            return existing, reveal_token(rt, existing), False
+        server = session.get(SourceServer, server_id)
+        if server is None:
+            raise GatherError("That source server was removed meanwhile; choose another.")
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        link = GatherLink(name=name, token_hash=token_digest(token), token_key_id="", token_ciphertext=b"",
+                          source_server_id=server.id, source_name=server.name, source_host=server.host,
+                          source_port=server.port, source_security=server.security, channel_id=channel_id,
+                          created_by=actor_id, expires_at=datetime.now(timezone.utc) + timedelta(days=days),
+                          idempotency_key=idempotency_key)
+        session.add(link)
+        session.flush()
+        link.token_key_id, link.token_ciphertext = crypto.encrypt(rt.settings.credential_keys, {"token": token},
+                                                                  _token_aad(link.id))
+        audit.record(session, actor_id=actor_id, actor_name=actor_name, action="gather.create",
+                     target=f"link {link.id}", params={"name": name, "server": server.name, "days": days})
+        session.flush()
+        session.expunge(link)
+        return link, token, True
+
+
+def reveal_token(rt: Runtime, link: GatherLink) -> str:
+    """The link's token, decrypted (for an admin who asks to see the link again)."""
+    try:
+        return crypto.decrypt(rt.settings.credential_keys, link.token_key_id, link.token_ciphertext,
+                              _token_aad(link.id))["token"]
+    except crypto.CredentialsUnreadable:
+        raise GatherError(f"The link of credential link {link.id} cannot be decrypted any more (CREDENTIALS_KEY "
+                          "changed); close it and create a new one.") from None
+
+
+def remember_message(rt: Runtime, link_id: int, ts: str) -> None:
+    with session_scope(rt.database_url) as session:
+        session.execute(update(GatherLink).where(GatherLink.id == link_id).values(message_ts=ts))
+
+
+def get_link(rt: Runtime, link_id: int) -> GatherLink:
+    with session_scope(rt.database_url) as session:
+        link = session.get(GatherLink, link_id)
+        if link is None:
+            raise GatherError(f"There is no credential link {link_id}; see `gather list`.")
+        session.expunge(link)
+        return link
+
+
+@dataclass(frozen=True)
+class LinkSummary:
+    link: GatherLink
+    state: LinkState
+    submissions: int
+    with_jobs: int
+
+    @property
+    def waiting(self) -> int:
+        """Submissions whose migration job is not created yet."""
+        return self.submissions - self.with_jobs
+
+
+def summaries(rt: Runtime, link_ids: list[int] | None = None, limit: int = 40) -> list[LinkSummary]:
+    """Links, newest first, each with its state and counts."""
+    with session_scope(rt.database_url) as session:
+        query = select(GatherLink).order_by(GatherLink.id.desc()).limit(limit)
+        if link_ids is not None:
+            query = query.where(GatherLink.id.in_(link_ids))
+        links = list(session.scalars(query))
+        counts = {row.link_id: (row.total, row.with_jobs) for row in session.execute(
+            select(GatherSubmission.link_id, func.count().label("total"),
+                   func.count(GatherSubmission.job_id).label("with_jobs"))
+            .where(GatherSubmission.link_id.in_([link.id for link in links]))
+            .group_by(GatherSubmission.link_id))}
+        session.expunge_all()
+    now = datetime.now(timezone.utc)
+    return [LinkSummary(link, state_of(link, now), *counts.get(link.id, (0, 0))) for link in links]
+
+
+def summary(rt: Runtime, link_id: int) -> LinkSummary:
+    found = summaries(rt, [link_id], limit=1)
+    if not found:
+        raise GatherError(f"There is no credential link {link_id}; see `gather list`.")
+    return found[0]
+
+
+def close_link(rt: Runtime, link_id: int, *, actor_id: str, actor_name: str = "") -> GatherLink:
+    """Close the link at once: its form answers 410 from now on. Once only."""
+    with session_scope(rt.database_url) as session:
+        link = session.scalars(update(GatherLink).where(GatherLink.id == link_id, GatherLink.closed_at.is_(None))
+                               .values(closed_at=func.now(), closed_by=actor_id)
+                               .returning(GatherLink)).one_or_none()
+        if link is None:
+            if session.get(GatherLink, link_id) is None:
+                raise GatherError(f"There is no credential link {link_id}; see `gather list`.")
+            raise GatherError(f"Credential link {link_id} is already closed.")
+        audit.record(session, actor_id=actor_id, actor_name=actor_name, action="gather.close",
+                     target=f"link {link_id}")
+        session.flush()
+        session.expunge(link)
+        return link
+
+
+def submissions(rt: Runtime, link_id: int) -> list[GatherSubmission]:
+    with session_scope(rt.database_url) as session:
+        found = list(session.scalars(select(GatherSubmission).where(GatherSubmission.link_id == link_id)
+                                     .order_by(GatherSubmission.id)))
+        session.expunge_all()
+        return found
+
+
+def default_destination(submission: GatherSubmission, domain: str | None) -> str | None:
+    """Where the submission's mail goes: the new address the person gave, else the same
+    local part on `domain` (None when neither is known yet)."""
+    if submission.new_address:
+        return submission.new_address
+    if domain is None:
+        return None
+    local = submission.email.rpartition("@")[0]
+    return f"{users.check_local_part(local)}@{domain}"
+
+
+class Existence(StrEnum):
+    EXISTS = "exists"
+    WILL_BE_CREATED = "will be created"
+    UNCHECKED = "not checked"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A submission as `gather show` presents it."""
+
+    submission: GatherSubmission
+    destination: str | None  # None: the local part on the domain chosen in Create jobs
+    existence: Existence | None  # None when there is no destination yet, or the job exists
+
+
+def plan(rt: Runtime, link_id: int, *, checks: int = EXISTENCE_CHECKS) -> list[Planned]:
+    """Every submission with its destination and whether that mailbox exists on PurelyMail:
+    "exists" from the users cache, else asked of PurelyMail (getUser, at most `checks`
+    calls; a mailbox found is added to the cache)."""
+    rows = submissions(rt, link_id)
+    wanted = {s.new_address for s in rows if s.new_address and s.job_id is None}
+    cached = _cached(rt, wanted)
+    out: list[Planned] = []
+    for row in rows:
+        existence: Existence | None = None
+        if row.job_id is None and row.new_address:
+            if row.new_address in cached:
+                existence = Existence.EXISTS
+            elif checks > 0:
+                checks -= 1
+                try:
+                    existence = Existence.EXISTS if mailbox_exists(rt, row.new_address) else \
+                        Existence.WILL_BE_CREATED
+                except PurelyMailError as error:  # the list still shows; Create jobs asks again
+                    _log.warning("getUser for a credential link's destination failed: %s", error)
+                    existence, checks = Existence.UNCHECKED, 0
+            else:
+                existence = Existence.UNCHECKED
+        out.append(Planned(row, row.new_address, existence))
+    return out
+
+
+def _cached(rt: Runtime, addresses: set[str]) -> set[str]:
+    if not addresses:
+        return set()
+    with session_scope(rt.database_url) as session:
+        return set(session.scalars(select(Mailbox.address).where(Mailbox.address.in_(addresses))))
+
+
+def mailbox_exists(rt: Runtime, address: str) -> bool:
+    """Whether PurelyMail has this mailbox (getUser); one it has goes into the users cache."""
+    try:
+        rt.purelymail.get_user(address)
+    except NotFound:
+        return False
+    local, _, domain = address.partition("@")
+    with session_scope(rt.database_url) as session:
+        session.execute(insert(Mailbox).values(address=address, local_part=local, domain=domain)
+                        .on_conflict_do_nothing(index_elements=["address"]))
+    return True
+
+
+def waiting(rt: Runtime, link_id: int) -> list[GatherSubmission]:
+    """Submissions still waiting for their migration job (their credentials are there)."""
+    return [s for s in submissions(rt, link_id) if s.job_id is None and s.ciphertext is not None]
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    domain: str | None  # for submissions without a new address
+    dry_run: bool = True
+    exclude: str | None = None
+    max_age_days: int | None = None
+
+
+@dataclass
+class JobsOutcome:
+    """What `create_jobs` did. `created` holds generated passwords: they go to the one
+    admin who asked, once, and nowhere else."""
+
+    batch_id: int | None = None
+    jobs: int = 0
+    created: list[tuple[str, str]] = field(default_factory=list)  # (address, generated password)
+    problems: list[str] = field(default_factory=list)  # per submission, in words
+    existing: int = 0
+
+
+CREATE_LOCK = "purelyops:gather:create-jobs:{}"
+
+
+def create_jobs(rt: Runtime, link_id: int, options: JobOptions, *, actor_id: str, actor_name: str, channel_id: str,
+                idempotency_key: str) -> JobsOutcome:
+    """One migration per waiting submission, as one batch (like `migrate bulk`). Missing
+    destination mailboxes are created with generated passwords (in the outcome, for the
+    admin). The destination password a person gave is used for a mailbox that already
+    existed; otherwise each run makes a temporary app password. A submission whose job is
+    made loses its own ciphertext: the job keeps the credentials, under its retention."""
+    lock = rt.redis.lock(CREATE_LOCK.format(link_id), timeout=900, blocking=False)
+    if not lock.acquire():
+        raise GatherError(f"Jobs are being created for credential link {link_id} right now; their message follows.")
+    try:
+        return _create_jobs(rt, link_id, options, actor_id, actor_name, channel_id, idempotency_key)
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            pass
+
+
+def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, actor_name: str, channel_id: str,
+                 idempotency_key: str) -> JobsOutcome:
+    link = get_link(rt, link_id)
+    if link.source_server_id is None:
+        raise GatherError(f"The source server of credential link {link_id} ({link.source_name}) was removed; "
+                          "add it again with `server add` and create a new link.")
+    outcome = JobsOutcome()
+    pending = waiting(rt, link_id)
+    if not pending:
+        raise GatherError(f"Credential link {link_id} has no submission waiting for a job.")
+    specs: list[migrations.JobSpec] = []
+    chosen: list[GatherSubmission] = []
+    for row in pending:
+        try:
+            destination = default_destination(row, options.domain)
+        except users.UserError:
+            outcome.problems.append(f"{row.email}: the part before the @ cannot be a mailbox name here; ask for "
+                                    "a new address")
+            continue
+        if destination is None:
+            outcome.problems.append(f"{row.email} gave no new address, and no destination domain was chosen")
+            continue
+        try:
+            secret = crypto.decrypt(rt.settings.credential_keys, row.key_id or "", row.ciphertext or b"",
+                                    _submission_aad(row.id))
+        except crypto.CredentialsUnreadable as error:
+            outcome.problems.append(f"{row.email}: {error}")
+            continue
+        redact(*secret.values())
+        existed = _ensure_mailbox(rt, destination, outcome, actor_id=actor_id, actor_name=actor_name)
+        if existed is None:
+            continue
+        dest_password = secret.get("dest", "") if existed else ""
+        specs.append(migrations.JobSpec(link.source_server_id, row.email, secret["source"], destination, dest_password,
+                                        dry_run=options.dry_run, exclude=options.exclude,
+                                        max_age_days=options.max_age_days))
+        chosen.append(row)
+    if not specs:
+        return outcome
+    name = (link.name or f"credential link {link.id}")[:MAX_NAME]
+    batch, jobs, _ = migrations.create_batch(rt, name, link.source_server_id, specs, actor_id=actor_id,
+                                             actor_name=actor_name, channel_id=channel_id,
+                                             idempotency_key=idempotency_key)
+    # The batch made for this very request, if a first try got that far, has the same jobs.
+    by_source = {job.source_email.lower(): job for job in jobs}
+    now = datetime.now(timezone.utc)
+    with session_scope(rt.database_url) as session:
+        for row in chosen:
+            job = by_source.get(row.email.lower())
+            if job is not None:
+                session.execute(update(GatherSubmission)
+                                .where(GatherSubmission.id == row.id, GatherSubmission.job_id.is_(None))
+                                .values(job_id=job.id, ciphertext=None, key_id=None, credentials_purged_at=now))
+        audit.record(session, actor_id=actor_id, actor_name=actor_name, action="gather.jobs",
+                     target=f"link {link_id}", params={"batch": batch.id, "jobs": len(jobs),
+                                                       "mailboxes_created": len(outcome.created),
+                                                       "dry_run": options.dry_run, "skipped": len(outcome.problems)})
+    outcome.batch_id, outcome.jobs = batch.id, len(jobs)
+    return outcome
+
+
+def _ensure_mailbox(rt: Runtime, address: str, outcome: JobsOutcome, *, actor_id: str, actor_name: str) -> bool | None:
+    """True: it existed; False: created now (its password in the outcome); None: it could
+    not be created (the problem in the outcome)."""
+    if _cached(rt, {address}) or mailbox_exists(rt, address):
+        outcome.existing += 1
+        return True
+    local, _, domain = address.partition("@")
+    try:
+        password = users.create_user(rt, users.NewUser(local, domain, None), actor_id=actor_id,
+                                     actor_name=actor_name)
+    except RequestRejected as error:
+        if mailbox_exists(rt, address):  # made meanwhile (or by a first try of this very request)
+            outcome.existing += 1
+            return True
+        outcome.problems.append(f"PurelyMail did not create {address}: {error.message}")
+        return None
+    outcome.created.append((address, password))
+    return False
+
+
+CREATE_JOB = "workers.gather.run_create_jobs"  # enqueued by name: callers never import the workers
+
+
+def enqueue_create_jobs(rt: Runtime, link_id: int, options: JobOptions, *, actor_id: str, actor_name: str,
+                        channel_id: str, view_id: str, title: str, idempotency_key: str) -> None:
+    """Create jobs runs on a worker: a mailbox a second at PurelyMail's pace is longer than
+    a click may take. Its arguments are plain and hold no secret."""
+    Queue("default", connection=rt.redis).enqueue(
+        CREATE_JOB, link_id, options.domain, options.dry_run, options.exclude, options.max_age_days, actor_id,
+        actor_name, channel_id, view_id, title, idempotency_key, job_id=f"gather-create-{idempotency_key[:32]}",
+        job_timeout=3600, result_ttl=600, failure_ttl=24 * 3600, description=f"create the jobs of credential link "
+                                                                              f"{link_id}")
+
+
+def purge_unused_credentials(rt: Runtime, now: datetime | None = None) -> int:
+    """Delete the ciphertext of every submission without a job whose link closed or expired
+    more than CREDENTIAL_RETENTION_DAYS ago."""
+    now = now or datetime.now(timezone.utc)
+    cutoff = now - timedelta(days=rt.settings.credential_retention_days)
+    ended = func.least(func.coalesce(GatherLink.closed_at, GatherLink.expires_at), GatherLink.expires_at)
+    with session_scope(rt.database_url) as session:
+        ids = select(GatherSubmission.id).join(GatherLink, GatherSubmission.link_id == GatherLink.id).where(
+            GatherSubmission.ciphertext.is_not(None), GatherSubmission.job_id.is_(None), ended < cutoff)
+        purged = session.execute(update(GatherSubmission).where(GatherSubmission.id.in_(ids))
+                                 .values(ciphertext=None, key_id=None, credentials_purged_at=now)).rowcount
+        if purged:
+            audit.record(session, actor_id="purelyops", action="gather.purge", target="unused credentials",
+                         params={"submissions": purged, "retention_days": rt.settings.credential_retention_days})
+        return purged
+
+
+# ---- the public form ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a person typed into the form (passwords included: never logged or echoed)."""
+
+    full_name: str
+    email: str
+    password: str
+    new_address: str | None
+    new_password: str
+
+    def __repr__(self) -> str:  # a stray repr never carries the passwords
+        return f"Answer(full_name={self.full_name!r}, email={self.email!r}, new_address={self.new_address!r})"
+
+
+def check_answer(fields: dict[str, str]) -> Answer:
+    """The form's fields, checked all at once; FieldProblems names each bad field (in words
+    for the person, never repeating a password)."""
+    problems: dict[str, str] = {}
+    values = {name: fields.get(name, "") for name in LIMITS}
+    for name, limit in LIMITS.items():
+        if len(values[name]) > limit:
+            problems[name] = f"This is too long: at most {limit} characters."
+    full_name = " ".join(values["full_name"].split())
+    if "full_name" not in problems:
+        if not full_name:
+            problems["full_name"] = "Enter your full name."
+        elif _CONTROL.search(full_name):
+            problems["full_name"] = "Enter your name on one line."
+    email = values["email"].strip()
+    if "email" not in problems and not (_EMAIL.match(email) and not _CONTROL.search(email)
+                                        and not email.startswith("-")):
+        problems["email"] = "Enter the address of your old mailbox, like name@example.com."
+    password = values["password"]
+    if "password" not in problems:
+        problem = migrations.password_problem(password)
+        if problem:
+            problems["password"] = f"Enter the password of your old mailbox (it {problem})." if password else \
+                "Enter the password of your old mailbox."
+    new_address: str | None = values["new_address"].strip() or None
+    if new_address and "new_address" not in problems:
+        try:
+            new_address = users.check_address(new_address)
+        except users.UserError:
+            problems["new_address"] = "Enter a full address, like name@example.com, or leave this empty."
+    new_password = values["new_password"]
+    if new_password and "new_password" not in problems:
+        problem = migrations.password_problem(new_password)
+        if problem:
+            problems["new_password"] = f"This password {problem}."
+    if problems:
+        raise FieldProblems(problems)
+    return Answer(full_name, email, password, new_address, new_password)
+
+
+class Verdict(StrEnum):
+    ACCEPTED = "accepted"  # 200
+    INVALID = "invalid"  # 422, a field is wrong
+    LOGIN_FAILED = "login failed"  # 422
+    DUPLICATE = "duplicate"  # 409
+    TOO_MANY = "too many attempts"  # 429
+    UNREACHABLE = "unreachable"  # 503: the old server did not answer, or its certificate is not trusted
+    UNKNOWN = "unknown"  # 404
+    CLOSED = "closed"  # 410
+
+
+@dataclass(frozen=True)
+class Result:
+    verdict: Verdict
+    link: GatherLink | None = None
+    submission: GatherSubmission | None = None
+    problems: dict[str, str] = field(default_factory=dict)
+    retry_after: int = 0
+
+
+def find_link(rt: Runtime, token: str) -> GatherLink | None:
+    """The link this token opens, if any (by the token's SHA-256)."""
+    if not TOKEN_SHAPE.match(token):
+        return None
+    with session_scope(rt.database_url) as session:
+        link = session.scalars(select(GatherLink).where(GatherLink.token_hash == token_digest(token))).one_or_none()
+        if link is not None:
+            session.expunge(link)
+        return link
+
+
+def submit(rt: Runtime, token: str, fields: dict[str, str], client_ip: str) -> Result:
+    """A person's form, from the link's state to the stored submission. The login is tried
+    before anything is stored; a refused login counts against the address and the IP."""
+    link = find_link(rt, token)
+    if link is None:
+        return Result(Verdict.UNKNOWN)
+    if state_of(link) is not LinkState.ACTIVE:
+        return Result(Verdict.CLOSED, link)
+    try:
+        answer = check_answer(fields)
+    except FieldProblems as invalid:
+        return Result(Verdict.INVALID, link, problems=invalid.problems)
+    if _submitted(rt, link.id, answer.email):
+        return Result(Verdict.DUPLICATE, link)
+    attempt = Attempt(rt, answer.email, client_ip)
+    wait = attempt.begin()
+    if wait:
+        return Result(Verdict.TOO_MANY, link, retry_after=wait)
+    counted = False
+    try:
+        ok, words = servers.test_login(rt, link.source_host, link.source_port, link.source_security, answer.email,
+                                       answer.password)
+        if not ok:
+            if words.startswith(servers.LOGIN_REFUSED):
+                counted = True  # a refused password is a failed attempt
+                return Result(Verdict.LOGIN_FAILED, link)
+            _log.warning("credential link %s: the login check could not be made: %s", link.id,
+                         words.replace(answer.email, "<address>"))
+            return Result(Verdict.UNREACHABLE, link)
+    finally:
+        if not counted:
+            attempt.forget()
+    redact(answer.password, answer.new_password)
+    return _store(rt, link, answer)
+
+
+def _submitted(rt: Runtime, link_id: int, email: str) -> bool:
+    with session_scope(rt.database_url) as session:
+        return session.scalar(select(func.count()).select_from(GatherSubmission).where(
+            GatherSubmission.link_id == link_id, func.lower(GatherSubmission.email) == email.lower())) > 0
+
+
+def _store(rt: Runtime, link: GatherLink, answer: Answer) -> Result:
+    try:
+        with session_scope(rt.database_url) as session:
+            # The link's row is held (FOR SHARE) so that a close cannot slip in between.
+            current = session.get(GatherLink, link.id, with_for_update={"read": True})
+            if current is None or state_of(current) is not LinkState.ACTIVE:
+                return Result(Verdict.CLOSED, link)
+            row = GatherSubmission(link_id=link.id, full_name=answer.full_name, email=answer.email,
+                                   new_address=answer.new_address)
+            session.add(row)
+            session.flush()
+            row.key_id, row.ciphertext = crypto.encrypt(rt.settings.credential_keys,
+                                                        {"source": answer.password, "dest": answer.new_password},
+                                                        _submission_aad(row.id))
+            audit.record(session, actor_id=PUBLIC_ACTOR, actor_name=answer.email[:255], action="gather.submit",
+                         target=f"link {link.id}", params={"email": answer.email, "name": answer.full_name,
+                                                           "new_address": answer.new_address,
+                                                           "new_password": bool(answer.new_password)})
+            session.flush()
+            session.expunge(row)
+            session.expunge(current)
+            return Result(Verdict.ACCEPTED, current, row)
+    except IntegrityError:  # the same address, submitted at the same moment
+        return Result(Verdict.DUPLICATE, link)
+
+
+# ---- failed attempts, counted in Redis for every web process ------------------------------------
+
+# KEYS: the address's and the IP's key. ARGV: now (ms), window (ms), limit, member.
+# 0 and both keys hold `member` (an attempt under way); else the ms until one slot frees.
+_BEGIN = """
+local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local wait = 0
+for _, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    local left = tonumber(oldest[2]) + window - now
+    if left > wait then wait = left end
+  end
+end
+if wait > 0 then return wait end
+for _, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, ARGV[4])
+  redis.call('PEXPIRE', key, window)
+end
+return 0
+"""
+
+
+class Attempt:
+    """One login attempt on the form, counted against its address and its IP address. An
+    attempt is counted while it runs (so that parallel tries cannot pass the limit) and
+    stays counted, as a failure, unless `forget` is called."""
+
+    def __init__(self, rt: Runtime, email: str, client_ip: str) -> None:
+        self.rt = rt
+        self.keys = [f"purelyops:gather:failures:address:{_digest(email.strip().lower())}",
+                     f"purelyops:gather:failures:ip:{_digest(client_ip)}"]
+        self.member = uuid.uuid4().hex
+
+    def begin(self) -> int:
+        """0 when the attempt may go on; otherwise the seconds until it may."""
+        wait_ms = self.rt.redis.eval(_BEGIN, len(self.keys), *self.keys, int(time.time() * 1000),
+                                     FAIL_WINDOW_S * 1000, FAIL_LIMIT, self.member)
+        return math.ceil(int(wait_ms) / 1000) if wait_ms else 0
+
+    def forget(self) -> None:
+        pipe = self.rt.redis.pipeline()
+        for key in self.keys:
+            pipe.zrem(key, self.member)
+        pipe.execute()
+
+
+def _digest(value: str) -> str:
+    """Redis keys name addresses and IPs by a digest: the counts need no one's address."""
+    return hashlib.sha256(f"purelyops-gather:{value}".encode()).hexdigest()[:32]
+

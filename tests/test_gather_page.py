@@ -1,0 +1,333 @@
+"""The public side of a credential link, as the people who receive it meet it: a real
+headless Chromium fills the form by its labels against a real Dovecot, and plain HTTP
+checks every status, header and limit; two real web processes share one rate limit."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from bot.gather_page import client_ip
+from db.models import GatherLink
+from db.session import session_scope
+from purelyops import crypto, gather, servers
+from purelyops.runtime import Runtime
+from tests.conftest import (
+    ADMIN,
+    APP_TOKEN,
+    OPS,
+    ROOT,
+    SIGNING_SECRET,
+    free_port,
+    make_settings,
+    process_env,
+    wait_until,
+)
+from tests.fakes.slack_fake import FakeSlack
+from tests.gather_steps import (
+    PEOPLE,
+    WebServer,
+    add_old_server,
+    answer,
+    csp_violations,
+    fill_in,
+    link_row,
+    new_link,
+    page_text,
+    press,
+    run_browser,
+    run_old_server,
+    submission_rows,
+)
+from tests.slack_requests import SlackDriver
+
+old_server = pytest.fixture(run_old_server, name="old_server")
+browser = pytest.fixture(run_browser, scope="module", name="browser")
+
+SCREENSHOT = ROOT / "docs" / "gather-form.png"  # written when PURELYOPS_SCREENSHOTS is set
+
+
+@pytest.fixture
+def web_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake, web_port):
+    return make_settings(database_url, redis_url, slack_fake, purelymail_fake,
+                         public_url=f"http://127.0.0.1:{web_port}/", tz="Europe/Berlin")
+
+
+@pytest.fixture
+def bot(rt: Runtime, web_port: int) -> WebServer:
+    server = WebServer(rt, web_port)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def link(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, old_server) -> str:
+    add_old_server(slack, slack_fake, old_server)
+    return new_link(slack, slack_fake, rt)
+
+
+def headers_are_safe(response: httpx.Response) -> None:
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+# ---- in a real browser ------------------------------------------------------------------------
+
+
+def test_a_person_fills_the_form_in_a_browser_and_is_thanked(link: str, browser, rt: Runtime, tmp_path: Path) -> None:
+    browser.get(link)
+    assert browser.title == "Move your mailbox: Acme IT"
+    text = page_text(browser)
+    assert "Acme IT asks for the login of your old mailbox" in text
+    assert "This form is open until" in text and "(Europe/Berlin)" in text
+    assert browser.execute_script(  # the stylesheet loaded (CSP allows it): the card has its border
+        "return getComputedStyle(document.querySelector('main')).borderTopStyle") == "solid"
+
+    fill_in(browser, {"Full name": "Alice Liddell", "Email address": "alice@old.example",
+                      "Password": "not-her-password"})
+    # The README's screenshot: the form as a person sees it, filled in, before Submit.
+    browser.set_window_size(720, 1240)
+    shot = tmp_path / "gather-form.png"
+    browser.get_screenshot_as_file(str(shot))
+    if os.environ.get("PURELYOPS_SCREENSHOTS"):
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        SCREENSHOT.write_bytes(shot.read_bytes())
+    browser.set_window_size(820, 1200)
+    press(browser, "Submit")
+    text = page_text(browser)
+    assert "We could not log in with these details." in text and "could not log in" in text
+    assert "not-her-password" not in browser.page_source
+    password = browser.find_element("id", "password")
+    assert password.get_attribute("aria-invalid") == "true"
+    assert "password-error" in password.get_attribute("aria-describedby")  # the error sits by its field
+    assert submission_rows(rt) == []
+
+    fill_in(browser, {"Password": PEOPLE["alice@old.example"], "New address (optional)": "alice@new.example"})
+    press(browser, "Submit")
+    assert browser.find_element("tag name", "h1").text == "Thank you"
+    assert "Thank you, Alice Liddell. The login of alice@old.example worked" in page_text(browser)
+    assert csp_violations(browser) == []
+    (row,) = submission_rows(rt)
+    assert (row.email, row.full_name, row.new_address) == ("alice@old.example", "Alice Liddell", "alice@new.example")
+
+    browser.get(link)  # the same person again
+    fill_in(browser, {"Full name": "Alice", "Email address": "ALICE@old.example",
+                      "Password": PEOPLE["alice@old.example"]})
+    press(browser, "Submit")
+    assert browser.find_element("tag name", "h1").text == "Already submitted"
+
+
+def test_the_form_reads_well_on_a_phone(link: str, browser) -> None:
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 375, "height": 740, "deviceScaleFactor": 2, "mobile": True})
+    try:
+        browser.get(link)
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        width = browser.execute_script("return document.getElementById('email').getBoundingClientRect().width")
+        assert width > 280  # the inputs use the phone's width
+        assert browser.execute_script("return parseFloat(getComputedStyle(document.body).fontSize)") >= 16
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_labels_are_tied_to_their_inputs(link: str, browser) -> None:
+    browser.get(link)
+    labels = browser.execute_script(
+        "return [...document.querySelectorAll('label')].map(l => [l.textContent.trim(), l.control && l.control.name])")
+    assert labels == [["Full name", "full_name"], ["Email address", "email"], ["Password", "password"],
+                      ["New address (optional)", "new_address"],
+                      ["New mailbox password (optional)", "new_password"]]
+    assert browser.execute_script("return document.querySelectorAll('script').length") == 0
+    assert browser.execute_script("return document.documentElement.lang") == "en"
+
+
+# ---- every status, over HTTP ------------------------------------------------------------------
+
+
+def test_the_form_and_its_stylesheet_carry_the_safety_headers(link: str) -> None:
+    page = httpx.get(link)
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    headers_are_safe(page)
+    assert "<script" not in page.text and "http" not in page.text.split("<body>")[1]  # nothing from elsewhere
+    assert urlsplit(link).path.split("/")[-1] not in page.text  # the token is not even in the page
+    css = httpx.get(link.rsplit("/", 1)[0] + "/style.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    headers_are_safe(css)
+
+
+def test_unknown_and_malformed_links_are_404(link: str) -> None:
+    base = link.rsplit("/", 1)[0]
+    for path in ("/" + "A" * 43, "/short", "/" + "A" * 43 + "/extra", "/style.css/x"):
+        response = httpx.get(base + path)
+        assert response.status_code == 404, path
+        headers_are_safe(response)
+        assert "This link is not valid" in response.text
+    response = answer(base + "/" + "B" * 43)
+    assert response.status_code == 404
+
+
+def test_a_wrong_password_is_422_and_nothing_is_stored(link: str, rt: Runtime) -> None:
+    response = answer(link, password="wrong-password-xyz", new_password="new-secret-abc")
+    assert response.status_code == 422
+    headers_are_safe(response)
+    assert "could not log in" in response.text
+    assert "wrong-password-xyz" not in response.text and "new-secret-abc" not in response.text
+    assert 'value="alice@old.example"' in response.text  # what is not secret is kept for the next try
+    assert submission_rows(rt) == []
+
+
+def test_bad_fields_are_named_next_to_the_field(link: str, rt: Runtime) -> None:
+    response = answer(link, full_name="", email="not an address", password="", new_address="x@@y")
+    assert response.status_code == 422
+    html = response.text
+    for name, words in (("full_name", "Enter your full name."),
+                        ("email", "Enter the address of your old mailbox"),
+                        ("password", "Enter the password of your old mailbox."),
+                        ("new_address", "Enter a full address")):
+        error = html.index(f'id="{name}-error"')
+        assert words in html[error:error + 300]
+        assert html.index(f'<label for="{name}"') < error < html.index(f'<input id="{name}"')
+        assert f'aria-describedby="{name}-hint {name}-error"' in html or f'aria-describedby="{name}-error"' in html
+    too_long = answer(link, full_name="x" * 201)
+    assert too_long.status_code == 422 and "at most 200 characters" in too_long.text
+    assert submission_rows(rt) == []
+
+
+def test_a_body_over_16_kib_is_refused(link: str, rt: Runtime) -> None:
+    response = httpx.post(link, content=b"full_name=" + b"x" * (16 * 1024), timeout=10,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413
+    headers_are_safe(response)
+    assert httpx.put(link, content=b"x").status_code == 405
+    assert httpx.post(link, content=b"{}", headers={"Content-Type": "application/json"}).status_code == 415
+    assert submission_rows(rt) == []
+
+
+def test_an_accepted_login_is_stored_encrypted_and_the_same_address_again_is_409(link: str, rt: Runtime) -> None:
+    response = answer(link, email="carol@old.example", full_name="Carol  Smith", new_password="Carol-new-pw-9")
+    assert response.status_code == 200, response.text
+    headers_are_safe(response)
+    assert "Thank you, Carol Smith." in response.text
+    (row,) = submission_rows(rt)
+    assert PEOPLE["carol@old.example"].encode() not in row.ciphertext
+    assert crypto.decrypt(rt.settings.credential_keys, row.key_id, row.ciphertext, f"gather-submission:{row.id}") == \
+        {"source": PEOPLE["carol@old.example"], "dest": "Carol-new-pw-9"}
+    with pytest.raises(crypto.CredentialsUnreadable):  # bound to its row
+        crypto.decrypt(rt.settings.credential_keys, row.key_id, row.ciphertext, f"gather-submission:{row.id + 1}")
+    again = answer(link, email="Carol@Old.Example", password="anything")
+    assert again.status_code == 409 and "Already submitted" in again.text
+    assert len(submission_rows(rt)) == 1
+
+
+def test_closed_and_expired_links_are_410(link: str, rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    link_id = link_row(rt).id
+    with session_scope(rt.database_url) as session:
+        session.execute(update(GatherLink).where(GatherLink.id == link_id)
+                        .values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+    for response in (httpx.get(link), answer(link)):
+        assert response.status_code == 410 and "This form has closed" in response.text
+        headers_are_safe(response)
+    with session_scope(rt.database_url) as session:
+        session.execute(update(GatherLink).where(GatherLink.id == link_id)
+                        .values(expires_at=datetime.now(timezone.utc) + timedelta(days=1)))
+    assert httpx.get(link).status_code == 200
+    slack.command(f"gather close {link_id}")
+    slack_fake.wait_for("response_url", lambda c: "is closed" in str(c.args.get("text")))
+    assert httpx.get(link).status_code == 410
+    assert answer(link).status_code == 410
+    assert submission_rows(rt) == []
+
+
+def test_an_old_server_that_does_not_answer_is_503_and_not_counted(link: str, rt: Runtime, old_server) -> None:
+    old_server.stop()
+    for _ in range(7):
+        response = answer(link, password="whatever-1")
+        assert response.status_code == 503 and "could not be reached" in response.text
+        assert response.headers["retry-after"] == "60"
+    assert submission_rows(rt) == []
+
+
+# ---- the rate limit, shared by two web processes -----------------------------------------------
+
+
+def test_too_many_failures_are_429_across_two_web_processes(settings, slack_fake: FakeSlack, old_server, spawn,
+                                                           rt: Runtime) -> None:
+    ports = [free_port(), free_port()]
+    procs = [spawn([sys.executable, "-m", "bot"],
+                   process_env(settings, PORT=str(port), PUBLIC_URL=f"http://127.0.0.1:{ports[0]}", LOG_LEVEL="DEBUG"))
+             for port in ports]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    for url in urls:
+        wait_until(lambda url=url: httpx.get(url + "/healthz").status_code == 200, what="a web process")
+    driver = SlackDriver(urls[0] + "/slack/events", SIGNING_SECRET, slack_fake, user_id=ADMIN, channel_id=OPS)
+    add_old_server(driver, slack_fake, old_server)
+    link = new_link(driver, slack_fake, rt)
+    token = link.rsplit("/", 1)[1]
+    on = [f"{url}/gather/{token}" for url in urls]
+
+    # From one address (as the admin's proxy passes it on): five failures, whichever process answers.
+    office = {"X-Real-IP": "203.0.113.7"}
+    for n in range(5):
+        assert answer(on[n % 2], email="bob@old.example", password=f"bad-{n}", headers=office).status_code == 422
+    for url in on:  # the sixth try, on either process: even the right password waits
+        refused = answer(url, email="bob@old.example", headers=office)
+        assert refused.status_code == 429 and "Too many attempts" in refused.text
+        assert 0 < int(refused.headers["retry-after"]) <= 900
+        headers_are_safe(refused)
+    # The same IP is refused for another address too; another IP with another address is not.
+    assert answer(on[1], email="dave@old.example", headers=office).status_code == 429
+    assert answer(on[1], email="dave@old.example", headers={"X-Real-IP": "198.51.100.9"}).status_code == 200
+
+    # One address, from five different IPs: its sixth try is refused too, from any IP.
+    for n in range(5):
+        response = answer(on[n % 2], email="alice@old.example", password=f"bad-{n}",
+                          headers={"X-Real-IP": f"192.0.2.{n + 1}"})
+        assert response.status_code == 422
+    assert answer(on[0], email="alice@old.example", headers={"X-Real-IP": "192.0.2.99"}).status_code == 429
+
+    # Nothing secret in either process's log: no token, no password typed.
+    logs = "".join(Path(proc.log_path).read_text() for proc in procs)
+    assert token not in logs
+    assert not [p for p in [*PEOPLE.values(), "bad-0", "bad-4"] if p in logs]
+    assert [s.email for s in submission_rows(rt)] == ["dave@old.example"]
+
+
+def test_the_client_address_is_the_one_a_local_proxy_saw() -> None:
+    assert client_ip({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.7"}) == "203.0.113.7"
+    assert client_ip({"REMOTE_ADDR": "10.0.0.2", "HTTP_X_REAL_IP": "203.0.113.8"}) == "203.0.113.8"
+    assert client_ip({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "junk"}) == "127.0.0.1"
+    # A client on the internet cannot choose its address by a header.
+    assert client_ip({"REMOTE_ADDR": "93.184.216.34", "HTTP_X_FORWARDED_FOR": "203.0.113.7",
+                      "HTTP_X_REAL_IP": "203.0.113.8"}) == "93.184.216.34"
+
+
+def test_the_form_is_served_in_socket_mode_too(settings, slack_fake: FakeSlack, old_server, spawn,
+                                               rt: Runtime) -> None:
+    port = free_port()
+    proc = spawn([sys.executable, "-m", "bot"], process_env(settings, PORT=str(port), SLACK_APP_TOKEN=APP_TOKEN,
+                                                            PUBLIC_URL=f"http://127.0.0.1:{port}"))
+    assert slack_fake.socket_connected(timeout=20), Path(proc.log_path).read_text()
+    server, _ = servers.add_server(rt, servers.ServerSpec("oldhost", "127.0.0.1", old_server.port, "none"),
+                                   actor_id=ADMIN)
+    _, token, _ = gather.create_link(rt, server.id, 7, "", actor_id=ADMIN, actor_name="admin", channel_id=OPS,
+                                     idempotency_key="socket-mode")
+    url = f"http://127.0.0.1:{port}/gather/{token}"
+    page = wait_until(lambda: (r := httpx.get(url)).status_code == 200 and r, 20, "the form")
+    assert "<strong>Your email administrator</strong> asks for the login of your old mailbox" in page.text
+    assert answer(url, email="bob@old.example").status_code == 200
+    assert [s.email for s in submission_rows(rt)] == ["bob@old.example"]
