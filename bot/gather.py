@@ -11,9 +11,10 @@ from slack_bolt import App
 
 from bot import gather_messages as slack_out
 from bot.blocks import gather as blocks
-from bot.interactions import ActionRequest, FieldErrors, SubmissionRequest, guarded, guarded_view
+from bot.interactions import FieldErrors, guarded, guarded_view
 from bot.mrkdwn import escape
-from bot.router import CommandRequest, Router
+from bot.request import Request
+from bot.router import Router
 from purelyops import gather, migrations, servers, users
 from purelyops.access import Role
 from purelyops.domain_names import InvalidDomain, normalize_domain
@@ -23,7 +24,7 @@ CREATE_WORKING = ("Creating the mailboxes and the jobs… PurelyMail takes about
                   "appears here and in the channel, only to you.")
 
 
-def _link_id(request: CommandRequest, usage: str) -> int | None:
+def _link_id(request: Request, usage: str) -> int | None:
     if len(request.args) != 1 or not request.args[0].lstrip("#").isdigit() or len(request.args[0]) > 10:
         request.reply(f":warning: give the link's number from `{request.rt.settings.slack_command} gather list`, "
                       f"like `{request.rt.settings.slack_command} {usage} 3`")
@@ -37,7 +38,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     # ---- a new link ----------------------------------------------------------------------------
 
     @router.add("gather new", "gather new", "a web form where people give their old mailbox's login (opens a form)")
-    def new(request: CommandRequest) -> None:
+    def new(request: Request) -> None:
         if not request.rt.settings.public_url:
             request.reply(f":warning: {escape(gather.no_public_url())}")
             return
@@ -45,7 +46,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         if not known:
             request.reply(":warning: Add the old IMAP host first, with `server add`: the form checks each login there.")
             return
-        request.client.views_open(trigger_id=request.trigger_id, view=blocks.new_modal(known, request.channel_id))
+        request.open_modal(blocks.new_modal(known, request.channel_id))
 
     def valid_new(values: dict) -> tuple[int, int, str]:
         errors: dict[str, str] = {}
@@ -65,7 +66,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         return int(server), int(days), name
 
     @guarded_view(rt, Role.ADMIN, "create a credential link", valid_new, working="Creating the link…")
-    def submit_new(request: SubmissionRequest, parsed: tuple[int, int, str]) -> None:
+    def submit_new(request: Request, parsed: tuple[int, int, str]) -> None:
         server_id, days, name = parsed
         key = hashlib.sha256(f"{request.user_id}:{request.idempotency}".encode()).hexdigest()
         try:
@@ -86,7 +87,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     # ---- looking at links ----------------------------------------------------------------------
 
     @router.add("gather list", "gather list", "credential links, with their state and counts", role=Role.VIEWER)
-    def list_links(request: CommandRequest) -> None:
+    def list_links(request: Request) -> None:
         request.reply(*blocks.list_blocks(gather.summaries(request.rt)))
 
     def show(rt_: Runtime, link_id: int, reply) -> None:
@@ -98,19 +99,19 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         reply(*blocks.show_blocks(summary, gather.plan(rt_, link_id)))
 
     @router.add("gather show", "gather show <id>", "a link's submissions, where each goes, and Create jobs")
-    def show_command(request: CommandRequest) -> None:
+    def show_command(request: Request) -> None:
         link_id = _link_id(request, "gather show")
         if link_id is not None:
             show(request.rt, link_id, request.reply)
 
     @guarded(rt, Role.ADMIN, "see a credential link's submissions")
-    def show_button(request: ActionRequest) -> None:
+    def show_button(request: Request) -> None:
         show(request.rt, int(request.value), request.reply)
 
     app.action(blocks.SHOW_ACTION)(show_button)
 
     @guarded(rt, Role.ADMIN, "see a credential link")
-    def show_link(request: ActionRequest) -> None:
+    def show_link(request: Request) -> None:
         summary = gather.summary(request.rt, int(request.value))
         if summary.state is not gather.LinkState.ACTIVE:
             request.reply(f":warning: Credential link {summary.link.id} is {summary.state.value}: its form is closed.")
@@ -138,31 +139,29 @@ def register(app: App, router: Router, rt: Runtime) -> None:
               f"{rt_.settings.credential_retention_days} days.")
 
     @router.add("gather close", "gather close <id>", "close a credential link's form now")
-    def close_command(request: CommandRequest) -> None:
+    def close_command(request: Request) -> None:
         link_id = _link_id(request, "gather close")
         if link_id is not None:
             close(request.rt, link_id, request.user_id, request.user_name, request.reply)
 
     @guarded(rt, Role.ADMIN, "close a credential link")
-    def close_button(request: ActionRequest) -> None:
-        close(request.rt, int(request.value), request.user_id, request.body["user"].get("username", ""),
-              request.reply)
+    def close_button(request: Request) -> None:
+        close(request.rt, int(request.value), request.user_id, request.user_name, request.reply)
 
     app.action(blocks.CLOSE_ACTION)(close_button)
 
     # ---- Create jobs ---------------------------------------------------------------------------
 
     @guarded(rt, Role.ADMIN, "create migration jobs")
-    def open_create(request: ActionRequest) -> None:
+    def open_create(request: Request) -> None:
         summary = gather.summary(request.rt, int(request.value))
         pending = gather.waiting(request.rt, summary.link.id)
         if not pending:
             request.reply(f":warning: Credential link {summary.link.id} has no submission waiting for a job.")
             return
-        channel = (request.body.get("channel") or {}).get("id", "")
         without = sum(1 for s in pending if not s.new_address)
-        request.client.views_open(trigger_id=request.body["trigger_id"], view=blocks.create_modal(
-            summary, len(pending), without, users.cached_domains(request.rt), channel))
+        request.open_modal(blocks.create_modal(summary, len(pending), without, users.cached_domains(request.rt),
+                                               request.channel_id))
 
     app.action(blocks.CREATE_ACTION)(open_create)
 
@@ -192,9 +191,9 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         return gather.JobOptions(domain, "dry" in (values.get("options") or []), exclude, max_age)
 
     @guarded_view(rt, Role.ADMIN, "create migration jobs", valid_create, working=CREATE_WORKING)
-    def submit_create(request: SubmissionRequest, options: gather.JobOptions) -> None:
+    def submit_create(request: Request, options: gather.JobOptions) -> None:
         key = hashlib.sha256(f"{request.user_id}:{request.idempotency}".encode()).hexdigest()
-        gather.enqueue_create_jobs(request.rt, int(request.metadata), options, actor_id=request.user_id,
+        gather.enqueue_create_jobs(request.rt, int(request.value), options, actor_id=request.user_id,
                                    actor_name=request.user_name, channel_id=request.channel_id,
                                    view_id=request.view_id, title=request.title, idempotency_key=key)
 

@@ -41,6 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from db.models import GatherLink, GatherSubmission, Mailbox, SourceServer
 from db.session import session_scope
 from purelyops import audit, crypto, migrations, servers, users
+from purelyops.errors import Refused
 from purelyops.fields import FieldProblems
 from purelyops.logs import redact
 from purelyops.purelymail import NotFound, PurelyMailError, RequestRejected
@@ -65,7 +66,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class GatherError(Exception):
+class GatherError(Refused):
     """A request about a credential link that cannot be carried out; the message is for the admin."""
 
 

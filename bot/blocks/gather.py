@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.blocks.kit import button, confirm, plain, section, when
 from bot.mrkdwn import clip, code, escape
+from bot.payloads import modal_metadata
 from db.models import GatherSubmission, SourceServer
 from purelyops.gather import EXPIRY_DAYS, Existence, JobsOutcome, LinkState, LinkSummary, Planned
 
@@ -202,7 +203,7 @@ def create_modal(summary: LinkSummary, waiting: int, without_address: int, domai
         _input("max_age", "Only mail newer than (days)",
                {"type": "plain_text_input", "action_id": "value", "max_length": 5}, optional=True),
     ]
-    return {"type": "modal", "callback_id": CREATE_CALLBACK, "private_metadata": f"{channel_id}\x1f{summary.link.id}",
+    return {"type": "modal", "callback_id": CREATE_CALLBACK, "private_metadata": modal_metadata(channel_id, summary.link.id),
             "title": plain("Create migration jobs"), "submit": plain("Create jobs"), "close": plain("Cancel"),
             "blocks": blocks}
 
