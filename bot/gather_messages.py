@@ -24,12 +24,23 @@ SLACK_ERRORS = (SlackApiError, SlackClientError)
 PASSWORDS_PER_MESSAGE = 100  # new mailboxes' passwords in one ephemeral message
 
 
-def post_link(rt: Runtime, link_id: int) -> None:
-    """The link's message in its channel (everything but the link), remembered for its thread."""
-    summary = gather.summary(rt, link_id)
+def _open_url(rt: Runtime, summary: gather.LinkSummary) -> str | None:
+    """The link itself while its form is open; None once it is closed or expired."""
+    if summary.state is not gather.LinkState.ACTIVE:
+        return None
     try:
-        posted = rt.slack.chat_postMessage(channel=summary.link.channel_id, text=blocks.link_blocks(summary)[0],
-                                           blocks=blocks.link_blocks(summary)[1])
+        return gather.link_url(rt, gather.reveal_token(rt, summary.link))
+    except gather.GatherError as error:
+        log.warning("credential link %s: %s", summary.link.id, error)
+        return None
+
+
+def post_link(rt: Runtime, link_id: int) -> None:
+    """The link's message in its channel, with the link, remembered for its thread."""
+    summary = gather.summary(rt, link_id)
+    text, message = blocks.link_blocks(summary, _open_url(rt, summary))
+    try:
+        posted = rt.slack.chat_postMessage(channel=summary.link.channel_id, text=text, blocks=message)
         gather.remember_message(rt, link_id, posted["ts"])
     except SLACK_ERRORS as error:
         log.warning("posting credential link %s failed: %s", link_id, failure_reason(error))
@@ -40,7 +51,7 @@ def refresh_link(rt: Runtime, link_id: int) -> None:
     summary = gather.summary(rt, link_id)
     if not summary.link.message_ts:
         return
-    text, message = blocks.link_blocks(summary)
+    text, message = blocks.link_blocks(summary, _open_url(rt, summary))
     try:
         rt.slack.chat_update(channel=summary.link.channel_id, ts=summary.link.message_ts, text=text, blocks=message)
     except SLACK_ERRORS as error:

@@ -51,21 +51,18 @@ def _close_button(link_id: int) -> dict:
         "until its jobs are created, or for the credential retention period.", "Close it"))
 
 
-def link_blocks(summary: LinkSummary) -> tuple[str, list[dict]]:
-    """The link's message in the channel: everything but the link itself. Accepted
-    submissions are announced in its thread."""
+def link_blocks(summary: LinkSummary, url: str | None = None) -> tuple[str, list[dict]]:
+    """The link's message in the channel: the link while its form is open (`url`), the
+    server, the expiry and the counts. Accepted submissions are announced in its thread."""
     link = summary.link
     text = f"Credential link {link.id}: {summary.state.value}, {_counts(summary)}"
     lines = [f"{STATE_ICONS[summary.state]} {_title(summary)}: people give the login of their old mailbox on a web "
              "form, never in Slack.",
              f"Source server *{escape(link.source_name)}* ({code(link.source_host)}) · {_state(summary)}",
              f"{_counts(summary)}. Each accepted submission is announced in this thread."]
-    if summary.state is LinkState.ACTIVE:
-        lines.append("The link is shown only to admins who ask: *Show link*.")
-    buttons = []
-    if summary.state is LinkState.ACTIVE:
-        buttons.append(button("Show link", SHOW_LINK_ACTION, str(link.id), "primary"))
-    buttons.append(button("Show submissions", SHOW_ACTION, str(link.id)))
+    if summary.state is LinkState.ACTIVE and url:
+        lines.insert(1, f":link: Send this link to the people whose mailboxes move: {escape(url)}")
+    buttons = [button("Show submissions", SHOW_ACTION, str(link.id))]
     if summary.state is LinkState.ACTIVE:
         buttons.append(_close_button(link.id))
     return text, [section("\n".join(lines)), {"type": "actions", "elements": buttons}]
