@@ -44,7 +44,6 @@ from purelyops.dns_query import (
     short_seconds,
     timeout_error,
 )
-from purelyops.dns_query import parse_resolver_spec as parse_resolver_spec  # settings reads DNS_RESOLVER with it
 from purelyops.domain_names import normalize_domain
 
 RecordKind = Literal["ownership", "mx", "spf", "dkim1", "dkim2", "dkim3", "dmarc"]

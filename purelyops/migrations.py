@@ -591,6 +591,19 @@ def _app_password_aad(job_id: int) -> str:
     return f"migration-app-password:{job_id}"
 
 
+def make_app_password(rt: Runtime, lease: Lease, job: MigrationJob) -> str | None:
+    """A temporary app password for this run of `job`: one left by an earlier run that died
+    is deleted first, and the new one is stored (encrypted) the moment it exists. None when
+    the lease was lost meanwhile (the new password is deleted again)."""
+    delete_app_password(rt, job.id)
+    password = rt.purelymail.create_app_password(job.dest_email, f"purelyops migration #{job.id}")
+    redact(password)
+    if not keep_app_password(rt, lease, password):
+        rt.purelymail.delete_app_password(job.dest_email, password)
+        return None
+    return password
+
+
 def keep_app_password(rt: Runtime, lease: Lease, password: str) -> bool:
     """Store a temporary app password (encrypted) the moment it exists, so that it can be
     deleted even if this runner dies before it does."""

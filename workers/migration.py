@@ -33,7 +33,7 @@ from purelyops import imapsync, migration_report, migrations, servers
 from purelyops.crypto import CredentialsUnreadable
 from purelyops.failures import describe_failure
 from purelyops.imapsync_output import ImapsyncOutput, Progress, transient, verdict
-from purelyops.logs import MASK, redact
+from purelyops.logs import MASK
 from purelyops.migrations import JobState, Lease
 from purelyops.purelymail import PurelyMailError
 from purelyops.runtime import Runtime
@@ -255,12 +255,10 @@ class Runner:
         source, dest = secrets["source"], secrets["dest"]
         source_end, dest_end = self._endpoints(job)
         if not dest:
-            migrations.delete_app_password(self.rt, job.id)  # one left by an earlier run that died
-            dest = self.rt.purelymail.create_app_password(job.dest_email, f"purelyops migration #{job.id}")
-            redact(dest)
-            if not migrations.keep_app_password(self.rt, lease, dest):
-                self.rt.purelymail.delete_app_password(job.dest_email, dest)
+            made = migrations.make_app_password(self.rt, lease, job)
+            if made is None:
                 raise LeaseLost
+            dest = made
         self.secrets = [s for s in (source, dest) if s]
         options = imapsync.Options(job.dry_run, job.exclude, job.max_age_days)
         ca_file = imapsync.ca_bundle(self.rt.settings, workdir)
