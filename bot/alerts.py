@@ -12,14 +12,14 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.blocks.deletions import outcome_blocks
 from bot.blocks.domains import alert_blocks
-from bot.blocks.users import sync_report_blocks
+from bot.blocks.mailboxes import sync_report_blocks
 from db.models import PendingDeletion
 from purelyops.credit import CreditCheck
 from purelyops.dns_monitor import Change
 from purelyops.failures import failure_reason
+from purelyops.mailboxes import SyncReport
 from purelyops.money import format_money
 from purelyops.runtime import Runtime
-from purelyops.users import SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,9 @@ def _post(rt: Runtime, what: str, text: str, blocks: list[dict] | None = None, *
 
 
 def sync_report(rt: Runtime, report: SyncReport) -> None:
-    """A user sync's report, only when something changed or failed."""
+    """A mailbox sync's report, only when something changed or failed."""
     if report.worth_telling:
-        _post(rt, "the user sync report", *sync_report_blocks(report))
+        _post(rt, "the mailbox sync report", *sync_report_blocks(report))
 
 
 def low_credit(rt: Runtime, check: CreditCheck) -> None:

@@ -6,7 +6,7 @@ import logging
 
 from slack_bolt import App
 
-from bot import account, audit, deletions, domains, gather, general, migrations, users
+from bot import account, audit, deletions, domains, gather, general, mailboxes, migrations, routing_rules
 from bot.delivery import dedupe_middleware
 from bot.router import Router
 from purelyops.runtime import Runtime
@@ -30,6 +30,6 @@ def build_app(rt: Runtime, *, verify_token: bool = True) -> App:
     # Bolt tries listeners in order, and most requests are slash commands: the command's
     # listener comes first (it looks subcommands up when a command arrives).
     router.register(app, rt)
-    for capability in (general, account, domains, users, migrations, gather, deletions, audit):
+    for capability in (general, account, domains, mailboxes, routing_rules, migrations, gather, deletions, audit):
         capability.register(app, router, rt)
     return app

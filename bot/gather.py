@@ -15,7 +15,7 @@ from bot.interactions import FieldErrors, guarded, guarded_view
 from bot.mrkdwn import escape
 from bot.request import Request
 from bot.router import Router
-from purelyops import gather, migrations, servers, users
+from purelyops import gather, mailboxes, migrations, servers
 from purelyops.access import Role
 from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.runtime import Runtime
@@ -160,7 +160,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             request.reply(f":warning: Credential link {summary.link.id} has no submission waiting for a job.")
             return
         without = sum(1 for s in pending if not s.new_address)
-        request.open_modal(blocks.create_modal(summary, len(pending), without, users.cached_domains(request.rt),
+        request.open_modal(blocks.create_modal(summary, len(pending), without, mailboxes.cached_domains(request.rt),
                                                request.channel_id))
 
     app.action(blocks.CREATE_ACTION)(open_create)

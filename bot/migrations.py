@@ -18,11 +18,11 @@ from bot.mrkdwn import escape
 from bot.payloads import number
 from bot.request import Request
 from bot.router import Router, Usage
-from purelyops import migration_csv, migrations, servers, users
+from purelyops import mailboxes, migration_csv, migrations, servers
 from purelyops.access import Role, RoleUnknown, has_role
 from purelyops.errors import Refused
+from purelyops.mailboxes import MailboxError, check_address
 from purelyops.runtime import Runtime
-from purelyops.users import UserError, check_address
 
 
 def _password(values: dict, block: str, errors: dict[str, str], *, required: bool = True) -> str:
@@ -36,7 +36,7 @@ def _password(values: dict, block: str, errors: dict[str, str], *, required: boo
 def _address(values: dict, block: str, errors: dict[str, str]) -> str:
     try:
         return check_address(str(values.get(block) or ""))
-    except UserError as error:
+    except MailboxError as error:
         errors[block] = str(error)
         return ""
 
@@ -264,10 +264,10 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         query = str(body.get("value") or "").strip().lower()[:320]
         try:
             typed: str | None = check_address(query)
-        except UserError:
+        except MailboxError:
             typed = None
         try:
-            found = users.list_page(rt, query, page_size=50).addresses if query else []
+            found = mailboxes.list_page(rt, query, page_size=50).addresses if query else []
         except Exception:  # noqa: BLE001 - no suggestions rather than an error in the select
             found = []
         ack(options=blocks.mailbox_options(found, typed))

@@ -41,6 +41,10 @@ class Subcommand:
     role: Role
 
 
+# Words people typed before the commands had one name per thing; they still work.
+SYNONYMS = {"user": "mailbox", "alias": "rule"}
+
+
 @dataclass
 class Router:
     command: str
@@ -57,6 +61,8 @@ class Router:
 
     def resolve(self, words: list[str]) -> tuple[Subcommand | None, list[str]]:
         """The subcommand with the longest name that the words start with, and the rest."""
+        if words and words[0].lower() in SYNONYMS:
+            words = [SYNONYMS[words[0].lower()], *words[1:]]
         for length in range(min(len(words), 3), 0, -1):
             found = self.subcommands.get(" ".join(words[:length]).lower())
             if found:

@@ -96,7 +96,7 @@ class PendingDeletion(Base):
 
 
 class Mailbox(Base):
-    """The users cache: every PurelyMail mailbox as of the last sync or our own change."""
+    """The mailbox cache: every PurelyMail mailbox as of the last sync or our own change."""
 
     __tablename__ = "mailboxes"
 
@@ -144,7 +144,7 @@ class Domain(Base):
 
 
 class SyncState(Base):
-    """When a periodic job last ran and how it ended (user sync, DNS monitor, credit)."""
+    """When a periodic job last ran and how it ended (mailbox sync, DNS monitor, credit)."""
 
     __tablename__ = "sync_state"
 

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from db.models import Domain, Mailbox, MigrationJob, PendingDeletion, SyncState
 from db.session import session_scope
 from purelyops.credit import STATE as CREDIT_STATE
+from purelyops.mailboxes import SYNC_STATE
 from purelyops.runtime import Runtime
-from purelyops.users import SYNC_STATE
 
 
 @dataclass(frozen=True)

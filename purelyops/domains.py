@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Domain
 from db.session import session_scope
-from purelyops import audit, deletions, users
+from purelyops import audit, deletions, mailboxes
 from purelyops.dnscheck import DnsLookupError, DomainCheck, check_domain, expected_records, lookup_txt
 from purelyops.domain_names import InvalidDomain, NormalizedDomain, normalize_domain
 from purelyops.errors import Refused
@@ -238,7 +238,7 @@ def list_page(rt: Runtime, *, after: str | None = None, before: str | None = Non
 
 def schedule_removal(rt: Runtime, raw: str, *, actor_id: str, channel_id: str | None) -> tuple[deletions.Scheduled, str]:
     """Schedule the domain's deletion 24 hours ahead; returns it and, in words, how many
-    mailboxes go with it (saying so when the users cache may be incomplete)."""
+    mailboxes go with it (saying so when the mailbox cache may be incomplete)."""
     name = domain_name(raw)
     with session_scope(rt.database_url) as session:
         known = session.get(Domain, name.ascii) is not None
@@ -248,7 +248,7 @@ def schedule_removal(rt: Runtime, raw: str, *, actor_id: str, channel_id: str | 
             known = session.get(Domain, name.ascii) is not None
     if not known:
         raise DomainError(f"{name.ascii} is not on the PurelyMail account, so there is nothing to remove.")
-    detail = users.going_with(users.count_on_domain(rt, name.ascii), users.cache_health(rt))
+    detail = mailboxes.going_with(mailboxes.count_on_domain(rt, name.ascii), mailboxes.cache_health(rt))
     return deletions.schedule(rt, kind="domain", target=name.ascii, actor_id=actor_id, detail=detail,
                               channel_id=channel_id), detail
 

@@ -3,7 +3,7 @@
 `Refused` is an action that cannot be carried out now (no such mailbox, already
 scheduled, not a domain name…); its message is for the admin, in plain words, and is
 escaped wherever it is shown. Each concept has its own subclass, so that callers can
-tell them apart (`UserError`, `DomainError`, `RuleError`, `ServerError`,
+tell them apart (`MailboxError`, `DomainError`, `RoutingRuleError`, `ServerError`,
 `MigrationError`, …). Problems with a form's fields are `purelyops.fields.FieldProblems`
 instead, shown on the fields.
 """

@@ -26,14 +26,14 @@ _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 # How an admin finds out whether a change PurelyMail did not confirm was made; {t} is its target.
 _HOW_TO_CHECK = {
-    "createUser": "See whether it exists with `user show {t}` before creating it again.",
-    "deleteUser": "See whether it is gone with `user show {t}`.",
-    "modifyUser": "See its settings with `user show {t}`; after a password reset, reset it again to be sure "
+    "createUser": "See whether it exists with `mailbox show {t}` before creating it again.",
+    "deleteUser": "See whether it is gone with `mailbox show {t}`.",
+    "modifyUser": "See its settings with `mailbox show {t}`; after a password reset, reset it again to be sure "
                   "which password is in place.",
-    "upsertPasswordReset": "See its recovery methods with `user show {t}`.",
-    "deletePasswordReset": "See its recovery methods with `user show {t}`.",
-    "createRoutingRule": "See the rules with `alias list {t}` before creating it again.",
-    "deleteRoutingRule": "See whether rule {t} is still there with `alias list`.",
+    "upsertPasswordReset": "See its recovery methods with `mailbox show {t}`.",
+    "deletePasswordReset": "See its recovery methods with `mailbox show {t}`.",
+    "createRoutingRule": "See the rules with `rule list {t}` before creating it again.",
+    "deleteRoutingRule": "See whether rule {t} is still there with `rule list`.",
     "addDomain": "Run `domain add {t}` again: if it was done, it says the domain is already there.",
     "updateDomainSettings": "Run `domain recheck {t}` again.",
     "deleteDomain": "See whether it is still there with `domain list`.",

@@ -40,7 +40,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db.models import GatherLink, GatherSubmission, Mailbox, SourceServer
 from db.session import session_scope
-from purelyops import audit, crypto, migrations, servers, users
+from purelyops import audit, crypto, mailboxes, migrations, servers
 from purelyops.errors import Refused
 from purelyops.fields import FieldProblems
 from purelyops.logs import redact
@@ -247,7 +247,7 @@ def default_destination(submission: GatherSubmission, domain: str | None) -> str
     if domain is None:
         return None
     local = submission.email.rpartition("@")[0]
-    return f"{users.check_local_part(local)}@{domain}"
+    return f"{mailboxes.check_local_part(local)}@{domain}"
 
 
 class Existence(StrEnum):
@@ -267,7 +267,7 @@ class Planned:
 
 def plan(rt: Runtime, link_id: int, *, checks: int = EXISTENCE_CHECKS) -> list[Planned]:
     """Every submission with its destination and whether that mailbox exists on PurelyMail:
-    "exists" from the users cache, else asked of PurelyMail (getUser, at most `checks`
+    "exists" from the mailbox cache, else asked of PurelyMail (getUser, at most `checks`
     calls; a mailbox found is added to the cache)."""
     rows = submissions(rt, link_id)
     wanted = {s.new_address for s in rows if s.new_address and s.job_id is None}
@@ -300,7 +300,7 @@ def _cached(rt: Runtime, addresses: set[str]) -> set[str]:
 
 
 def mailbox_exists(rt: Runtime, address: str) -> bool:
-    """Whether PurelyMail has this mailbox (getUser); one it has goes into the users cache."""
+    """Whether PurelyMail has this mailbox (getUser); one it has goes into the mailbox cache."""
     try:
         rt.purelymail.get_user(address)
     except NotFound:
@@ -374,7 +374,7 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
     for row in pending:
         try:
             destination = default_destination(row, options.domain)
-        except users.UserError:
+        except mailboxes.MailboxError:
             outcome.problems.append(f"{row.email}: the part before the @ cannot be a mailbox name here; ask for "
                                     "a new address")
             continue
@@ -428,7 +428,7 @@ def _ensure_mailbox(rt: Runtime, address: str, outcome: JobsOutcome, *, actor_id
         return True
     local, _, domain = address.partition("@")
     try:
-        password = users.create_user(rt, users.NewUser(local, domain, None), actor_id=actor_id,
+        password = mailboxes.create_user(rt, mailboxes.NewMailbox(local, domain, None), actor_id=actor_id,
                                      actor_name=actor_name)
     except RequestRejected as error:
         if mailbox_exists(rt, address):  # made meanwhile (or by a first try of this very request)
@@ -515,8 +515,8 @@ def check_answer(fields: dict[str, str]) -> Answer:
     new_address: str | None = values["new_address"].strip() or None
     if new_address and "new_address" not in problems:
         try:
-            new_address = users.check_address(new_address)
-        except users.UserError:
+            new_address = mailboxes.check_address(new_address)
+        except mailboxes.MailboxError:
             problems["new_address"] = "Enter a full address, like name@example.com, or leave this empty."
     new_password = values["new_password"]
     if new_password and "new_password" not in problems:

@@ -11,8 +11,8 @@ import csv
 import io
 from dataclasses import dataclass
 
+from purelyops.mailboxes import MailboxError, check_address
 from purelyops.migrations import password_problem
-from purelyops.users import UserError, check_address
 
 HEADER = ["source_email", "source_password", "dest_email", "dest_password"]
 MAX_ROWS = 2000
@@ -86,11 +86,11 @@ def parse(data: bytes | str) -> list[Row]:
         # password, columns in another order), any cell may hold a password.
         try:
             source = check_address(source)
-        except UserError:
+        except MailboxError:
             row_problems.append(f"source_email {_not_an_address(source)} (column 1)")
         try:
             dest = check_address(dest)
-        except UserError:
+        except MailboxError:
             row_problems.append(f"dest_email {_not_an_address(dest)} (column 3)")
         for column, name, value, required in ((2, "source_password", source_password, True),
                                               (4, "dest_password", dest_password, False)):

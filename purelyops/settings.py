@@ -92,7 +92,7 @@ SOURCES: dict[str, str] = {
     "DNS_RECHECK_FAILING_MINUTES": "the DNS monitor re-checks a failing domain after this many minutes",
     "DNS_RECHECK_HEALTHY_HOURS": "the DNS monitor re-checks a healthy domain after this many hours",
     "DNS_MONITOR_BATCH": "at most this many domains are checked per DNS monitor run (every 5 minutes)",
-    "USER_SYNC_CRON": "when the nightly user sync runs, a cron expression in TZ (default 0 2 * * *)",
+    "USER_SYNC_CRON": "when the nightly mailbox sync runs, a cron expression in TZ (default 0 2 * * *)",
     "IMAPSYNC_BIN": "the imapsync program, a name on PATH or an absolute path",
     "MAX_CONCURRENT_MIGRATIONS": "migrations running at once, across every worker machine",
     "MAX_PER_SOURCE_HOST": "migrations running at once from one old IMAP host, to spare it",

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import bot.blocks
-from bot.blocks import account, aliases, audit, deletions, domains, gather, help, home, kit, migrations, users
+from bot.blocks import account, audit, deletions, domains, gather, help, home, kit, mailboxes, migrations, routing_rules
 from bot.router import Subcommand
 from db.models import (
     AuditEntry,
@@ -39,8 +39,8 @@ from purelyops.domain_names import normalize_domain
 from purelyops.domains import AddOutcome, DomainPage
 from purelyops.gather import Existence, JobsOutcome, LinkState, LinkSummary, Planned
 from purelyops.imapsync_output import Progress, Summary
+from purelyops.mailboxes import MailboxPage, SyncReport
 from purelyops.purelymail import ResetMethod, RoutingRule, UserDetails
-from purelyops.users import MailboxPage, SyncReport
 from tests.fakes.slack_fake.block_kit import BlockKitChecker, check_message_blocks, check_view
 
 NOW = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
@@ -86,7 +86,7 @@ def domain_row(name: str, i: int = 0, *, checked: bool = True) -> Domain:
                   last_checked_at=NOW - timedelta(hours=i) if checked else None)
 
 
-def routing_rules(n: int) -> list[RoutingRule]:
+def sample_rules(n: int) -> list[RoutingRule]:
     return [RoutingRule(i, f"client-{i % 7}.example", i % 2 == 0, f"{LONG_LOCAL}-{i}", tuple(addresses(15, "elsewhere.example")),
                         i % 5 == 0) for i in range(1, n + 1)]
 
@@ -174,12 +174,12 @@ def subcommands(extra: int = 0) -> list[Subcommand]:
         ("domain check", "domain check example.com", "a live check of the seven records"),
         ("domain recheck", "domain recheck example.com", "ask PurelyMail to re-run its checks"),
         ("domain remove", "domain remove example.com", "delete a domain in 24 hours"),
-        ("pending", "pending", "the deletions scheduled"), ("user list", "user list [text] [domain:x]", "mailboxes"),
-        ("user sync", "user sync", "refresh the users cache"), ("user add", "user add", "create a mailbox"),
-        ("user show", "user show alice@example.com", "one mailbox's settings"),
-        ("user delete", "user delete alice@example.com", "delete a mailbox in 24 hours"),
-        ("alias list", "alias list [example.com]", "routing rules"), ("alias add", "alias add", "a routing rule"),
-        ("alias remove", "alias remove <id>", "delete a routing rule in 24 hours"),
+        ("pending", "pending", "the deletions scheduled"), ("mailbox list", "mailbox list [text] [domain:x]", "mailboxes"),
+        ("mailbox sync", "mailbox sync", "refresh the mailbox cache"), ("mailbox add", "mailbox add", "create a mailbox"),
+        ("mailbox show", "mailbox show alice@example.com", "one mailbox's settings"),
+        ("mailbox delete", "mailbox delete alice@example.com", "delete a mailbox in 24 hours"),
+        ("rule list", "rule list [example.com]", "routing rules"), ("rule add", "rule add", "a routing rule"),
+        ("rule remove", "rule remove <id>", "delete a routing rule in 24 hours"),
         ("server add", "server add", "a source IMAP server"), ("server list", "server list", "source servers"),
         ("server remove", "server remove <name>", "forget a source server"),
         ("server test", "server test <name>", "a real IMAP login"), ("migrate", "migrate", "move a mailbox in"),
@@ -212,12 +212,12 @@ Case = tuple[Callable[..., Any], str, Callable[[], Any]]
 CASES: list[Case] = [
     (account.credit_blocks, "low", lambda: account.credit_blocks(Decimal("1.239"), Decimal("5"))),
     (account.credit_blocks, "fine", lambda: account.credit_blocks(Decimal("123456.78"), Decimal("5"))),
-    (aliases.list_blocks, "none", lambda: aliases.list_blocks([], "example.com")),
-    (aliases.list_blocks, "120 rules", lambda: aliases.list_blocks(routing_rules(120), None)),
-    (aliases.add_modal, "150 domains", lambda: aliases.add_modal(domain_names(150), CHANNEL)),
-    (aliases.add_modal, "no domains", lambda: aliases.add_modal([], CHANNEL)),
-    (aliases.created_blocks, "rule", lambda: aliases.created_blocks(routing_rules(1)[0])),
-    (aliases.created_blocks, "not listed yet", lambda: aliases.created_blocks(None)),
+    (routing_rules.list_blocks, "none", lambda: routing_rules.list_blocks([], "example.com")),
+    (routing_rules.list_blocks, "120 rules", lambda: routing_rules.list_blocks(sample_rules(120), None)),
+    (routing_rules.add_modal, "150 domains", lambda: routing_rules.add_modal(domain_names(150), CHANNEL)),
+    (routing_rules.add_modal, "no domains", lambda: routing_rules.add_modal([], CHANNEL)),
+    (routing_rules.created_blocks, "rule", lambda: routing_rules.created_blocks(sample_rules(1)[0])),
+    (routing_rules.created_blocks, "not listed yet", lambda: routing_rules.created_blocks(None)),
     (audit.audit_blocks, "none", lambda: audit.audit_blocks([], False, AuditQuery())),
     (audit.audit_blocks, "a page and more", lambda: audit.audit_blocks(
         audit_entries(16), True, AuditQuery("user.add " * 30, "U0ADMIN01", timedelta(days=7)))),
@@ -279,26 +279,26 @@ CASES: list[Case] = [
     (migrations.bulk_modal, "150 servers", lambda: migrations.bulk_modal([server(i) for i in range(150)], CHANNEL)),
     (migrations.csv_problems_blocks, "300 bad rows", lambda: migrations.csv_problems_blocks(
         [(i, "source_password is empty; " * 20) for i in range(300)])),
-    (users.list_blocks, "empty cache", lambda: users.list_blocks(MailboxPage([], 0, 0, 1, None, None, None), "", None)),
-    (users.list_blocks, "no match", lambda: users.list_blocks(
+    (mailboxes.list_blocks, "empty cache", lambda: mailboxes.list_blocks(MailboxPage([], 0, 0, 1, None, None, None), "", None)),
+    (mailboxes.list_blocks, "no match", lambda: mailboxes.list_blocks(
         MailboxPage([], 0, 5000, 1, None, None, NOW), "x" * 320, IDN.ascii)),
-    (users.list_blocks, "a page of 5000", lambda: users.list_blocks(MailboxPage(
+    (mailboxes.list_blocks, "a page of 5000", lambda: mailboxes.list_blocks(MailboxPage(
         addresses(20), 4000, 5000, 21, addresses(1)[0] * 2, addresses(1)[0], NOW), "first" * 60, "example.com")),
-    (users.add_modal, "150 domains", lambda: users.add_modal(domain_names(150), CHANNEL)),
-    (users.add_modal, "no domains", lambda: users.add_modal([], CHANNEL)),
-    (users.reset_modal, "", lambda: users.reset_modal(addresses(1)[0], CHANNEL)),
+    (mailboxes.add_modal, "150 domains", lambda: mailboxes.add_modal(domain_names(150), CHANNEL)),
+    (mailboxes.add_modal, "no domains", lambda: mailboxes.add_modal([], CHANNEL)),
+    (mailboxes.reset_modal, "", lambda: mailboxes.reset_modal(addresses(1)[0], CHANNEL)),
     (kit.notice_modal, "a long title, 120 blocks", lambda: kit.notice_modal(
         "Mailbox created for " + addresses(1)[0], [kit.section("x" * 2900)] * 120)),
-    (users.password_once_blocks, "generated", lambda: users.password_once_blocks(
+    (mailboxes.password_once_blocks, "generated", lambda: mailboxes.password_once_blocks(
         addresses(1)[0], "Xk3#v9!pQ2@wL7$zR5&m", "Created", "strong: 131 bits")),
-    (users.password_once_blocks, "typed", lambda: users.password_once_blocks(addresses(1)[0], None, "Reset")),
-    (users.user_blocks, "60 recovery methods", lambda: users.user_blocks(user_details())),
-    (users.recovery_blocks, "60 methods", lambda: users.recovery_blocks(addresses(1)[0], list(user_details().reset_methods))),
-    (users.recovery_blocks, "none", lambda: users.recovery_blocks(addresses(1)[0], [])),
-    (users.recovery_modal, "", lambda: users.recovery_modal(addresses(1)[0], CHANNEL)),
-    (users.sync_report_blocks, "500 each way, capped", lambda: users.sync_report_blocks(
+    (mailboxes.password_once_blocks, "typed", lambda: mailboxes.password_once_blocks(addresses(1)[0], None, "Reset")),
+    (mailboxes.user_blocks, "60 recovery methods", lambda: mailboxes.user_blocks(user_details())),
+    (mailboxes.recovery_blocks, "60 methods", lambda: mailboxes.recovery_blocks(addresses(1)[0], list(user_details().reset_methods))),
+    (mailboxes.recovery_blocks, "none", lambda: mailboxes.recovery_blocks(addresses(1)[0], [])),
+    (mailboxes.recovery_modal, "", lambda: mailboxes.recovery_modal(addresses(1)[0], CHANNEL)),
+    (mailboxes.sync_report_blocks, "500 each way, capped", lambda: mailboxes.sync_report_blocks(
         SyncReport(addresses(500), addresses(500, "gone.example"), 5000, True))),
-    (users.sync_report_blocks, "failed", lambda: users.sync_report_blocks(SyncReport(error="PurelyMail: " + "503 " * 500))),
+    (mailboxes.sync_report_blocks, "failed", lambda: mailboxes.sync_report_blocks(SyncReport(error="PurelyMail: " + "503 " * 500))),
     (gather.link_blocks, "active", lambda: gather.link_blocks(link_summary(submissions=400))),
     (gather.link_blocks, "closed", lambda: gather.link_blocks(link_summary(LinkState.CLOSED))),
     (gather.link_secret_blocks, "", lambda: gather.link_secret_blocks(

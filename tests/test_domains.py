@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from db.models import AuditEntry, Domain, PendingDeletion
 from db.session import session_scope
-from purelyops import deletions, users
+from purelyops import deletions, mailboxes
 from purelyops.runtime import Runtime
 from tests.conftest import ADMIN
 from tests.fakes.dns_server import FakeDNS
@@ -194,10 +194,10 @@ def test_remove_schedules_24h_ahead_with_the_mailbox_count_and_cancel_works(
     purelymail_fake.add_domain_direct(DOMAIN)
     for i in range(3):
         purelymail_fake.add_user_direct(f"u{i}@{DOMAIN}")
-    users.sync(rt)
+    mailboxes.sync(rt)
     slack.command(f"domain remove {DOMAIN}")
     notice = answer(slack_fake, "will be deleted in")
-    assert "3 mailbox(es) on it go with it (as of the last user sync" in str(notice.args["blocks"])
+    assert "3 mailbox(es) on it go with it (as of the last mailbox sync" in str(notice.args["blocks"])
     assert "23 h" in notice.args["text"]
     assert DOMAIN in purelymail_fake.domains  # nothing deleted yet
     assert purelymail_fake.calls_to("deleteDomain") == []
@@ -218,12 +218,12 @@ def test_remove_says_the_count_is_incomplete_when_purelymail_cut_the_list_short(
     purelymail_fake.add_domain_direct(DOMAIN)
     for i in range(1200):  # listUser answers with the first 1,000 only
         purelymail_fake.add_user_direct(f"u{i:04d}@{DOMAIN}")
-    assert users.sync(rt).capped
+    assert mailboxes.sync(rt).capped
     slack.command(f"domain remove {DOMAIN}")
     notice = answer(slack_fake, "will be deleted in")
     words = str(notice.args["blocks"])
     assert "At least 1000 mailbox(es) on it go with it, maybe more" in words
-    assert "the users cache may be incomplete since" in words and "1,000" in words
+    assert "the mailbox cache may be incomplete since" in words and "1,000" in words
     with session_scope(rt.database_url) as session:
         assert session.scalars(select(PendingDeletion.detail)).one().startswith("At least 1000 mailbox(es)")
 

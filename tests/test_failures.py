@@ -217,13 +217,13 @@ def test_a_password_slack_will_not_show_is_never_sent_as_a_direct_message(
     slack_fake.not_member_of.add(OPS)  # /pm works anywhere; the bot's own posts need it in the channel
     slack_refusals.append(("chat.postEphemeral", "not_in_channel"))
     if flow == "add":
-        slack.command("user add")
+        slack.command("mailbox add")
         slack_fake.wait_for("views.open")
         slack.view_submission("user_add", {"domain": {"value": "example.com"}, "local_part": {"value": "alice"}})
         address = "alice@example.com"
     else:
         address = "bob@example.com"
-        slack.command(f"user show {address}")  # answered through the response URL: fine in any channel
+        slack.command(f"mailbox show {address}")  # answered through the response URL: fine in any channel
         reply_to(slack_fake, address)
         slack.block_action("user_reset_password", value=address)
         slack_fake.wait_for("views.open")
@@ -231,7 +231,7 @@ def test_a_password_slack_will_not_show_is_never_sent_as_a_direct_message(
     told = slack_fake.wait_for("views.update", lambda c: "never sent as a direct message" in str(c.args["view"]),
                                timeout=15)
     words = str(told.args["view"])
-    assert f"user show {address}" in words and "Reset password" in words and "not_in_channel" in words
+    assert f"mailbox show {address}" in words and "Reset password" in words and "not_in_channel" in words
 
     password = purelymail_fake.users[address].password
     tried = slack_fake.wait_for("chat.postEphemeral", lambda c: password in str(c.args))

@@ -154,7 +154,7 @@ def test_a_fresh_clone_runs_with_the_shipped_env_example(settings: Settings, sla
         wait_until(lambda: Worker.all(connection=connection), 60, "an RQ worker")
         schedulers = wait_until(lambda: CronScheduler.all(connection=connection), 60, "the scheduler")
         crons = {job.func_name.rsplit(".", 1)[-1]: job.cron for job in schedulers[0].get_jobs()}
-        assert crons["run_user_sync"] == "0 2 * * *"
+        assert crons["run_mailbox_sync"] == "0 2 * * *"
         log = log_path.read_text()
         assert "Traceback" not in log and "command not found" not in log
     finally:

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from db.models import AuditEntry, GatherLink, MigrationJob
 from db.session import session_scope
-from purelyops import crypto, domains, gather, users
+from purelyops import crypto, domains, gather, mailboxes
 from purelyops.runtime import Runtime
 from tests.conftest import ADMIN, OPS, ROOT, SIGNING_SECRET, STANDIN, free_port, make_settings, process_env, wait_until
 from tests.fakes.purelymail_fake import FakePurelyMail
@@ -200,7 +200,7 @@ def test_create_jobs_makes_the_mailboxes_and_one_batch_of_dry_runs_and_no_secret
     purelymail_fake.add_domain_direct("new.example")
     domains.sync_from_purelymail(rt)
     purelymail_fake.add_user_direct("bob@new.example", "bob-new-pw-Zz9")
-    users.sync(rt)  # bob is in the users cache
+    mailboxes.sync(rt)  # bob is in the mailbox cache
     purelymail_fake.add_user_direct("dave@new.example", "dave-new-pw-Yy8")  # dave is not (yet)
     add_old_server(slack, slack_fake, old_server)
     url = new_link(slack, slack_fake, rt)

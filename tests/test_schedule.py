@@ -88,13 +88,13 @@ def test_the_running_scheduler_follows_the_change_without_a_restart(
         start: datetime, expected: list[str], settings, database_url, redis_url, slack_fake, purelymail_fake,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """RQ's own scheduler loop, on a clock that moves to each next run: it is started once,
-    before the change, and enqueues the user sync at 02:00 local on both sides of it."""
+    before the change, and enqueues the mailbox sync at 02:00 local on both sides of it."""
     berlin = make_settings(database_url, redis_url, slack_fake, purelymail_fake, tz="Europe/Berlin")
     rt = Runtime(berlin)
     clock = [start]
     monkeypatch.setattr(rq_cron, "now", lambda: clock[0])
     scheduler = build_scheduler(rt)
-    sync = next(job for job in scheduler.get_jobs() if job.func_name.endswith("run_user_sync"))
+    sync = next(job for job in scheduler.get_jobs() if job.func_name.endswith("run_mailbox_sync"))
     assert sync.cron == "0 2 * * *"
 
     enqueued_at = []
@@ -105,7 +105,7 @@ def test_the_running_scheduler_follows_the_change_without_a_restart(
             enqueued_at.append(clock[0])
     assert local([m.astimezone(BERLIN) for m in enqueued_at]) == expected
     queued = [job.func_name for job in Queue("default", connection=rt.redis).get_jobs()]
-    assert queued.count("workers.user_sync.run_user_sync") == len(expected)
+    assert queued.count("workers.mailbox_sync.run_mailbox_sync") == len(expected)
 
 
 def test_a_cron_expression_that_never_runs_stops_start_up(database_url, redis_url, slack_fake,

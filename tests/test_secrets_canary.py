@@ -42,13 +42,13 @@ def test_no_secret_reaches_any_sink(rt: Runtime, settings, slack: SlackDriver, s
     purelymail_fake.add_domain_direct("example.com")
     domains.sync_from_purelymail(rt)
 
-    slack.command("user add")
+    slack.command("mailbox add")
     slack_fake.wait_for("views.open")
     slack.view_submission("user_add", {"domain": {"value": "example.com"}, "local_part": {"value": "carol"}})
     shown = slack_fake.wait_for("chat.postEphemeral", lambda c: "shown only here" in c.args.get("text", ""))
     generated = purelymail_fake.users["carol@example.com"].password
 
-    slack.command("user show carol@example.com")
+    slack.command("mailbox show carol@example.com")
     slack_fake.wait_for("response_url", lambda c: "Reset password" in str(c.args.get("blocks")))
     slack.block_action("user_reset_password", value="carol@example.com")
     slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "user_reset_password")

@@ -14,9 +14,9 @@ from workers.credit import run_credit_check
 from workers.deletions import run_due_deletions
 from workers.dns_monitor import run_dns_monitor
 from workers.gather import run_purge as run_gather_purge
+from workers.mailbox_sync import run_mailbox_sync
 from workers.migration import run_credential_purge, run_reconcile
 from workers.queues import DEFAULT
-from workers.user_sync import run_user_sync
 
 # Longer than any daylight-saving change: how far a wall-clock time can move in UTC.
 _LONGEST_SHIFT = timedelta(hours=3)
@@ -76,7 +76,7 @@ def periodic_jobs(settings: Settings) -> list[Periodic]:
     return [
         Periodic(run_due_deletions, interval=60),
         Periodic(run_dns_monitor, interval=300),
-        Periodic(run_user_sync, cron=settings.user_sync_cron),
+        Periodic(run_mailbox_sync, cron=settings.user_sync_cron),
         Periodic(run_credit_check, interval=24 * 3600),
         Periodic(run_reconcile, interval=60),
         Periodic(run_credential_purge, interval=3600),

@@ -14,8 +14,8 @@ from purelyops.failures import failure_reason
 from purelyops.logs import setup_logging
 from purelyops.runtime import Runtime
 from purelyops.settings import SettingsError, load_settings
+from workers.mailbox_sync import enqueue_first_sync
 from workers.periodic import next_run, periodic_jobs
-from workers.user_sync import enqueue_first_sync
 
 
 class ZonedCronJob(CronJob):
@@ -66,9 +66,9 @@ def main() -> int:
     rt = Runtime(settings)
     try:
         if enqueue_first_sync(rt):
-            log.info("The users cache was never filled: a user sync is queued now")
+            log.info("The mailbox cache was never filled: a mailbox sync is queued now")
     except Exception as error:  # noqa: BLE001 - the nightly sync will fill it; start anyway
-        log.warning("could not check whether the users cache was ever filled: %s", failure_reason(error))
+        log.warning("could not check whether the mailbox cache was ever filled: %s", failure_reason(error))
     build_scheduler(rt).start()
     return 0
 

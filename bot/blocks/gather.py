@@ -106,7 +106,7 @@ def _destination(planned: Planned) -> str:
         local = row.email.rpartition("@")[0]
         return f"→ {code(clip(local, 64) + '@…')} (on the domain chosen in Create jobs)"
     words = {Existence.EXISTS: "exists", Existence.WILL_BE_CREATED: "will be created",
-             Existence.UNCHECKED: "not in the users cache (checked at Create jobs)"}
+             Existence.UNCHECKED: "not in the mailbox cache (checked at Create jobs)"}
     return f"→ {code(planned.destination)} · {words[planned.existence] if planned.existence else ''}".rstrip(" ·")
 
 
@@ -243,5 +243,5 @@ def passwords_lost_words(created: list[tuple[str, str]], command: str) -> str:
     names = ", ".join(code(address) for address, _ in created[:20]) + (" …" if len(created) > 20 else "")
     return (f":warning: {len(created)} mailbox(es) were created ({names}), but Slack would not show you their "
             "passwords in that channel, and a password is never sent as a direct message. They are not kept "
-            f"anywhere. To get one, reset it: {code(f'{command} user show {first}')} → *Reset password*, from a "
+            f"anywhere. To get one, reset it: {code(f'{command} mailbox show {first}')} → *Reset password*, from a "
             "channel the bot is in.")

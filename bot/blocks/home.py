@@ -16,7 +16,7 @@ def dashboard_blocks(d: Dashboard) -> list[dict]:
         f"*Credit*\n{credit}",
         f"*Migrations*\n{d.migrations_running} running, {d.migrations_queued} queued",
         f"*Pending deletions*\n{d.pending_deletions}",
-        f"*Last user sync*\n{when(d.last_sync)}",
+        f"*Last mailbox sync*\n{when(d.last_sync)}",
     ]
     blocks = [fields_section(fields)]
     if d.mailboxes_per_domain:

@@ -231,7 +231,7 @@ def migrate_modal(servers: list[SourceServer], channel_id: str) -> dict:
         input_block("source_password", "Source password", text_input(1024)),
         input_block("dest_email", "Destination mailbox at PurelyMail",
                     external_select(DEST_SELECT, "Type part of the address"),
-                    hint="Mailboxes from the users cache; a full address not listed yet works too."),
+                    hint="Mailboxes from the mailbox cache; a full address not listed yet works too."),
         input_block("dest_mode", "Destination credential", radio_buttons(credential, credential[1])),
         input_block("dest_password", "Destination password", text_input(1024), optional=True,
                     hint="Only with 'The mailbox's password'."),

@@ -1,6 +1,6 @@
-"""Mailboxes: the users cache, its sync from PurelyMail, and every change an admin makes.
+"""Mailboxes: the mailbox cache, its sync from PurelyMail, and every change an admin makes.
 
-The cache (`mailboxes`) answers `user list` without waiting on PurelyMail. It is filled
+The cache (`mailboxes`) answers `mailbox list` without waiting on PurelyMail. It is filled
 by `sync` (one listUser call, then one set-based upsert and one delete in a single
 transaction), and updated at once whenever the bot itself creates or deletes a mailbox.
 
@@ -44,7 +44,7 @@ MAX_PASSWORD = 256
 _LOCAL = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?$")
 
 
-class UserError(Refused):
+class MailboxError(Refused):
     """A mailbox request that cannot be carried out; the message is for the admin."""
 
 
@@ -56,41 +56,41 @@ class SyncBusy(Busy):
 
 
 def check_local_part(raw: str) -> str:
-    """The local part, lower-cased, or UserError saying what is wrong with it."""
+    """The local part, lower-cased, or MailboxError saying what is wrong with it."""
     local = raw.strip().lower()
     if not local:
-        raise UserError("give the part before the @, like alice")
+        raise MailboxError("give the part before the @, like alice")
     if "@" in local:
-        raise UserError("give only the part before the @; pick the domain separately")
+        raise MailboxError("give only the part before the @; pick the domain separately")
     if len(local) > 64:
-        raise UserError(f"that is {len(local)} characters long; the part before the @ can have at most 64")
+        raise MailboxError(f"that is {len(local)} characters long; the part before the @ can have at most 64")
     if ".." in local:
-        raise UserError("two dots in a row are not allowed")
+        raise MailboxError("two dots in a row are not allowed")
     if not _LOCAL.match(local):
-        raise UserError("use letters, digits and . _ + - only, starting and ending with a letter or digit")
+        raise MailboxError("use letters, digits and . _ + - only, starting and ending with a letter or digit")
     return local
 
 
 def check_address(raw: str) -> str:
-    """A full mailbox address, normalised (IDN domain in punycode), or UserError."""
+    """A full mailbox address, normalised (IDN domain in punycode), or MailboxError."""
     value = raw.strip()
     if value.count("@") != 1:
-        raise UserError(f"{value[:80] or 'nothing'} is not an email address; write it like alice@example.com")
+        raise MailboxError(f"{value[:80] or 'nothing'} is not an email address; write it like alice@example.com")
     local, domain = value.split("@")
     try:
         return f"{check_local_part(local)}@{normalize_domain(domain).ascii}"
     except InvalidDomain as error:
-        raise UserError(f"the domain part is wrong: {error.message}") from None
+        raise MailboxError(f"the domain part is wrong: {error.message}") from None
 
 
 def check_password(password: str) -> str:
-    """A typed password PurelyMail will take, or UserError saying why not (never echoing it)."""
+    """A typed password PurelyMail will take, or MailboxError saying why not (never echoing it)."""
     if len(password) < MIN_PASSWORD:
-        raise UserError(f"the password needs at least {MIN_PASSWORD} characters")
+        raise MailboxError(f"the password needs at least {MIN_PASSWORD} characters")
     if len(password) > MAX_PASSWORD:
-        raise UserError(f"the password can have at most {MAX_PASSWORD} characters")
+        raise MailboxError(f"the password can have at most {MAX_PASSWORD} characters")
     if any(ch in password for ch in "\r\n\t\x00"):
-        raise UserError("the password cannot contain line breaks, tabs or NUL characters")
+        raise MailboxError("the password cannot contain line breaks, tabs or NUL characters")
     return password
 
 
@@ -116,7 +116,7 @@ def generate_password() -> str:
 DROP_SHARE = 0.2
 DROP_MIN = 10
 """The large-drop rule: an answer that lacks more than DROP_SHARE of the cached mailboxes,
-and at least DROP_MIN of them, removes nothing until an admin confirms it (`user sync
+and at least DROP_MIN of them, removes nothing until an admin confirms it (`mailbox sync
 confirm`). Mailboxes deleted through the bot leave the cache at once, so a drop this
 large means deletions elsewhere in one day, or an answer cut short."""
 
@@ -145,7 +145,7 @@ def sync(rt: Runtime, *, cap: int | None = LIST_USER_CAP, confirm_drop: bool = F
     account, is real; a capped answer never removes anything."""
     lock = rt.redis.lock(SYNC_LOCK, timeout=600, blocking=False)
     if not lock.acquire():
-        raise SyncBusy("A user sync is already running; its report will follow.")
+        raise SyncBusy("A mailbox sync is already running; its report will follow.")
     try:
         return _sync(rt, cap, confirm_drop)
     finally:
@@ -237,7 +237,7 @@ def never_synced(rt: Runtime) -> bool:
 
 @dataclass(frozen=True)
 class CacheHealth:
-    """How far the users cache can be trusted, from the record of the last syncs.
+    """How far the mailbox cache can be trusted, from the record of the last syncs.
 
     `complete`: the last sync that got an answer listed every mailbox and removed what
     was gone. Otherwise `since` is when the cache stopped being known complete and `why`
@@ -254,13 +254,13 @@ class CacheHealth:
 def cache_health(rt: Runtime) -> CacheHealth:
     state = last_sync(rt)
     if state is None or state.last_ok_at is None:
-        return CacheHealth(False, False, None, "the users cache has never been filled from PurelyMail", None)
+        return CacheHealth(False, False, None, "the mailbox cache has never been filled from PurelyMail", None)
     data = state.data or {}
     capped = bool(data.get("capped"))
     if data.get("complete") is False:
         since = data.get("incomplete_since")
         return CacheHealth(True, False, datetime.fromisoformat(since) if since else state.last_ok_at,
-                           str(data.get("why") or "the last user sync was not trusted to remove anything"),
+                           str(data.get("why") or "the last mailbox sync was not trusted to remove anything"),
                            state.last_ok_at, capped)
     if data.get("complete") is None and capped:  # recorded before the flag existed
         return CacheHealth(True, False, state.last_ok_at, "PurelyMail's list may have been cut short",
@@ -277,21 +277,21 @@ def going_with(count: int, health: CacheHealth, where: str = "on it") -> str:
     certainty than the cache has: "at least", or since when it may be incomplete."""
     if not health.synced:
         known = f"; the bot knows of {count}" if count else ""
-        return (f"How many mailboxes are {where} is not known: the users cache has never been filled from "
-                f"PurelyMail{known}. Every mailbox {where} goes with it. `user sync` fills the cache.")
+        return (f"How many mailboxes are {where} is not known: the mailbox cache has never been filled from "
+                f"PurelyMail{known}. Every mailbox {where} goes with it. `mailbox sync` fills the cache.")
     if health.complete:
-        as_of = f"as of the last user sync, {_utc(health.last_ok_at)}" if health.last_ok_at else "as of the last user sync"
+        as_of = f"as of the last mailbox sync, {_utc(health.last_ok_at)}" if health.last_ok_at else "as of the last mailbox sync"
         if count:
             return f"{count} mailbox(es) {where} go with it ({as_of})."
         return f"No mailboxes are {where} ({as_of})."
-    doubt = f"the users cache may be incomplete since {_utc(health.since)}" if health.since else \
-        "the users cache may be incomplete"
+    doubt = f"the mailbox cache may be incomplete since {_utc(health.since)}" if health.since else \
+        "the mailbox cache may be incomplete"
     if health.capped and count:
         return f"At least {count} mailbox(es) {where} go with it, maybe more: {doubt} ({health.why})."
     if count:
-        return (f"{count} mailbox(es) {where} go with it by the users cache, but {doubt} ({health.why}): "
+        return (f"{count} mailbox(es) {where} go with it by the mailbox cache, but {doubt} ({health.why}): "
                 f"every mailbox {where} goes with it, however many there are.")
-    return (f"The users cache knows of no mailbox {where}, but {doubt} ({health.why}): "
+    return (f"The mailbox cache knows of no mailbox {where}, but {doubt} ({health.why}): "
             f"any mailbox {where} goes with it.")
 
 
@@ -316,7 +316,7 @@ class MailboxPage:
 
 
 def parse_query(words: list[str]) -> tuple[str, str | None]:
-    """`user list` words → (search text, domain filter)."""
+    """`mailbox list` words → (search text, domain filter)."""
     domain = None
     terms = []
     for word in words:
@@ -324,12 +324,12 @@ def parse_query(words: list[str]) -> tuple[str, str | None]:
             try:
                 domain = normalize_domain(word.split(":", 1)[1]).ascii
             except InvalidDomain as error:
-                raise UserError(f"the domain filter is wrong: {error.message}") from None
+                raise MailboxError(f"the domain filter is wrong: {error.message}") from None
         else:
             terms.append(word)
     text_ = " ".join(terms).strip().lower()
     if len(text_) > 320:
-        raise UserError("the search text can have at most 320 characters")
+        raise MailboxError("the search text can have at most 320 characters")
     return text_, domain
 
 
@@ -371,7 +371,7 @@ def cached_domains(rt: Runtime) -> list[str]:
 
 
 @dataclass(frozen=True)
-class NewUser:
+class NewMailbox:
     local_part: str
     domain: str
     password: str | None  # None: generate one
@@ -384,7 +384,7 @@ class NewUser:
         return f"{self.local_part}@{self.domain}"
 
 
-def create_user(rt: Runtime, new: NewUser, *, actor_id: str, actor_name: str = "") -> str:
+def create_user(rt: Runtime, new: NewMailbox, *, actor_id: str, actor_name: str = "") -> str:
     """Create the mailbox; returns its password (the typed one, or a generated one), to be
     shown once to the admin who asked. The cache row appears at once."""
     password = new.password if new.password is not None else generate_password()
@@ -395,7 +395,7 @@ def create_user(rt: Runtime, new: NewUser, *, actor_id: str, actor_name: str = "
                                   enable_search_indexing=new.enable_search_indexing,
                                   send_welcome_email=new.send_welcome_email)
     except RequestRejected as error:
-        raise UserError(f"PurelyMail did not create {new.address}: {error}") from None
+        raise MailboxError(f"PurelyMail did not create {new.address}: {error}") from None
     with session_scope(rt.database_url) as session:
         session.execute(insert(Mailbox).values(address=new.address, local_part=new.local_part, domain=new.domain)
                         .on_conflict_do_nothing(index_elements=["address"]))
@@ -408,12 +408,12 @@ def create_user(rt: Runtime, new: NewUser, *, actor_id: str, actor_name: str = "
 
 
 def show_user(rt: Runtime, address: str) -> UserDetails:
-    """The mailbox's settings from PurelyMail (kept on its cache row), or UserError when
+    """The mailbox's settings from PurelyMail (kept on its cache row), or MailboxError when
     there is no such mailbox."""
     try:
         details = rt.purelymail.get_user(address)
     except NotFound:
-        raise UserError(f"There is no mailbox {address} on the PurelyMail account.") from None
+        raise MailboxError(f"There is no mailbox {address} on the PurelyMail account.") from None
     with session_scope(rt.database_url) as session:
         row = session.get(Mailbox, address)
         if row is not None:
@@ -446,7 +446,7 @@ def set_flag(rt: Runtime, address: str, flag: str, on: bool, *, actor_id: str, a
         else:
             raise ValueError(flag)
     except RequestRejected as error:
-        raise UserError(f"PurelyMail refused to turn {FLAGS[flag]} {'on' if on else 'off'} for {address}: "
+        raise MailboxError(f"PurelyMail refused to turn {FLAGS[flag]} {'on' if on else 'off'} for {address}: "
                         f"{error}") from None
     audit.record_now(rt, actor_id=actor_id, actor_name=actor_name, action=f"user.{flag}", target=address,
                      params={"on": on})

@@ -1,5 +1,5 @@
 """Mailboxes end to end: signed Slack requests in; Slack calls, PurelyMail's state and the
-users cache out."""
+mailbox cache out."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from db.models import AuditEntry, Mailbox, PendingDeletion
 from db.session import session_scope
-from purelyops import deletions, users
+from purelyops import deletions, mailboxes
 from purelyops.runtime import Runtime
 from tests.conftest import ADMIN, OPS, said
 from tests.fakes.purelymail_fake import FakePurelyMail
@@ -32,7 +32,7 @@ def seed(rt: Runtime, purelymail_fake: FakePurelyMail, count: int, domain: str =
     purelymail_fake.add_domain_direct(domain)
     for i in range(count):
         purelymail_fake.add_user_direct(f"user{i:03d}@{domain}")
-    users.sync(rt)
+    mailboxes.sync(rt)
 
 
 # ---- list ---------------------------------------------------------------------------------
@@ -43,7 +43,7 @@ def test_list_searches_the_cache_and_pages_with_buttons(rt: Runtime, slack: Slac
     seed(rt, purelymail_fake, 30)
     seed(rt, purelymail_fake, 3, "other.example")
     purelymail_fake.calls.clear()
-    slack.command("user list user0 domain:example.com")
+    slack.command("mailbox list user0 domain:example.com")
     first = said(slack_fake, "Mailboxes 1–20 of 30")
     assert "*30 of 33*" in str(first.args["blocks"])
     assert purelymail_fake.calls == []  # served from the cache
@@ -55,14 +55,14 @@ def test_list_searches_the_cache_and_pages_with_buttons(rt: Runtime, slack: Slac
 
 
 def test_list_with_a_bad_domain_filter_says_so(slack: SlackDriver, slack_fake: FakeSlack) -> None:
-    slack.command("user list domain:http://x")
+    slack.command("mailbox list domain:http://x")
     said(slack_fake, "the domain filter is wrong")
 
 
 def test_list_search_treats_wildcards_literally(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
                                                 purelymail_fake: FakePurelyMail) -> None:
     seed(rt, purelymail_fake, 3)
-    slack.command("user list %")
+    slack.command("mailbox list %")
     said(slack_fake, "No mailboxes matching")
 
 
@@ -74,11 +74,11 @@ def test_add_generates_a_password_shown_once_to_the_admin_only(rt: Runtime, slac
                                                                caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     purelymail_fake.add_domain_direct(DOMAIN)
-    users.sync(rt)
+    mailboxes.sync(rt)
     from purelyops import domains
 
     domains.sync_from_purelymail(rt)
-    slack.command("user add")
+    slack.command("mailbox add")
     opened = slack_fake.wait_for("views.open")
     assert opened.args["view"]["blocks"][0]["element"]["options"][0]["value"] == DOMAIN
     slack.view_submission("user_add", {"domain": {"value": DOMAIN}, "local_part": {"value": "Alice"}})
@@ -116,7 +116,7 @@ def test_add_generates_a_password_shown_once_to_the_admin_only(rt: Runtime, slac
 def test_bad_fields_are_refused_inline_and_nothing_is_created(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
                                                               purelymail_fake: FakePurelyMail, values, block, words) -> None:
     purelymail_fake.add_domain_direct(DOMAIN)
-    slack.command("user add")
+    slack.command("mailbox add")
     slack_fake.wait_for("views.open")
     response = slack.view_submission("user_add", {"domain": {"value": DOMAIN}, **values})
     body = response.json()
@@ -129,7 +129,7 @@ def test_typed_passwords_with_shell_characters_go_through_untouched(rt: Runtime,
                                                                     slack_fake: FakeSlack,
                                                                     purelymail_fake: FakePurelyMail, password) -> None:
     purelymail_fake.add_domain_direct(DOMAIN)
-    slack.command("user add")
+    slack.command("mailbox add")
     slack_fake.wait_for("views.open")
     slack.view_submission("user_add", {"domain": {"value": DOMAIN}, "local_part": {"value": "bob"},
                                        "password_mode": {"value": "typed"}, "password": {"value": password}})
@@ -140,7 +140,7 @@ def test_typed_passwords_with_shell_characters_go_through_untouched(rt: Runtime,
 
 def test_purelymail_refusal_is_told_and_no_cache_row_appears(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
                                                              purelymail_fake: FakePurelyMail) -> None:
-    slack.command("user add")
+    slack.command("mailbox add")
     slack_fake.wait_for("views.open")
     slack.view_submission("user_add", {"domain": {"value": "nodomain.example"}, "local_part": {"value": "bob"}})
     said(slack_fake, "PurelyMail did not create bob@nodomain.example", method="chat.postEphemeral")
@@ -155,7 +155,7 @@ def test_show_reset_password_uses_new_password_and_shows_it_once(rt: Runtime, sl
                                                                  purelymail_fake: FakePurelyMail) -> None:
     seed(rt, purelymail_fake, 1)
     address = f"user000@{DOMAIN}"
-    slack.command(f"user show {address}")
+    slack.command(f"mailbox show {address}")
     said(slack_fake, "Two-factor authentication required")
     slack.block_action("user_reset_password", value=address)
     slack_fake.wait_for("views.open")
@@ -172,7 +172,7 @@ def test_two_factor_refusal_says_why_then_works_with_a_recovery_method(rt: Runti
     seed(rt, purelymail_fake, 1)
     purelymail_fake.require_reset_method_for_2fa = True
     address = f"user000@{DOMAIN}"
-    slack.command(f"user show {address}")
+    slack.command(f"mailbox show {address}")
     said(slack_fake, "Turn 2FA on")
     slack.block_action("user_two_factor", value=f"on:{address}")
     said(slack_fake, "A password reset method is required")
@@ -200,7 +200,7 @@ def test_delete_goes_through_the_queue_and_then_removes_the_cache_row(rt: Runtim
 
     seed(rt, purelymail_fake, 2)
     address = f"user000@{DOMAIN}"
-    slack.command(f"user show {address}")
+    slack.command(f"mailbox show {address}")
     said(slack_fake, "Delete")
     slack.block_action("user_delete", value=address)
     said(slack_fake, "Cancel deletion")
@@ -213,16 +213,16 @@ def test_delete_goes_through_the_queue_and_then_removes_the_cache_row(rt: Runtim
 
 
 def test_show_of_an_unknown_or_bad_address(slack: SlackDriver, slack_fake: FakeSlack) -> None:
-    slack.command("user show nobody@example.com")
+    slack.command("mailbox show nobody@example.com")
     said(slack_fake, "There is no mailbox nobody@example.com")
-    slack.command("user show <!channel>@x.com")
+    slack.command("mailbox show <!channel>@x.com")
     reply = said(slack_fake, "letters, digits")
     assert "<!channel>" not in str(reply.args)
 
 
 def test_viewers_cannot_create(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
                                purelymail_fake: FakePurelyMail) -> None:
-    from bot.blocks.users import add_modal
+    from bot.blocks.mailboxes import add_modal
 
     purelymail_fake.add_domain_direct(DOMAIN)
     # The form was opened while U0NOBODY was an admin; by the time it is submitted, they are not.

@@ -1,4 +1,4 @@
-"""The users cache sync: set-based, locked, safe when PurelyMail fails, reported when it matters."""
+"""The mailbox cache sync: set-based, locked, safe when PurelyMail fails, reported when it matters."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from sqlalchemy import select
 
 from db.models import Mailbox
 from db.session import session_scope
-from purelyops import users
+from purelyops import mailboxes
 from purelyops.runtime import Runtime
 from tests.conftest import ALERTS, run_burst_worker
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
+from workers.mailbox_sync import enqueue_first_sync
 from workers.periodic import periodic_jobs
-from workers.user_sync import enqueue_first_sync
 
 
 def cache(rt: Runtime) -> list[str]:
@@ -27,7 +27,7 @@ def test_the_registered_nightly_job_syncs_in_a_real_worker_and_reports_changes(
     purelymail_fake.add_domain_direct("example.com")
     for name in ("ann", "bob"):
         purelymail_fake.add_user_direct(f"{name}@example.com")
-    job = next(p for p in periodic_jobs(settings) if p.func.__name__ == "run_user_sync")
+    job = next(p for p in periodic_jobs(settings) if p.func.__name__ == "run_mailbox_sync")
     assert job.cron == "0 2 * * *"  # USER_SYNC_CRON in TZ (UTC here)
 
     def run() -> None:
@@ -56,24 +56,24 @@ def test_a_failing_purelymail_leaves_the_cache_and_says_why(rt: Runtime, slack: 
                                                             purelymail_fake: FakePurelyMail) -> None:
     purelymail_fake.add_domain_direct("example.com")
     purelymail_fake.add_user_direct("ann@example.com")
-    users.sync(rt)
+    mailboxes.sync(rt)
     purelymail_fake.fail_5xx = {"listUser": 3}
-    slack.command("user sync")
+    slack.command("mailbox sync")
     reply = slack_fake.wait_for("response_url", lambda c: "User sync failed" in c.args.get("text", ""), timeout=15)
     assert "the cache was left as it was" in reply.args["text"]
     assert cache(rt) == ["ann@example.com"]
     alert = slack_fake.wait_for("chat.postMessage")
     assert alert.args["channel"] == ALERTS and "PurelyMail" in alert.args["text"]
-    assert users.last_sync(rt).last_error
+    assert mailboxes.last_sync(rt).last_error
 
 
 def test_exactly_the_cap_warns_that_the_list_may_be_cut_short(rt: Runtime, purelymail_fake: FakePurelyMail) -> None:
     purelymail_fake.add_domain_direct("example.com")
     for i in range(1005):
         purelymail_fake.add_user_direct(f"u{i:04d}@example.com")
-    report = users.sync(rt)
+    report = mailboxes.sync(rt)
     assert report.capped and report.total == 1000
-    from bot.blocks.users import sync_report_blocks
+    from bot.blocks.mailboxes import sync_report_blocks
 
     assert "may have cut the list short" in sync_report_blocks(report)[0]
 
@@ -83,13 +83,13 @@ def test_a_capped_list_removes_nothing_and_marks_the_cache_incomplete(
     purelymail_fake.add_domain_direct("example.com")
     for i in range(1001):
         purelymail_fake.add_user_direct(f"u{i:04d}@example.com")
-    users.sync(rt)  # capped already: u1000 was never listed
+    mailboxes.sync(rt)  # capped already: u1000 was never listed
     with session_scope(rt.database_url) as session:  # the bot created this one itself, after that sync
         session.add(Mailbox(address="zed@example.com", local_part="zed", domain="example.com"))
     del purelymail_fake.users["u0000@example.com"]  # deleted elsewhere: u1000 moves up into the first 1,000
     purelymail_fake.add_user_direct("zed@example.com")
 
-    slack.command("user sync")
+    slack.command("mailbox sync")
     reply = slack_fake.wait_for("response_url", lambda c: "User sync" in c.args.get("text", ""), timeout=15)
     assert "Nothing removed" in reply.args["text"] and "may be cut short" in reply.args["text"]
     assert "u1000@example.com" in str(reply.args["blocks"])  # added, even so
@@ -97,10 +97,10 @@ def test_a_capped_list_removes_nothing_and_marks_the_cache_incomplete(
     assert {"u0000@example.com", "zed@example.com", "u1000@example.com"} <= set(now) and len(now) == 1002
     alert = slack_fake.wait_for("chat.postMessage")
     assert alert.args["channel"] == ALERTS and "Nothing removed" in alert.args["text"]
-    health = users.cache_health(rt)
+    health = mailboxes.cache_health(rt)
     assert not health.complete and health.capped and "1,000" in health.why
 
-    slack.command("user sync confirm")  # an admin's word never overrides the cap
+    slack.command("mailbox sync confirm")  # an admin's word never overrides the cap
     slack_fake.wait_for("response_url", lambda c: c.at > reply.at and "Nothing removed" in c.args.get("text", ""),
                         timeout=15)
     assert len(cache(rt)) == 1002
@@ -111,21 +111,21 @@ def test_an_empty_list_removes_nothing_until_an_admin_confirms(
     purelymail_fake.add_domain_direct("example.com")
     for name in ("ann", "bob", "cat"):
         purelymail_fake.add_user_direct(f"{name}@example.com")
-    users.sync(rt)
-    first = users.last_sync(rt).last_ok_at
+    mailboxes.sync(rt)
+    first = mailboxes.last_sync(rt).last_ok_at
     purelymail_fake.users.clear()  # PurelyMail answers with no mailboxes at all
 
-    report = users.sync(rt)
+    report = mailboxes.sync(rt)
     assert report.removed == [] and report.held_back == 3 and "no mailboxes at all" in report.distrust
     assert cache(rt) == ["ann@example.com", "bob@example.com", "cat@example.com"]
-    health = users.cache_health(rt)
+    health = mailboxes.cache_health(rt)
     assert not health.complete and not health.capped and health.since > first
-    report = users.sync(rt)  # still distrusted: "incomplete since" stays the first time
-    assert users.cache_health(rt).since == health.since
+    report = mailboxes.sync(rt)  # still distrusted: "incomplete since" stays the first time
+    assert mailboxes.cache_health(rt).since == health.since
 
-    slack.command("user sync confirm")
+    slack.command("mailbox sync confirm")
     slack_fake.wait_for("response_url", lambda c: "0 added, 3 removed" in c.args.get("text", ""), timeout=15)
-    assert cache(rt) == [] and users.cache_health(rt).complete
+    assert cache(rt) == [] and mailboxes.cache_health(rt).complete
 
 
 def test_a_large_sudden_drop_is_held_back_and_a_small_one_is_not(rt: Runtime,
@@ -133,28 +133,28 @@ def test_a_large_sudden_drop_is_held_back_and_a_small_one_is_not(rt: Runtime,
     purelymail_fake.add_domain_direct("example.com")
     for i in range(40):
         purelymail_fake.add_user_direct(f"u{i:02d}@example.com")
-    users.sync(rt)
+    mailboxes.sync(rt)
     for i in range(9):  # 9 gone: under the rule's minimum of 10
         del purelymail_fake.users[f"u{i:02d}@example.com"]
-    report = users.sync(rt)
-    assert len(report.removed) == 9 and not report.distrust and users.cache_health(rt).complete
+    report = mailboxes.sync(rt)
+    assert len(report.removed) == 9 and not report.distrust and mailboxes.cache_health(rt).complete
     for i in range(9, 19):  # 10 of the 31 cached at once: more than 20%
         del purelymail_fake.users[f"u{i:02d}@example.com"]
-    report = users.sync(rt)
+    report = mailboxes.sync(rt)
     assert report.removed == [] and report.held_back == 10 and "lacks 10 of the 31" in report.distrust
-    assert len(cache(rt)) == 31 and not users.cache_health(rt).complete
-    from bot.blocks.users import sync_report_blocks
+    assert len(cache(rt)) == 31 and not mailboxes.cache_health(rt).complete
+    from bot.blocks.mailboxes import sync_report_blocks
 
-    assert "`user sync confirm`" in sync_report_blocks(report)[1][0]["text"]["text"]
-    report = users.sync(rt, confirm_drop=True)
-    assert len(report.removed) == 10 and len(cache(rt)) == 21 and users.cache_health(rt).complete
+    assert "`mailbox sync confirm`" in sync_report_blocks(report)[1][0]["text"]["text"]
+    report = mailboxes.sync(rt, confirm_drop=True)
+    assert len(report.removed) == 10 and len(cache(rt)) == 21 and mailboxes.cache_health(rt).complete
 
 
 def test_two_syncs_never_run_at_once(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack) -> None:
-    lock = rt.redis.lock(users.SYNC_LOCK, timeout=30)
+    lock = rt.redis.lock(mailboxes.SYNC_LOCK, timeout=30)
     assert lock.acquire(blocking=False)  # another process is syncing
     try:
-        slack.command("user sync")
+        slack.command("mailbox sync")
         slack_fake.wait_for("response_url", lambda c: "already running" in c.args.get("text", ""))
     finally:
         lock.release()
@@ -164,6 +164,6 @@ def test_the_first_start_queues_a_sync_only_when_the_cache_was_never_filled(rt: 
                                                                             purelymail_fake: FakePurelyMail) -> None:
     assert enqueue_first_sync(rt) is True
     assert Queue("default", connection=rt.redis).count == 1
-    users.sync(rt)
+    mailboxes.sync(rt)
     assert enqueue_first_sync(rt) is False
 

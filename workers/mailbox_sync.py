@@ -1,11 +1,11 @@
-"""Job: the nightly user sync, and its report to ALERT_CHANNEL (only when something changed or failed)."""
+"""Job: the nightly mailbox sync, and its report to ALERT_CHANNEL (only when something changed or failed)."""
 
 from __future__ import annotations
 
 import logging
 
 from bot import alerts
-from purelyops import users
+from purelyops import mailboxes
 from purelyops.purelymail import LIST_USER_CAP
 from purelyops.runtime import Runtime
 from workers.queues import DEFAULT, job_runtime, queue
@@ -13,12 +13,12 @@ from workers.queues import DEFAULT, job_runtime, queue
 log = logging.getLogger(__name__)
 
 
-def run_user_sync(cap: int | None = LIST_USER_CAP) -> dict:
+def run_mailbox_sync(cap: int | None = LIST_USER_CAP) -> dict:
     rt = job_runtime()
     try:
-        report = users.sync(rt, cap=cap)
-    except users.SyncBusy:
-        log.info("a user sync is already running; this one is skipped")
+        report = mailboxes.sync(rt, cap=cap)
+    except mailboxes.SyncBusy:
+        log.info("a mailbox sync is already running; this one is skipped")
         return {"skipped": True}
     alerts.sync_report(rt, report)
     return {"added": len(report.added), "removed": len(report.removed), "error": report.error}
@@ -26,7 +26,7 @@ def run_user_sync(cap: int | None = LIST_USER_CAP) -> dict:
 
 def enqueue_first_sync(rt: Runtime) -> bool:
     """On start: when the cache has never been filled, sync now rather than tonight."""
-    if not users.never_synced(rt):
+    if not mailboxes.never_synced(rt):
         return False
-    queue(rt, DEFAULT).enqueue(run_user_sync, job_id="purelyops-first-user-sync")
+    queue(rt, DEFAULT).enqueue(run_mailbox_sync, job_id="purelyops-first-user-sync")
     return True

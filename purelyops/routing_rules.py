@@ -8,9 +8,9 @@ from purelyops import audit, deletions
 from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.errors import Refused
 from purelyops.fields import FieldProblems
+from purelyops.mailboxes import MailboxError, check_address, check_local_part
 from purelyops.purelymail import RoutingRule
 from purelyops.runtime import Runtime
-from purelyops.users import UserError, check_address, check_local_part
 
 MAX_TARGETS = 20
 # preset → (prefix, catchall, needs a match text)
@@ -22,12 +22,12 @@ PRESETS = {
 }
 
 
-class RuleError(Refused):
+class RoutingRuleError(Refused):
     """A routing-rule request that cannot be carried out; the message is for the admin."""
 
 
 @dataclass(frozen=True)
-class NewRule:
+class NewRoutingRule:
     domain: str
     preset: str
     match_user: str
@@ -53,7 +53,7 @@ def describe(prefix: bool, match_user: str, catchall: bool, domain: str) -> str:
     return f"{match_user}@{domain}"
 
 
-def parse_new_rule(values: dict) -> NewRule:
+def parse_new_rule(values: dict) -> NewRoutingRule:
     """The modal's values → a rule, or FieldProblems {block_id: message}."""
     errors: dict[str, str] = {}
     domain = ""
@@ -68,7 +68,7 @@ def parse_new_rule(values: dict) -> NewRule:
     if preset in PRESETS and PRESETS[preset][2]:
         try:
             match_user = check_local_part(match_user) if preset == "exact" else _prefix(match_user)
-        except UserError as error:
+        except MailboxError as error:
             errors["match"] = str(error)
     else:
         match_user = ""
@@ -82,23 +82,23 @@ def parse_new_rule(values: dict) -> NewRule:
         for raw in raw_targets:
             try:
                 targets.append(check_address(raw))
-            except UserError as error:
+            except MailboxError as error:
                 errors["targets"] = f"{raw.strip()[:60]}: {error}"
                 break
     if errors:
         raise FieldProblems(errors)
-    return NewRule(domain, preset, match_user, tuple(dict.fromkeys(targets)))
+    return NewRoutingRule(domain, preset, match_user, tuple(dict.fromkeys(targets)))
 
 
 def _prefix(value: str) -> str:
     if not value:
-        raise UserError("give the start of the addresses, like sales-")
+        raise MailboxError("give the start of the addresses, like sales-")
     if len(value) > 64 or not all(ch.isalnum() or ch in "._+-" for ch in value) or not value.isascii():
-        raise UserError("use letters, digits and . _ + - only (at most 64)")
+        raise MailboxError("use letters, digits and . _ + - only (at most 64)")
     return value
 
 
-def create_rule(rt: Runtime, rule: NewRule, *, actor_id: str, actor_name: str = "") -> RoutingRule | None:
+def create_rule(rt: Runtime, rule: NewRoutingRule, *, actor_id: str, actor_name: str = "") -> RoutingRule | None:
     """Create the rule, then find it in listRoutingRules (createRoutingRule returns no id)."""
     prefix, catchall = rule.preset_flags
     rt.purelymail.create_routing_rule(rule.domain, prefix=prefix, match_user=rule.match_user,
@@ -114,11 +114,11 @@ def create_rule(rt: Runtime, rule: NewRule, *, actor_id: str, actor_name: str = 
 
 
 def check_domain(raw: str) -> str:
-    """A domain to list the rules of, or RuleError saying why it is not a domain name."""
+    """A domain to list the rules of, or RoutingRuleError saying why it is not a domain name."""
     try:
         return normalize_domain(raw).ascii
     except InvalidDomain as error:
-        raise RuleError(error.sentence) from None
+        raise RoutingRuleError(error.sentence) from None
 
 
 def list_rules(rt: Runtime, domain: str | None = None) -> list[RoutingRule]:
@@ -129,7 +129,7 @@ def list_rules(rt: Runtime, domain: str | None = None) -> list[RoutingRule]:
 def schedule_removal(rt: Runtime, rule_id: int, *, actor_id: str, channel_id: str | None) -> deletions.Scheduled:
     rule = next((r for r in rt.purelymail.list_routing_rules() if r.id == rule_id), None)
     if rule is None:
-        raise RuleError(f"There is no routing rule {rule_id}; see `alias list`.")
+        raise RoutingRuleError(f"There is no routing rule {rule_id}; see `rule list`.")
     detail = f"It forwards {describe(rule.prefix, rule.match_user, rule.catchall, rule.domain_name)} to " \
              + ", ".join(rule.target_addresses) + "."
     return deletions.schedule(rt, kind="routing_rule", target=str(rule_id), actor_id=actor_id, detail=detail,

@@ -1,19 +1,18 @@
-"""Mailbox and routing-rule listeners: `user list|add|show|sync`, `alias list|add|remove`,
-and the buttons and modals that go with them. The work is in purelyops.users/aliases."""
+"""Mailbox and routing-rule listeners: `mailbox list|add|show|sync`, `rule list|add|remove`,
+and the buttons and modals that go with them. The work is in purelyops.mailboxes/routing_rules."""
 
 from __future__ import annotations
 
 from slack_bolt import App
 
 from bot import alerts
-from bot.blocks import aliases as alias_blocks
-from bot.blocks import users as blocks
+from bot.blocks import mailboxes as blocks
 from bot.blocks.deletions import scheduled_blocks
 from bot.interactions import FieldErrors, guarded, guarded_view
 from bot.payloads import read_toggle, unpack
 from bot.request import Request
 from bot.router import Router, Usage
-from purelyops import aliases, users
+from purelyops import mailboxes
 from purelyops.access import Role
 from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.runtime import Runtime
@@ -31,8 +30,8 @@ def _password_choice(values: dict) -> str | None:
     if values.get("password_mode") != "typed":
         return None
     try:
-        return users.check_password(str(values.get("password") or ""))
-    except users.UserError as error:
+        return mailboxes.check_password(str(values.get("password") or ""))
+    except mailboxes.MailboxError as error:
         raise FieldErrors({"password": str(error)}) from None
 
 
@@ -41,16 +40,16 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     # ---- list and sync ----------------------------------------------------------------------
 
-    @router.add("user list", "user list [text] [domain:example.com]", "find mailboxes (from the cache)",
+    @router.add("mailbox list", "mailbox list [text] [domain:example.com]", "find mailboxes (from the cache)",
                 role=Role.VIEWER)
     def list_users(request: Request) -> None:
-        search, domain = users.parse_query(request.args)
-        request.reply(*blocks.list_blocks(users.list_page(request.rt, search, domain), search, domain))
+        search, domain = mailboxes.parse_query(request.args)
+        request.reply(*blocks.list_blocks(mailboxes.list_page(request.rt, search, domain), search, domain))
 
     def page(request: Request, direction: str) -> None:
         search, domain, cursor = unpack(request.value, 3)
         kwargs = {"before": cursor} if direction == "before" else {"after": cursor}
-        request.replace(*blocks.list_blocks(users.list_page(request.rt, search, domain or None, **kwargs),
+        request.replace(*blocks.list_blocks(mailboxes.list_page(request.rt, search, domain or None, **kwargs),
                                             search, domain or None))
 
     @guarded(rt, Role.VIEWER, "page through mailboxes")
@@ -64,29 +63,29 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     app.action(blocks.PREV_ACTION)(previous_page)
     app.action(blocks.NEXT_ACTION)(next_page)
 
-    @router.add("user sync", "user sync [confirm]",
-                "refresh the users cache from PurelyMail now (confirm: accept a large drop)")
+    @router.add("mailbox sync", "mailbox sync [confirm]",
+                "refresh the mailbox cache from PurelyMail now (confirm: accept a large drop)")
     def sync_now(request: Request) -> None:
         words = [word.lower() for word in request.args]
         if words not in ([], ["confirm"]):
             raise Usage("give nothing, or `confirm` to remove a large drop the last sync held back, "
-                        f"like `{command} user sync confirm`")
-        report = users.sync(request.rt, confirm_drop=words == ["confirm"])
+                        f"like `{command} mailbox sync confirm`")
+        report = mailboxes.sync(request.rt, confirm_drop=words == ["confirm"])
         request.reply(*blocks.sync_report_blocks(report))
         alerts.sync_report(request.rt, report)
 
     # ---- add --------------------------------------------------------------------------------
 
-    @router.add("user add", "user add", "create a mailbox (opens a form)")
+    @router.add("mailbox add", "mailbox add", "create a mailbox (opens a form)")
     def add(request: Request) -> None:
-        request.open_modal(blocks.add_modal(users.cached_domains(request.rt), request.channel_id))
+        request.open_modal(blocks.add_modal(mailboxes.cached_domains(request.rt), request.channel_id))
 
-    def valid_new_user(values: dict) -> tuple[users.NewUser, str]:
+    def valid_new_user(values: dict) -> tuple[mailboxes.NewMailbox, str]:
         errors: dict[str, str] = {}
         local = domain = ""
         try:
-            local = users.check_local_part(str(values.get("local_part") or ""))
-        except users.UserError as error:
+            local = mailboxes.check_local_part(str(values.get("local_part") or ""))
+        except mailboxes.MailboxError as error:
             errors["local_part"] = str(error)
         try:
             domain = normalize_domain(str(values.get("domain") or "")).ascii
@@ -100,9 +99,9 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         if errors:
             raise FieldErrors(errors)
         chosen = lambda block: "on" in (values.get(block) or [])  # noqa: E731
-        new = users.NewUser(local, domain, password, enable_password_reset=chosen("password_reset"),
+        new = mailboxes.NewMailbox(local, domain, password, enable_password_reset=chosen("password_reset"),
                             enable_search_indexing=chosen("search_indexing"), send_welcome_email=chosen("welcome_email"))
-        return new, users.strength_hint(password) if password else ""
+        return new, mailboxes.strength_hint(password) if password else ""
 
     def answer_password(request: Request, address: str, generated: str | None, what: str, hint: str) -> None:
         """The one message about a new password: a generated one only ever ephemerally."""
@@ -114,19 +113,19 @@ def register(app: App, router: Router, rt: Runtime) -> None:
                              lost=blocks.password_lost_words(address, what, command))
 
     @guarded_view(rt, Role.ADMIN, "create a mailbox", valid_new_user, working="Creating the mailbox…")
-    def submit_add(request: Request, parsed: tuple[users.NewUser, str]) -> None:
+    def submit_add(request: Request, parsed: tuple[mailboxes.NewMailbox, str]) -> None:
         new, hint = parsed
-        password = users.create_user(request.rt, new, actor_id=request.user_id, actor_name=request.user_name)
+        password = mailboxes.create_user(request.rt, new, actor_id=request.user_id, actor_name=request.user_name)
         answer_password(request, new.address, password if new.password is None else None, "Created the mailbox", hint)
 
     app.view(blocks.ADD_CALLBACK)(submit_add)
 
     # ---- one mailbox ------------------------------------------------------------------------
 
-    @router.add("user show", "user show alice@example.com", "a mailbox's settings, with actions", role=Role.VIEWER)
+    @router.add("mailbox show", "mailbox show alice@example.com", "a mailbox's settings, with actions", role=Role.VIEWER)
     def show(request: Request) -> None:
-        raw = _one_address(request, f"give one address, like `{command} user show alice@example.com`")
-        request.reply(*blocks.user_blocks(users.show_user(request.rt, users.check_address(raw))))
+        raw = _one_address(request, f"give one address, like `{command} mailbox show alice@example.com`")
+        request.reply(*blocks.user_blocks(mailboxes.show_user(request.rt, mailboxes.check_address(raw))))
 
     @guarded(rt, Role.ADMIN, "reset a password")
     def open_reset(request: Request) -> None:
@@ -136,23 +135,23 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     def valid_reset(values: dict) -> tuple[str | None, str]:
         password = _password_choice(values)
-        return password, users.strength_hint(password) if password else ""
+        return password, mailboxes.strength_hint(password) if password else ""
 
     @guarded_view(rt, Role.ADMIN, "reset a password", valid_reset, working="Setting the new password…")
     def submit_reset(request: Request, parsed: tuple[str | None, str]) -> None:
         password, hint = parsed
-        address = users.check_address(request.value)
-        new = users.reset_password(request.rt, address, password, actor_id=request.user_id,
+        address = mailboxes.check_address(request.value)
+        new = mailboxes.reset_password(request.rt, address, password, actor_id=request.user_id,
                                    actor_name=request.user_name)
         answer_password(request, address, new if password is None else None, "New password set for", hint)
 
     app.view(blocks.RESET_CALLBACK)(submit_reset)
 
     def flag_button(action_id: str, flag: str) -> None:
-        @guarded(rt, Role.ADMIN, users.FLAGS[flag])
+        @guarded(rt, Role.ADMIN, mailboxes.FLAGS[flag])
         def toggle(request: Request) -> None:
             turn_on, address = read_toggle(request.value)
-            details = users.set_flag(request.rt, users.check_address(address), flag, turn_on,
+            details = mailboxes.set_flag(request.rt, mailboxes.check_address(address), flag, turn_on,
                                      actor_id=request.user_id, actor_name=request.user_name)
             request.replace(*blocks.user_blocks(details))
 
@@ -163,8 +162,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     @guarded(rt, Role.VIEWER, "see recovery methods")
     def recovery(request: Request) -> None:
-        address = users.check_address(request.value)
-        request.reply(*blocks.recovery_blocks(address, users.recovery_methods(request.rt, address)))
+        address = mailboxes.check_address(request.value)
+        request.reply(*blocks.recovery_blocks(address, mailboxes.recovery_methods(request.rt, address)))
 
     app.action(blocks.RECOVERY_ACTION)(recovery)
 
@@ -179,8 +178,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         target = str(values.get("target") or "").strip()
         if kind == "email":
             try:
-                target = users.check_address(target)
-            except users.UserError as error:
+                target = mailboxes.check_address(target)
+            except mailboxes.MailboxError as error:
                 raise FieldErrors({"target": str(error)}) from None
         elif not (7 <= len(target) <= 20 and target.lstrip("+").replace(" ", "").isdigit()):
             raise FieldErrors({"target": "give a phone number with its country code, like +44 20 7946 0000"})
@@ -190,8 +189,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @guarded_view(rt, Role.ADMIN, "change recovery methods", valid_recovery)
     def submit_recovery(request: Request, parsed: tuple[str, str, str | None]) -> None:
         kind, target, description = parsed
-        address = users.check_address(request.value)
-        methods = users.add_recovery(request.rt, address, kind, target, description,  # type: ignore[arg-type]
+        address = mailboxes.check_address(request.value)
+        methods = mailboxes.add_recovery(request.rt, address, kind, target, description,  # type: ignore[arg-type]
                                      actor_id=request.user_id, actor_name=request.user_name)
         request.reply(*blocks.recovery_blocks(address, methods))
 
@@ -200,8 +199,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @guarded(rt, Role.ADMIN, "remove a recovery method")
     def remove_recovery(request: Request) -> None:
         address, target = unpack(request.value, 2)
-        address = users.check_address(address)
-        methods = users.remove_recovery(request.rt, address, target, actor_id=request.user_id,
+        address = mailboxes.check_address(address)
+        methods = mailboxes.remove_recovery(request.rt, address, target, actor_id=request.user_id,
                                         actor_name=request.user_name)
         request.replace(*blocks.recovery_blocks(address, methods))
 
@@ -211,37 +210,11 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     def delete(request: Request, address: str) -> None:
         """The command and the Delete button."""
-        scheduled = users.schedule_delete(request.rt, users.check_address(address), actor_id=request.user_id,
+        scheduled = mailboxes.schedule_delete(request.rt, mailboxes.check_address(address), actor_id=request.user_id,
                                           channel_id=request.channel_id or None)
         note = "" if scheduled.created else "It was already scheduled; this is the same deletion."
         request.reply(*scheduled_blocks(scheduled.deletion, note))
 
-    router.add("user delete", "user delete alice@example.com", "delete a mailbox, 24 h from now")(
-        lambda r: delete(r, _one_address(r, f"give one address, like `{command} user delete alice@example.com`")))
+    router.add("mailbox delete", "mailbox delete alice@example.com", "delete a mailbox, 24 h from now")(
+        lambda r: delete(r, _one_address(r, f"give one address, like `{command} mailbox delete alice@example.com`")))
     app.action(blocks.DELETE_ACTION)(guarded(rt, Role.ADMIN, "delete a mailbox")(lambda r: delete(r, r.value)))
-
-    # ---- routing rules ----------------------------------------------------------------------
-
-    @router.add("alias list", "alias list [example.com]", "routing rules (forwarding), per domain", role=Role.VIEWER)
-    def list_aliases(request: Request) -> None:
-        domain = aliases.check_domain(request.args[0]) if request.args else None
-        request.reply(*alias_blocks.list_blocks(aliases.list_rules(request.rt, domain), domain))
-
-    @router.add("alias add", "alias add", "create a routing rule (opens a form)")
-    def add_alias(request: Request) -> None:
-        request.open_modal(alias_blocks.add_modal(users.cached_domains(request.rt), request.channel_id))
-
-    @guarded_view(rt, Role.ADMIN, "create a routing rule", aliases.parse_new_rule)
-    def submit_alias(request: Request, rule: aliases.NewRule) -> None:
-        created = aliases.create_rule(request.rt, rule, actor_id=request.user_id, actor_name=request.user_name)
-        request.reply(*alias_blocks.created_blocks(created))
-
-    app.view(alias_blocks.ADD_CALLBACK)(submit_alias)
-
-    @router.add("alias remove", "alias remove <id>", "delete a routing rule, 24 h from now")
-    def remove_alias(request: Request) -> None:
-        if len(request.args) != 1 or not request.args[0].isdigit() or len(request.args[0]) > 18:
-            raise Usage(f"give the rule's number from `{command} alias list`, like `{command} alias remove 42`")
-        scheduled = aliases.schedule_removal(request.rt, int(request.args[0]), actor_id=request.user_id,
-                                             channel_id=request.channel_id)
-        request.reply(*scheduled_blocks(scheduled.deletion, scheduled.deletion.detail))

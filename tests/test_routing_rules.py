@@ -26,7 +26,7 @@ def test_each_preset_sends_the_right_rule_and_finds_its_id(rt: Runtime, slack: S
                                                            purelymail_fake: FakePurelyMail, preset, match, prefix,
                                                            match_user, catchall, words) -> None:
     purelymail_fake.add_domain_direct(DOMAIN)
-    slack.command("alias add")
+    slack.command("rule add")
     slack_fake.wait_for("views.open")
     slack.view_submission("alias_add", {"domain": {"value": DOMAIN}, "preset": {"value": preset},
                                         "match": {"value": match},
@@ -37,7 +37,7 @@ def test_each_preset_sends_the_right_rule_and_finds_its_id(rt: Runtime, slack: S
         "domainName": DOMAIN, "prefix": prefix, "matchUser": match_user,
         "targetAddresses": ["boss@example.com", "other@elsewhere.example"], "catchall": catchall}]
 
-    slack.command(f"alias list {DOMAIN}")
+    slack.command(f"rule list {DOMAIN}")
     said(slack_fake, "1 routing rule(s) on example.com")
 
 
@@ -52,7 +52,7 @@ def test_each_preset_sends_the_right_rule_and_finds_its_id(rt: Runtime, slack: S
 def test_bad_rules_are_refused_inline(slack: SlackDriver, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail,
                                       values, block, words) -> None:
     purelymail_fake.add_domain_direct(DOMAIN)
-    slack.command("alias add")
+    slack.command("rule add")
     slack_fake.wait_for("views.open")
     body = slack.view_submission("alias_add", {"domain": {"value": DOMAIN}, **values}).json()
     assert body["response_action"] == "errors" and words in body["errors"][block], body
@@ -64,11 +64,11 @@ def test_remove_goes_through_the_queue(rt: Runtime, slack: SlackDriver, slack_fa
     purelymail_fake.add_domain_direct(DOMAIN)
     rt.purelymail.create_routing_rule(DOMAIN, prefix=False, match_user="x", target_addresses=["a@b.com"])
     rule_id = rt.purelymail.list_routing_rules()[0].id
-    slack.command(f"alias remove {rule_id}")
+    slack.command(f"rule remove {rule_id}")
     said(slack_fake, "Cancel deletion")
     assert [(d.kind, d.target) for d in deletions.pending(rt)] == [("routing_rule", str(rule_id))]
-    slack.command("alias remove 999999")
+    slack.command("rule remove 999999")
     said(slack_fake, "There is no routing rule 999999")
-    slack.command("alias remove -1")
+    slack.command("rule remove -1")
     said(slack_fake, "give the rule's number")
     assert len(deletions.pending(rt)) == 1

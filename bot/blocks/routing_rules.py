@@ -14,8 +14,8 @@ from bot.blocks.kit import (
     text_input,
 )
 from bot.mrkdwn import code, escape
-from purelyops.aliases import describe
 from purelyops.purelymail import RoutingRule
+from purelyops.routing_rules import describe
 
 ADD_CALLBACK = "alias_add"
 MAX_SHOWN = 45
@@ -59,6 +59,6 @@ def add_modal(domains: list[str], channel_id: str) -> dict:
 
 def created_blocks(rule: RoutingRule | None) -> tuple[str, list[dict]]:
     if rule is None:
-        text = "The routing rule was created, but PurelyMail's list does not show it yet; check `alias list`."
+        text = "The routing rule was created, but PurelyMail's list does not show it yet; check `rule list`."
         return text, [section(text)]
     return f"Routing rule #{rule.id} created.", [section(":white_check_mark: Created " + _rule_line(rule))]

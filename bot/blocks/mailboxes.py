@@ -19,8 +19,8 @@ from bot.blocks.kit import (
 )
 from bot.mrkdwn import code, escape
 from bot.payloads import modal_metadata, pack, toggle_value
+from purelyops.mailboxes import MailboxPage, SyncReport
 from purelyops.purelymail import UserDetails
-from purelyops.users import MailboxPage, SyncReport
 
 ADD_CALLBACK = "user_add"
 RESET_CALLBACK = "user_reset_password"
@@ -39,7 +39,7 @@ DELETE_ACTION = "user_delete"
 def list_blocks(page: MailboxPage, search: str, domain: str | None) -> tuple[str, list[dict]]:
     what = " ".join(filter(None, [f"matching {code(search)}" if search else "", f"on {code(domain)}" if domain else ""]))
     if not page.addresses:
-        text = f"No mailboxes {what}." if what else "The users cache is empty: run `user sync`."
+        text = f"No mailboxes {what}." if what else "The mailbox cache is empty: run `mailbox sync`."
         return text, [section(text), _context(page)]
     end = page.start + len(page.addresses) - 1
     text = f"Mailboxes {page.start}–{end} of {page.matched}" + (f" ({page.total} in all)" if page.matched != page.total else "")
@@ -57,7 +57,7 @@ def list_blocks(page: MailboxPage, search: str, domain: str | None) -> tuple[str
 
 
 def _context(page: MailboxPage) -> dict:
-    return context(f"From the users cache, last synced {when(page.last_ok_at)}. `user sync` refreshes it now.")
+    return context(f"From the mailbox cache, last synced {when(page.last_ok_at)}. `mailbox sync` refreshes it now.")
 
 
 def _checkbox(block_id: str, label: str, checked: bool) -> dict:
@@ -125,7 +125,7 @@ def password_lost_words(address: str, what: str, command: str) -> str:
     return (f":warning: {escape(what)} {code(address)}, but Slack would not show you its new password in that "
             "channel, and a password is never sent as a direct message (that would stay in Slack's history). "
             "It is not kept anywhere.\nTo get one, reset the password: "
-            f"{code(f'{command} user show {address}')} → *Reset password*, from a channel the bot is in "
+            f"{code(f'{command} mailbox show {address}')} → *Reset password*, from a channel the bot is in "
             "(or invite the bot to this one first).")
 
 
@@ -193,7 +193,7 @@ def sync_report_blocks(report: SyncReport) -> tuple[str, list[dict]]:
         lines.append(f":warning: The list was not trusted to remove anything ({escape(report.distrust)}): {kept}, "
                      "and counts shown before a deletion say the cache may be incomplete.")
         if not report.capped:
-            lines.append("If those mailboxes really were deleted at PurelyMail, `user sync confirm` removes them "
+            lines.append("If those mailboxes really were deleted at PurelyMail, `mailbox sync confirm` removes them "
                          "from the cache.")
         text += f" Nothing removed: {report.distrust}."
     return text, [section("\n".join(lines))]
