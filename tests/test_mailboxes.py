@@ -59,6 +59,14 @@ def test_list_with_a_bad_domain_filter_says_so(slack: SlackDriver, slack_fake: F
     said(slack_fake, "the domain filter is wrong")
 
 
+def test_the_older_command_words_still_work(slack: SlackDriver, slack_fake: FakeSlack) -> None:
+    """`user …` and `alias …` were the commands before mailbox and routing rule had one name each."""
+    slack.command("user list domain:http://x")
+    said(slack_fake, "the domain filter is wrong")
+    slack.command("alias remove x")
+    said(slack_fake, "like `/pm rule remove 42`")
+
+
 def test_list_search_treats_wildcards_literally(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
                                                 purelymail_fake: FakePurelyMail) -> None:
     seed(rt, purelymail_fake, 3)
