@@ -29,6 +29,7 @@ from purelyops.dnscheck import DomainCheck, RecordResult
 from purelyops.domain_names import normalize_domain
 from purelyops.domains import AddOutcome, DomainPage
 from purelyops.imapsync_output import Progress, Summary
+from purelyops.providers import PROVIDERS
 from purelyops.purelymail import ResetMethod, RoutingRule, UserDetails
 from purelyops.users import MailboxPage, SyncReport
 from tests.fakes.slack_fake.block_kit import BlockKitChecker, check_message_blocks, check_view
@@ -97,7 +98,9 @@ def deletion(i: int = 1, kind: str = "user", status: str = "pending") -> Pending
 
 def server(i: int = 1) -> SourceServer:
     return SourceServer(id=i, name=f"oldhost-{i}", host=f"imap.{i}.an-old-mail-host-with-a-long-name.example",
-                        port=993, security=("tls", "starttls", "none")[i % 3], created_by="U0ADMIN01")
+                        port=993, security=("tls", "starttls", "none")[i % 3],
+                        provider=list(PROVIDERS)[i % len(PROVIDERS)],
+                        created_by="U0ADMIN01")
 
 
 def job(i: int = 42, status: str = "running", *, dry_run: bool = False) -> MigrationJob:

@@ -10,9 +10,11 @@ from bot.blocks.kit import (
     button,
     checkboxes,
     confirm,
+    context,
     external_select,
     file_input,
     input_block,
+    line_sections,
     modal,
     option,
     options,
@@ -26,6 +28,8 @@ from bot.payloads import modal_metadata
 from db.models import MigrationBatch, MigrationJob, SourceServer
 from purelyops import migration_report
 from purelyops.imapsync_output import Progress, Summary
+from purelyops.providers import OTHER, PROVIDERS
+from purelyops.providers import label as provider_label
 from purelyops.servers import SECURITY
 
 SERVER_ADD_CALLBACK = "server_add"
@@ -196,18 +200,25 @@ def servers_blocks(servers: list[SourceServer]) -> tuple[str, list[dict]]:
     if not servers:
         text = "No source servers yet. Add one with `server add`."
         return text, [section(text)]
-    lines = [f"*{escape(s.name)}* {code(f'{s.host}:{s.port}')} · {SECURITY[s.security]}" for s in servers[:45]]
-    return f"{len(servers)} source server(s)", [section("\n".join(lines))]
+    lines = [f"*{escape(s.name)}* {code(f'{s.host}:{s.port}')} · {SECURITY[s.security]} · "
+             f"{escape(provider_label(s.provider))}" for s in servers]
+    return f"{len(servers)} source server(s)", line_sections(lines)[:50]
 
 
 def server_add_modal(channel_id: str) -> dict:
     security = options(list(SECURITY.items()))
+    providers = options([(p.key, p.label) for p in PROVIDERS.values()])
+    passwords = "\n".join(f"*{escape(p.label)}*: {escape(p.password)}." for p in PROVIDERS.values() if p.key != OTHER)
     return modal("Add a source server", [
         input_block("name", "Name", text_input(32, placeholder="oldhost"), hint="A short name for commands."),
-        input_block("host", "IMAP host", text_input(253, placeholder="imap.oldhost.example")),
-        input_block("port", "Port", text_input(5, initial_value="993")),
+        input_block("provider", "Provider", static_select(providers, providers[-1]),
+                    hint="Any but Other: its IMAP host, port 993 and TLS are filled in; leave the fields below."),
+        context("What password logs in:\n" + passwords),
+        input_block("host", "IMAP host", text_input(253, placeholder="imap.oldhost.example"), optional=True,
+                    hint="Only with Other."),
+        input_block("port", "Port", text_input(5, initial_value="993"), optional=True, hint="Only with Other."),
         input_block("security", "Security", radio_buttons(security, security[0]),
-                    hint="'none' sends passwords unencrypted: only on a trusted network."),
+                    hint="Only with Other. 'none' sends passwords unencrypted: only on a trusted network."),
     ], callback_id=SERVER_ADD_CALLBACK, submit="Add", private_metadata=channel_id)
 
 
