@@ -203,6 +203,9 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("migrate bulk", "migrate bulk", "move many mailboxes from a CSV (opens a form)")
     def migrate_bulk(request: Request) -> None:
         open_form(request, blocks.bulk_modal)
+        # The template as a reply only the admin sees: nothing stays in the channel, where a
+        # file would invite its filled-in copy, passwords and all, to be posted back.
+        request.reply(*blocks.bulk_template_blocks(migration_csv.template()))
 
     def valid_bulk(values: dict) -> tuple[str, int, list[dict], str, bool]:
         errors: dict[str, str] = {}

@@ -29,6 +29,7 @@ from purelyops.dnscheck import DomainCheck, RecordResult
 from purelyops.domain_names import normalize_domain
 from purelyops.domains import AddOutcome, DomainPage
 from purelyops.imapsync_output import Progress, Summary
+from purelyops.migration_csv import template
 from purelyops.providers import PROVIDERS
 from purelyops.purelymail import ResetMethod, RoutingRule, UserDetails
 from purelyops.users import MailboxPage, SyncReport
@@ -249,6 +250,9 @@ CASES: list[Case] = [
     (migrations.batch_blocks, "500 jobs", lambda: migrations.batch_blocks(
         MigrationBatch(id=7, name="Wave 1: " + "the accounting department " * 3), jobs_in_every_state(500))),
     (migrations.batch_blocks, "empty", lambda: migrations.batch_blocks(MigrationBatch(id=8, name="empty"), [])),
+    (migrations.batch_blocks, "2,000 jobs", lambda: migrations.batch_blocks(
+        MigrationBatch(id=9, name="everyone"), jobs_in_every_state(2000))),
+    (migrations.bulk_template_blocks, "", lambda: migrations.bulk_template_blocks(template())),
     (migrations.bulk_modal, "150 servers", lambda: migrations.bulk_modal([server(i) for i in range(150)], CHANNEL)),
     (migrations.csv_problems_blocks, "300 bad rows", lambda: migrations.csv_problems_blocks(
         [(i, "source_password is empty; " * 20) for i in range(300)])),
