@@ -73,12 +73,12 @@ def stored(rt: Runtime) -> list[SourceServer]:
 
 
 @pytest.mark.parametrize("provider", list(OPTIONS))
-def test_provider_options_come_first_and_ours_after(settings, provider: str) -> None:
+def test_provider_options_come_first_and_ours_after(settings, tmp_path: Path, provider: str) -> None:
     host = HOSTS.get(provider, "mail.old.example")
     source = imapsync.Endpoint("192.0.2.10", 993, "alice@old.example", "tls", name=host,
                                provider="" if provider == "other" else provider)
     args = imapsync.argv(settings, source, imapsync.destination(settings, "alice@new.example"),
-                         ("/dev/fd/5", "/dev/fd/6"), "/tmp/w", imapsync.Options(), None)
+                         ("/dev/fd/5", "/dev/fd/6"), str(tmp_path), imapsync.Options(), None)
     assert args[1:1 + len(OPTIONS[provider])] == OPTIONS[provider]
     assert args[1 + len(OPTIONS[provider])] == "--host1=192.0.2.10"  # the checked address, not the name
     assert f"--sslargs1=SSL_verifycn_name={host}" in args and "--ssl1" in args
