@@ -18,7 +18,7 @@ from bot.mrkdwn import escape
 from bot.payloads import number
 from bot.request import Request
 from bot.router import Router, Usage
-from purelyops import mailboxes, migration_csv, migrations, servers
+from purelyops import mailboxes, migration_csv, migrations, providers, servers
 from purelyops.access import Role, RoleUnknown, has_role
 from purelyops.errors import Refused
 from purelyops.mailboxes import MailboxError, check_address
@@ -88,7 +88,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     def valid_server(values: dict) -> servers.ServerSpec:
         return servers.check_spec(str(values.get("name") or ""), str(values.get("host") or ""),
-                                  str(values.get("port") or ""), str(values.get("security") or ""))
+                                  str(values.get("port") or ""), str(values.get("security") or ""),
+                                  str(values.get("provider") or providers.OTHER))
 
     @guarded_view_now(rt, Role.ADMIN, "add a source server", valid_server)
     def submit_server(request: Request, spec: servers.ServerSpec):
@@ -99,8 +100,12 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         warning = "\n:warning: Security *none*: passwords cross the network unencrypted." if spec.security == "none" else ""
         if unresolved:
             warning += f"\n:warning: {escape(unresolved)}"
+        preset = providers.PROVIDERS[server.provider]
+        kind = "" if preset.key == providers.OTHER else f", {preset.label}"
+        login = "" if preset.key == providers.OTHER else f"\nIts logins take {escape(preset.password)}."
         text = (f":white_check_mark: Source server *{escape(server.name)}* ({escape(server.host)}:{server.port}, "
-                f"{servers.SECURITY[server.security]}) added. Try a login with `server test {server.name}`.{warning}")
+                f"{servers.SECURITY[server.security]}{kind}) added. Try a login with `server test {server.name}`."
+                f"{login}{warning}")
         return lambda: request.reply(text)
 
     app.view(blocks.SERVER_ADD_CALLBACK)(submit_server)
@@ -198,6 +203,9 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @router.add("migrate bulk", "migrate bulk", "move many mailboxes from a CSV (opens a form)")
     def migrate_bulk(request: Request) -> None:
         open_form(request, blocks.bulk_modal)
+        # The template as a reply only the admin sees: nothing stays in the channel, where a
+        # file would invite its filled-in copy, passwords and all, to be posted back.
+        request.reply(*blocks.bulk_template_blocks(migration_csv.template()))
 
     def valid_bulk(values: dict) -> tuple[str, int, list[dict], str, bool]:
         errors: dict[str, str] = {}

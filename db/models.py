@@ -174,6 +174,9 @@ class SourceServer(Base):
     host: Mapped[str] = mapped_column(String(253))
     port: Mapped[int] = mapped_column(Integer)
     security: Mapped[str] = mapped_column(String(16))  # "tls" (on connect), "starttls" or "none"
+    # A mail provider (purelyops.providers; revision 0007): its host, 993 and TLS, and imapsync's
+    # options for it. "other": the admin gave host, port and security.
+    provider: Mapped[str] = mapped_column(String(16), default="other", server_default="other")
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = _now()
 
@@ -206,6 +209,7 @@ class MigrationJob(Base):
     source_host: Mapped[str] = mapped_column(String(253))
     source_port: Mapped[int] = mapped_column(Integer)
     source_security: Mapped[str] = mapped_column(String(16))
+    source_provider: Mapped[str] = mapped_column(String(16), default="other", server_default="other")  # revision 0007
     source_email: Mapped[str] = mapped_column(String(320))
     dest_email: Mapped[str] = mapped_column(String(320))
     key_id: Mapped[str | None] = mapped_column(String(16))

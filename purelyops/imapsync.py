@@ -9,6 +9,9 @@ arguments from a job, starts an `ImapsyncProcess`, reads its lines and stops it.
 - TLS is verified on both sides (imapsync does not by default): SSL_verify_mode=1, the
   system's CA bundle plus IMAP_CA_FILE, and the host name the admin gave.
 - Every value is passed as --option=value, so none can be read as an option of its own.
+- A source at a known mail provider (purelyops.providers) gets imapsync's own options for
+  it first: imapsync lets later options override what they set, and ours (the checked
+  address, TLS verification, the passfiles) come after.
 - It runs in a clean private directory of its own (its pidfile and tmpdir there, no
   options_extra.txt to pick up), in a process group of its own, with stdin from
   /dev/null, and dies with its worker (PR_SET_PDEATHSIG).
@@ -28,6 +31,24 @@ from dataclasses import dataclass
 from purelyops.settings import Settings
 
 SECURITY_FLAGS = {"tls": "ssl", "starttls": "tls"}
+# imapsync's options for a source at a mail provider (keys of purelyops.providers.PROVIDERS),
+# as its documentation (FAQ.d) recommends. They go before ours, which override what they set.
+PROVIDER_OPTIONS: dict[str, tuple[str, ...]] = {
+    # imap.gmail.com over TLS; 40 kB/s after the first 3 GB (Gmail's daily IMAP download limit);
+    # --automap; --skipcrossduplicates (a message under several labels is copied once); the
+    # "[Gmail]/" prefix dropped from folder names; "[Gmail]/All Mail" last (FAQ.Gmail.txt).
+    "gmail": ("--gmail1",),
+    # outlook.office365.com over TLS; leaves out the folder "Files" (FAQ.Office365.txt).
+    "microsoft365": ("--office1",),
+    # FAQ.Yahoo.txt and FAQ.iCloud.txt give only the host (and an app password); there is no
+    # FAQ for Fastmail or Zoho. --automap maps their Sent, Drafts, Junk, Trash and Archive to
+    # PurelyMail's by their special-use flags (or usual names), as FAQ.Folders_Mapping.txt advises
+    # before hand-written --regextrans2 rules ("Sent Messages" on iCloud becomes "Sent").
+    "yahoo": ("--automap",),
+    "icloud": ("--automap",),
+    "fastmail": ("--automap",),
+    "zoho": ("--automap",),
+}
 TEST_ENV_PREFIX = "IMAPSYNC_STANDIN_"  # how tests steer the stand-in; nothing else of ours is passed on
 
 
@@ -38,6 +59,7 @@ class Endpoint:
     user: str
     security: str  # "tls" (on connect), "starttls" or "none"
     name: str = ""  # the host name the certificate must be for (and SNI), when `host` is its address
+    provider: str = ""  # a mail provider (purelyops.providers) for a source: imapsync's options for it
 
     @property
     def tls_name(self) -> str:
@@ -99,7 +121,8 @@ def _side(n: str, end: Endpoint, passfile: str, ca_file: str | None) -> list[str
 
 def argv(settings: Settings, source: Endpoint, dest: Endpoint, passfiles: tuple[str, str], workdir: str,
          options: Options, ca_file: str | None) -> list[str]:
-    args = [settings.imapsync_bin, *_side("1", source, passfiles[0], ca_file), *_side("2", dest, passfiles[1], ca_file),
+    args = [settings.imapsync_bin, *PROVIDER_OPTIONS.get(source.provider, ()),
+            *_side("1", source, passfiles[0], ca_file), *_side("2", dest, passfiles[1], ca_file),
             "--nolog", "--noreleasecheck", f"--tmpdir={workdir}", f"--pidfile={os.path.join(workdir, 'imapsync.pid')}"]
     if options.dry_run:
         args.append("--dry")

@@ -15,6 +15,9 @@ from purelyops.mailboxes import MailboxError, check_address
 from purelyops.migrations import password_problem
 
 HEADER = ["source_email", "source_password", "dest_email", "dest_password"]
+# The template's example row: made-up addresses and a placeholder, never anyone's password;
+# its blank destination password means a temporary app password.
+EXAMPLE = ["alice@old.example", "alices-old-password", "alice@example.com", ""]
 MAX_ROWS = 2000
 MAX_BYTES = 2 * 2**20
 
@@ -43,6 +46,11 @@ def _not_an_address(value: str) -> str:
     if value.count("@") != 1:
         return "is not an email address (it needs one @, like alice@example.com)"
     return "is not a valid email address, like alice@example.com"
+
+
+def template() -> str:
+    """The CSV a batch starts from: the header and one example row."""
+    return ",".join(HEADER) + "\n" + ",".join(EXAMPLE) + "\n"
 
 
 def parse(data: bytes | str) -> list[Row]:

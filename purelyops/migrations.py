@@ -136,7 +136,8 @@ def create_job(rt: Runtime, spec: JobSpec, *, actor_id: str, actor_name: str, ch
         if server is None:
             raise MigrationError("That source server was removed meanwhile; choose another.")
         job = MigrationJob(source_server_id=server.id, source_host=server.host, source_port=server.port,
-                           source_security=server.security, source_email=spec.source_email,
+                           source_security=server.security, source_provider=server.provider,
+                           source_email=spec.source_email,
                            dest_email=spec.dest_email, dry_run=spec.dry_run, exclude=spec.exclude,
                            max_age_days=spec.max_age_days, status="queued", channel_id=channel_id,
                            created_by=actor_id, idempotency_key=idempotency_key, attempts=0, msgs_done=0,
@@ -351,7 +352,8 @@ def create_batch(rt: Runtime, name: str, server_id: int, specs: list[JobSpec], *
         for n, spec in enumerate(specs):
             job = MigrationJob(batch_id=batch.id, source_server_id=server.id, source_host=server.host,
                                source_port=server.port, source_security=server.security,
-                               source_email=spec.source_email, dest_email=spec.dest_email, dry_run=spec.dry_run,
+                               source_provider=server.provider, source_email=spec.source_email,
+                               dest_email=spec.dest_email, dry_run=spec.dry_run,
                                exclude=spec.exclude, max_age_days=spec.max_age_days,
                                status="queued", channel_id=channel_id, created_by=actor_id,
                                idempotency_key=f"{idempotency_key[:48]}-{n}", attempts=0, msgs_done=0,

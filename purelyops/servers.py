@@ -30,6 +30,9 @@ from purelyops.dns_query import Budget, DnsLookupError, ServerPlan, resolve
 from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.errors import Refused
 from purelyops.fields import FieldProblems
+from purelyops.providers import OTHER, PROVIDERS
+from purelyops.providers import PORT as PRESET_PORT
+from purelyops.providers import SECURITY as PRESET_SECURITY
 from purelyops.runtime import Runtime
 
 SECURITY = {"tls": "TLS on connect", "starttls": "STARTTLS", "none": "none (unencrypted)"}
@@ -58,22 +61,46 @@ class ServerSpec:
     host: str
     port: int
     security: str
+    provider: str = OTHER  # a key of purelyops.providers.PROVIDERS
 
 
-def check_spec(name: str, host: str, port: str, security: str) -> ServerSpec:
-    """Validate every field at once; FieldProblems maps field → message."""
+def check_spec(name: str, host: str, port: str, security: str, provider: str = OTHER) -> ServerSpec:
+    """Validate every field at once; FieldProblems maps field → message.
+
+    A provider other than Other brings its own host, port 993 and TLS: the host and port
+    may be left empty (or be just those), and anything else is refused on its field
+    rather than ignored, so that nobody thinks they reach a host they typed."""
     problems: dict[str, str] = {}
     name = name.strip().lower()
     if not _NAME.match(name):
         problems["name"] = "a short name: letters, digits, - and _ (at most 32), starting with a letter or digit"
+    preset = PROVIDERS.get(provider or OTHER)
+    if preset is None:
+        problems["provider"] = "choose a provider, or Other"
+    elif preset.key != OTHER:
+        typed = host.strip().lower().rstrip(".")
+        if typed and typed != preset.host:
+            problems["host"] = (f"leave the host empty: {preset.label} is {preset.host}. To reach another host, "
+                                "choose the provider Other")
+        if port.strip() and port.strip() != str(PRESET_PORT):
+            problems["port"] = f"{preset.label} is reached on port {PRESET_PORT}: leave {PRESET_PORT} or nothing here"
+        if security not in ("", PRESET_SECURITY):
+            problems["security"] = (f"{preset.label} is reached with {SECURITY[PRESET_SECURITY]}: keep it, or choose "
+                                    "the provider Other")
+        if problems:
+            raise FieldProblems(problems)
+        return ServerSpec(name, preset.host, PRESET_PORT, PRESET_SECURITY, preset.key)
     host = host.strip().lower().rstrip(".")
-    try:
-        host = str(ipaddress.ip_address(host))
-    except ValueError:
+    if not host:
+        problems["host"] = "give the IMAP host, like imap.oldhost.example (or choose a provider)"
+    else:
         try:
-            host = normalize_domain(host).ascii
-        except InvalidDomain as error:
-            problems["host"] = f"not a host name or IP address: {error.message}"
+            host = str(ipaddress.ip_address(host))
+        except ValueError:
+            try:
+                host = normalize_domain(host).ascii
+            except InvalidDomain as error:
+                problems["host"] = f"not a host name or IP address: {error.message}"
     value = 0
     if not (port.strip().isascii() and port.strip().isdigit()):
         problems["port"] = "a port is a number from 1 to 65535, like 993"
@@ -268,11 +295,12 @@ def add_server(rt: Runtime, spec: ServerSpec, *, actor_id: str, actor_name: str 
     try:
         with session_scope(rt.database_url) as session:
             server = SourceServer(name=spec.name, host=spec.host, port=spec.port, security=spec.security,
-                                  created_by=actor_id)
+                                  provider=spec.provider, created_by=actor_id)
             session.add(server)
             session.flush()
             audit.record(session, actor_id=actor_id, actor_name=actor_name, action="server.add", target=spec.name,
-                         params={"host": spec.host, "port": spec.port, "security": spec.security})
+                         params={"host": spec.host, "port": spec.port, "security": spec.security,
+                                 "provider": spec.provider})
             session.expunge(server)
             return server, warning
     except IntegrityError:

@@ -40,6 +40,8 @@ from purelyops.domains import AddOutcome, DomainPage
 from purelyops.gather import Existence, JobsOutcome, LinkState, LinkSummary, Planned
 from purelyops.imapsync_output import Progress, Summary
 from purelyops.mailboxes import MailboxPage, SyncReport
+from purelyops.migration_csv import template
+from purelyops.providers import PROVIDERS
 from purelyops.purelymail import ResetMethod, RoutingRule, UserDetails
 from tests.fakes.slack_fake.block_kit import BlockKitChecker, check_message_blocks, check_view
 
@@ -107,7 +109,9 @@ def deletion(i: int = 1, kind: str = "user", status: str = "pending") -> Pending
 
 def server(i: int = 1) -> SourceServer:
     return SourceServer(id=i, name=f"oldhost-{i}", host=f"imap.{i}.an-old-mail-host-with-a-long-name.example",
-                        port=993, security=("tls", "starttls", "none")[i % 3], created_by="U0ADMIN01")
+                        port=993, security=("tls", "starttls", "none")[i % 3],
+                        provider=list(PROVIDERS)[i % len(PROVIDERS)],
+                        created_by="U0ADMIN01")
 
 
 def job(i: int = 42, status: str = "running", *, dry_run: bool = False) -> MigrationJob:
@@ -276,6 +280,9 @@ CASES: list[Case] = [
     (migrations.batch_blocks, "500 jobs", lambda: migrations.batch_blocks(
         MigrationBatch(id=7, name="Wave 1: " + "the accounting department " * 3), jobs_in_every_state(500))),
     (migrations.batch_blocks, "empty", lambda: migrations.batch_blocks(MigrationBatch(id=8, name="empty"), [])),
+    (migrations.batch_blocks, "2,000 jobs", lambda: migrations.batch_blocks(
+        MigrationBatch(id=9, name="everyone"), jobs_in_every_state(2000))),
+    (migrations.bulk_template_blocks, "", lambda: migrations.bulk_template_blocks(template())),
     (migrations.bulk_modal, "150 servers", lambda: migrations.bulk_modal([server(i) for i in range(150)], CHANNEL)),
     (migrations.csv_problems_blocks, "300 bad rows", lambda: migrations.csv_problems_blocks(
         [(i, "source_password is empty; " * 20) for i in range(300)])),

@@ -216,6 +216,9 @@ def test_a_batch_runs_dry_first_then_for_real_from_one_message(rt: Runtime, sett
     assert [j.status for j in migrations.list_jobs(rt)] == ["done", "done"]
     final = slack_fake.calls_to("chat.update")[-1]
     assert final.args["ts"] == message.response["ts"] and "2 of 2 migrations finished" in final.args["text"]
+    shown = "\n".join(b["text"]["text"] for b in final.args["blocks"] if b["type"] == "section")
+    assert ":white_check_mark: #1 `ann@old.example` → `ann@new.example` · done (dry run)" in shown  # a line each
+    assert ":white_check_mark: #2 `bob@old.example` → `bob@new.example` · done (dry run)" in shown
     # quiet on success: no per-mailbox posts or logs in a batch
     assert [c for c in slack_fake.calls_to("chat.postMessage") if "Migration #" in c.args.get("text", "")] == []
 

@@ -314,7 +314,7 @@ class Runner:
         certificate that is not trusted ends the run before anything is copied."""
         addresses = servers.resolve_source(self.rt, job.source_host, job.source_port)
         source = imapsync.Endpoint(addresses[0], job.source_port, job.source_email, job.source_security,
-                                   name=job.source_host)
+                                   name=job.source_host, provider=job.source_provider)
         dest = imapsync.destination(self.rt.settings, job.dest_email)
         for end, whose in ((source, "the source server"), (dest, "PurelyMail's IMAP server")):
             problem = servers.untrusted_certificate(self.rt, end.tls_name, end.host, end.port, end.security)

@@ -10,9 +10,11 @@ from bot.blocks.kit import (
     button,
     checkboxes,
     confirm,
+    context,
     external_select,
     file_input,
     input_block,
+    line_sections,
     modal,
     option,
     options,
@@ -26,6 +28,8 @@ from bot.payloads import modal_metadata
 from db.models import MigrationBatch, MigrationJob, SourceServer
 from purelyops import migration_report
 from purelyops.imapsync_output import Progress, Summary
+from purelyops.providers import OTHER, PROVIDERS
+from purelyops.providers import label as provider_label
 from purelyops.servers import SECURITY
 
 SERVER_ADD_CALLBACK = "server_add"
@@ -44,6 +48,7 @@ BATCH_RUN_ALL = "batch_run_all"
 BATCH_CANCEL_ALL = "batch_cancel_all"
 BATCH_RERUN_FAILED = "batch_rerun_failed"
 BAR = 20
+MESSAGE_BLOCKS = 50  # Slack's limit for one message
 ICONS = {"queued": ":hourglass:", "running": ":arrows_counterclockwise:", "done": ":white_check_mark:",
          "failed": ":x:", "cancelled": ":no_entry_sign:", "interrupted": ":warning:"}
 
@@ -196,18 +201,25 @@ def servers_blocks(servers: list[SourceServer]) -> tuple[str, list[dict]]:
     if not servers:
         text = "No source servers yet. Add one with `server add`."
         return text, [section(text)]
-    lines = [f"*{escape(s.name)}* {code(f'{s.host}:{s.port}')} · {SECURITY[s.security]}" for s in servers[:45]]
-    return f"{len(servers)} source server(s)", [section("\n".join(lines))]
+    lines = [f"*{escape(s.name)}* {code(f'{s.host}:{s.port}')} · {SECURITY[s.security]} · "
+             f"{escape(provider_label(s.provider))}" for s in servers]
+    return f"{len(servers)} source server(s)", line_sections(lines)[:50]
 
 
 def server_add_modal(channel_id: str) -> dict:
     security = options(list(SECURITY.items()))
+    providers = options([(p.key, p.label) for p in PROVIDERS.values()])
+    passwords = "\n".join(f"*{escape(p.label)}*: {escape(p.password)}." for p in PROVIDERS.values() if p.key != OTHER)
     return modal("Add a source server", [
         input_block("name", "Name", text_input(32, placeholder="oldhost"), hint="A short name for commands."),
-        input_block("host", "IMAP host", text_input(253, placeholder="imap.oldhost.example")),
-        input_block("port", "Port", text_input(5, initial_value="993")),
+        input_block("provider", "Provider", static_select(providers, providers[-1]),
+                    hint="Any but Other: its IMAP host, port 993 and TLS are filled in; leave the fields below."),
+        context("What password logs in:\n" + passwords),
+        input_block("host", "IMAP host", text_input(253, placeholder="imap.oldhost.example"), optional=True,
+                    hint="Only with Other."),
+        input_block("port", "Port", text_input(5, initial_value="993"), optional=True, hint="Only with Other."),
         input_block("security", "Security", radio_buttons(security, security[0]),
-                    hint="'none' sends passwords unencrypted: only on a trusted network."),
+                    hint="Only with Other. 'none' sends passwords unencrypted: only on a trusted network."),
     ], callback_id=SERVER_ADD_CALLBACK, submit="Add", private_metadata=channel_id)
 
 
@@ -261,22 +273,63 @@ def mailbox_options(addresses: list[str], typed: str | None) -> list[dict]:
     return [option(a, a[:150]) for a in values[:100]]
 
 
+BATCH_LINES = 100  # mailbox lines in a batch message; past them, counts by state and "N more"
+# Which mailboxes a collapsed batch message still shows, first: those that need a look, then
+# those moving; a line each in the batch's order.
+BATCH_SHOWN_FIRST = ("failed", "interrupted", "running", "cancelled", "queued", "done")
+
+
+def batch_line(job: MigrationJob) -> str:
+    """One mailbox of a batch: icon, source → destination, state, messages (and why it failed)."""
+    line = (f"{ICONS.get(job.status, '')} #{job.id} {code(clip(job.source_email, 80))} → "
+            f"{code(clip(job.dest_email, 80))} · {job.status}{' (dry run)' if job.dry_run else ''}")
+    if job.msgs_total:
+        line += f" · {job.msgs_done:,} of {job.msgs_total:,} messages"
+    if job.status in ("failed", "interrupted") and job.verdict:
+        line += f": {escape(clip(job.verdict, 150))}"
+    return line
+
+
+def _state_counts(jobs: list[MigrationJob]) -> str:
+    counts = {state: sum(1 for j in jobs if j.status == state) for state in ICONS}
+    return " · ".join(f"{ICONS[s]} {n} {s}" for s, n in counts.items() if n)
+
+
+def batch_mailbox_sections(jobs: list[MigrationJob], max_blocks: int, max_lines: int = BATCH_LINES) -> list[dict]:
+    """A line per mailbox in as few sections as they fit in, at most `max_blocks` of them and
+    `max_lines` lines. Past that, the mailboxes that need a look (failed, interrupted) and the
+    running ones are kept, and one last line counts the rest by state: "…and N more"."""
+    if len(jobs) <= max_lines:
+        sections = line_sections([batch_line(j) for j in jobs])
+        if len(sections) <= max_blocks:
+            return sections
+    rank = {state: n for n, state in enumerate(BATCH_SHOWN_FIRST)}
+    ranked = sorted(jobs, key=lambda j: (rank.get(j.status, len(rank)), j.id))
+    count = min(max_lines, len(jobs))
+    while True:
+        shown = sorted(ranked[:count], key=lambda j: j.id)
+        rest = ranked[count:]
+        lines = [batch_line(j) for j in shown]
+        if rest:
+            lines.append(f"…and {len(rest):,} more: {_state_counts(rest)}")
+        sections = line_sections(lines)
+        if len(sections) <= max_blocks or count == 0:
+            return sections[:max_blocks]
+        count = count * max_blocks // len(sections)  # fewer lines, in proportion to what did not fit
+
+
 def batch_blocks(batch: MigrationBatch, jobs: list[MigrationJob]) -> tuple[str, list[dict]]:
-    """The batch message: counts by state, messages moved so far, and the batch actions."""
+    """The batch message: counts by state, messages moved so far, a line per mailbox
+    (collapsed past BATCH_LINES, or what Block Kit holds), and the batch actions."""
     counts = {state: sum(1 for j in jobs if j.status == state) for state in ICONS}
     dry = sum(1 for j in jobs if j.dry_run)
     done_msgs, total_msgs = sum(j.msgs_done for j in jobs), sum(j.msgs_total for j in jobs)
     finished = counts["done"] + counts["failed"] + counts["cancelled"] + counts["interrupted"]
     text = f"Batch {batch.name}: {finished} of {len(jobs)} migrations finished"
-    states = " · ".join(f"{ICONS[s]} {n} {s}" for s, n in counts.items() if n)
     filled = round(finished / len(jobs) * BAR) if jobs else 0
     lines = [f"*Batch {escape(batch.name)}*: {len(jobs)} migration(s)" + (f", {dry} dry run(s)" if dry else ""),
              f"`{'█' * filled}{'░' * (BAR - filled)}` {finished} of {len(jobs)} finished · {done_msgs:,} of "
-             f"{total_msgs:,} messages so far", states]
-    failed = [j for j in jobs if j.status in ("failed", "interrupted")][:10]
-    if failed:
-        lines.append("Failed: " + "; ".join(f"#{j.id} {code(j.source_email)}: {escape(clip(j.verdict or '', 120))}"
-                                             for j in failed))
+             f"{total_msgs:,} messages so far", _state_counts(jobs)]
     buttons = []
     if any(j.status == "done" and j.dry_run for j in jobs):
         buttons.append(button("Run all for real", BATCH_RUN_ALL, str(batch.id), "primary"))
@@ -287,9 +340,22 @@ def batch_blocks(batch: MigrationBatch, jobs: list[MigrationJob]) -> tuple[str, 
     if counts["failed"] + counts["interrupted"] + counts["cancelled"]:
         buttons.append(button("Re-run failed", BATCH_RERUN_FAILED, str(batch.id)))
     blocks = [section("\n".join(lines))]
+    blocks += batch_mailbox_sections(jobs, MESSAGE_BLOCKS - len(blocks) - (1 if buttons else 0))
     if buttons:
         blocks.append(actions(*buttons))
     return text, blocks
+
+
+def bulk_template_blocks(template: str) -> tuple[str, list[dict]]:
+    """The reply to `migrate bulk`: the CSV to start from, to copy into a file or the form."""
+    text = "The CSV for migrate bulk: its first line, then a line per mailbox"
+    return text, [
+        section("*The CSV for `migrate bulk`*: keep the first line and put one mailbox on each line after it, like "
+                "the example. Save it as a `.csv` file for the form, or paste it into the form's text box. A blank "
+                "`dest_password` means a temporary app password. A password with a comma goes in double quotes. "
+                "The filled-in file holds passwords: give it only to the form, never to a channel."),
+        section(f"```{escape(template)}```"),
+    ]
 
 
 def bulk_modal(servers: list[SourceServer], channel_id: str) -> dict:
