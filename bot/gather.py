@@ -173,19 +173,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
                 domain = normalize_domain(str(values.get("domain") or "")).ascii
             except InvalidDomain as error:
                 errors["domain"] = error.message
-        exclude = str(values.get("exclude") or "").strip() or None
-        if exclude:
-            try:
-                exclude = migrations.check_exclude(exclude)
-            except migrations.MigrationError as error:
-                errors["exclude"] = str(error)
-        raw_age = str(values.get("max_age") or "").strip()
-        max_age = None
-        if raw_age:
-            if not raw_age.isdigit() or not 1 <= int(raw_age) <= 36500:
-                errors["max_age"] = "a whole number of days, from 1 to 36500"
-            else:
-                max_age = int(raw_age)
+        exclude, max_age = migrations.run_options(values, errors)
         if errors:
             raise FieldErrors(errors)
         return gather.JobOptions(domain, "dry" in (values.get("options") or []), exclude, max_age)

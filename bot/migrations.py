@@ -170,19 +170,7 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         dest_password = _password(values, "dest_password", errors, required=use_password)
         if not use_password:
             dest_password = ""
-        exclude = str(values.get("exclude") or "").strip() or None
-        if exclude:
-            try:
-                exclude = migrations.check_exclude(exclude)
-            except migrations.MigrationError as error:
-                errors["exclude"] = str(error)
-        raw_age = str(values.get("max_age") or "").strip()
-        max_age = None
-        if raw_age:
-            if not raw_age.isdigit() or not 1 <= int(raw_age) <= 36500:
-                errors["max_age"] = "a whole number of days, from 1 to 36500"
-            else:
-                max_age = int(raw_age)
+        exclude, max_age = migrations.run_options(values, errors)
         if errors:
             raise FieldErrors(errors)
         return migrations.JobSpec(int(server), source_email, source_password, dest_email, dest_password,

@@ -82,6 +82,25 @@ def password_problem(value: str, *, required: bool = True) -> str | None:
     return None
 
 
+def run_options(values: dict, errors: dict[str, str]) -> tuple[str | None, int | None]:
+    """The folder pattern and the age limit of a form (fields "exclude" and "max_age"),
+    checked; what is wrong goes into `errors` under the field's name."""
+    exclude = str(values.get("exclude") or "").strip() or None
+    if exclude:
+        try:
+            exclude = check_exclude(exclude)
+        except MigrationError as error:
+            errors["exclude"] = str(error)
+    raw_age = str(values.get("max_age") or "").strip()
+    max_age = None
+    if raw_age:
+        if not raw_age.isdigit() or not 1 <= int(raw_age) <= 36500:
+            errors["max_age"] = "a whole number of days, from 1 to 36500"
+        else:
+            max_age = int(raw_age)
+    return exclude, max_age
+
+
 def check_exclude(pattern: str) -> str:
     """A folder-exclusion regex imapsync (Perl) will take, checked without running it on
     anything: it must compile, be short, and have nothing that can make matching take
