@@ -78,7 +78,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             return
         if created:
             slack_out.post_link(request.rt, link.id)
-        text, secret = blocks.link_secret_blocks(gather.summary(request.rt, link.id), gather.link_url(request.rt, token))
+        text, secret = blocks.link_secret_blocks(gather.summary(request.rt, link.id),
+                                                 gather.link_url(request.rt, token))
         request.show_in_modal(text, secret)  # the admin's own modal, and a message only they see
         slack_out.ephemeral(request.rt, request.channel_id, request.user_id, text, secret)
 

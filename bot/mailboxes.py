@@ -100,7 +100,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             raise FieldErrors(errors)
         chosen = lambda block: "on" in (values.get(block) or [])  # noqa: E731
         new = mailboxes.NewMailbox(local, domain, password, enable_password_reset=chosen("password_reset"),
-                            enable_search_indexing=chosen("search_indexing"), send_welcome_email=chosen("welcome_email"))
+                            enable_search_indexing=chosen("search_indexing"),
+                            send_welcome_email=chosen("welcome_email"))
         return new, mailboxes.strength_hint(password) if password else ""
 
     def answer_password(request: Request, address: str, generated: str | None, what: str, hint: str) -> None:
@@ -122,7 +123,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
 
     # ---- one mailbox ------------------------------------------------------------------------
 
-    @router.add("mailbox show", "mailbox show alice@example.com", "a mailbox's settings, with actions", role=Role.VIEWER)
+    @router.add("mailbox show", "mailbox show alice@example.com", "a mailbox's settings, with actions",
+                role=Role.VIEWER)
     def show(request: Request) -> None:
         raw = _one_address(request, f"give one address, like `{command} mailbox show alice@example.com`")
         request.reply(*blocks.user_blocks(mailboxes.show_user(request.rt, mailboxes.check_address(raw))))

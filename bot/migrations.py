@@ -97,7 +97,8 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         # after the modal closes finds the server, and a refused host is shown on its field.
         server, unresolved = servers.add_server(request.rt, spec, actor_id=request.user_id,
                                                 actor_name=request.user_name)
-        warning = "\n:warning: Security *none*: passwords cross the network unencrypted." if spec.security == "none" else ""
+        warning = ("\n:warning: Security *none*: passwords cross the network unencrypted."
+                   if spec.security == "none" else "")
         if unresolved:
             warning += f"\n:warning: {escape(unresolved)}"
         preset = providers.PROVIDERS[server.provider]

@@ -18,7 +18,8 @@ from purelyops.runtime import Runtime
 def register(app: App, router: Router, rt: Runtime) -> None:
     command = router.command
 
-    @router.add("rule list", "rule list [example.com]", "routing rules (forwarding, aliases), per domain", role=Role.VIEWER)
+    @router.add("rule list", "rule list [example.com]", "routing rules (forwarding, aliases), per domain",
+                role=Role.VIEWER)
     def list_rules(request: Request) -> None:
         domain = routing_rules.check_domain(request.args[0]) if request.args else None
         request.reply(*rule_blocks.list_blocks(routing_rules.list_rules(request.rt, domain), domain))

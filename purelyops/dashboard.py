@@ -32,7 +32,8 @@ class Dashboard:
 def dashboard(rt: Runtime) -> Dashboard:
     with session_scope(rt.database_url) as session:
         per_domain = [(d, n) for d, n in session.execute(
-            select(Mailbox.domain, func.count()).group_by(Mailbox.domain).order_by(func.count().desc(), Mailbox.domain))]
+            select(Mailbox.domain, func.count()).group_by(Mailbox.domain).order_by(
+                func.count().desc(), Mailbox.domain))]
         domains = session.scalar(select(func.count()).select_from(Domain).where(Domain.is_shared.is_(False)))
         healthy = session.scalar(select(func.count()).select_from(Domain)
                                  .where(Domain.is_shared.is_(False), Domain.healthy.is_(True)))

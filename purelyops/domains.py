@@ -236,7 +236,8 @@ def list_page(rt: Runtime, *, after: str | None = None, before: str | None = Non
                 cursor_of(rows[0]) if rows and start > 1 else None)
 
 
-def schedule_removal(rt: Runtime, raw: str, *, actor_id: str, channel_id: str | None) -> tuple[deletions.Scheduled, str]:
+def schedule_removal(rt: Runtime, raw: str, *, actor_id: str,
+                     channel_id: str | None) -> tuple[deletions.Scheduled, str]:
     """Schedule the domain's deletion 24 hours ahead; returns it and, in words, how many
     mailboxes go with it (saying so when the mailbox cache may be incomplete)."""
     name = domain_name(raw)

@@ -84,11 +84,13 @@ def _words(error: BaseException) -> str:
     if isinstance(error, (SlackRequestError, *_NETWORK)):
         return "Slack could not be reached. Try again in a minute."
     if isinstance(error, _REDIS_DOWN):
-        return "Redis is not reachable, so the job queue is unavailable right now. Try again in a minute; if it goes on, check REDIS_URL and the Redis server."
+        return ("Redis is not reachable, so the job queue is unavailable right now. Try again in a minute; "
+                "if it goes on, check REDIS_URL and the Redis server.")
     if isinstance(error, redis.exceptions.RedisError):
         return "Redis refused the request. Check the Redis server's log."
     if isinstance(error, OperationalError):
-        return "The database is not reachable right now. Try again in a minute; if it goes on, check DATABASE_URL and the PostgreSQL server."
+        return ("The database is not reachable right now. Try again in a minute; "
+                "if it goes on, check DATABASE_URL and the PostgreSQL server.")
     if isinstance(error, DBAPIError):
         return "The database refused the change, so nothing was saved."
     return "Something unexpected went wrong on our side."

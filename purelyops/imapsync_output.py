@@ -21,12 +21,14 @@ _LEFT = re.compile(r"(\d+(?:\.\d+)?) s\s+(\d+)/(\d+) msgs left\s*$")
 _DRY = re.compile(r"^msg (.+?) copying to (.+?)\s+\(not really since --dry mode\)")
 _FOLDER = re.compile(r"^Folder\s+\d+/\d+ \[(.*)\]\s+->")
 _ERR = re.compile(r"^Err (\d+)/\d+: (.*)")
-_STAT = re.compile(r"^(Messages transferred|Messages skipped|Total bytes transferred|Transfer time|Message rate)\s*:\s*([\d.]+)")
+_STAT = re.compile(r"^(Messages transferred|Messages skipped|Total bytes transferred|Transfer time|Message rate)"
+                   r"\s*:\s*([\d.]+)")
 _COULD_BE = re.compile(r"could be (\d+) without dry mode")
 _DETECTED = re.compile(r"^Detected (\d+) errors")
 _EXITING = re.compile(r"^Exiting with return value (\d+)")
 _FREQUENT = re.compile(r"^The most frequent error is \w+\. (.*)")
-_FOLDER_SIZE = re.compile(r"^Host([12]) folder\s+(\d+)/\d+ \[(.*)\]\s+(?:Size:\s+(\d+) Messages:\s+(\d+)|does not exist)")
+_FOLDER_SIZE = re.compile(r"^Host([12]) folder\s+(\d+)/\d+ \[(.*)\]\s+"
+                          r"(?:Size:\s+(\d+) Messages:\s+(\d+)|does not exist)")
 _QUOTA = re.compile(r"^Host2: Quota current storage is (\d+) bytes\. Limit is (\d+) bytes")
 _APPEND_FAILED = re.compile(r"^- msg .*? could not append .*? to folder (.*?): (.*)")
 

@@ -130,7 +130,8 @@ def check_exclude(pattern: str) -> str:
 def credentials(rt: Runtime, job: MigrationJob) -> dict[str, str]:
     """The job's passwords, decrypted (CredentialsUnreadable if they cannot be)."""
     if job.ciphertext is None or job.key_id is None:
-        raise crypto.CredentialsUnreadable("the credentials of this job were purged; enter them again (Edit credentials)")
+        raise crypto.CredentialsUnreadable(
+            "the credentials of this job were purged; enter them again (Edit credentials)")
     secrets = crypto.decrypt(rt.settings.credential_keys, job.key_id, job.ciphertext, f"migration:{job.id}")
     redact(*secrets.values())
     return secrets
@@ -356,7 +357,8 @@ def create_batch(rt: Runtime, name: str, server_id: int, specs: list[JobSpec], *
     for spec in specs:
         redact(spec.source_password, spec.dest_password)
     with session_scope(rt.database_url) as session:
-        existing = session.scalars(select(MigrationBatch).where(MigrationBatch.idempotency_key == idempotency_key)).first()
+        existing = session.scalars(
+            select(MigrationBatch).where(MigrationBatch.idempotency_key == idempotency_key)).first()
         if existing is not None:
             jobs = list(session.scalars(select(MigrationJob).where(MigrationJob.batch_id == existing.id)))
             session.expunge_all()
@@ -407,7 +409,8 @@ def remember_batch_message(rt: Runtime, batch_id: int, ts: str) -> None:
         session.execute(update(MigrationJob).where(MigrationJob.batch_id == batch_id).values(thread_ts=ts))
 
 
-def batch_action(rt: Runtime, batch_id: int, action: str, *, actor_id: str, actor_name: str = "") -> tuple[str, list[int]]:
+def batch_action(rt: Runtime, batch_id: int, action: str, *, actor_id: str,
+                 actor_name: str = "") -> tuple[str, list[int]]:
     """"run_all" (finished dry runs for real), "cancel_all" or "rerun_failed": words, and
     the ids to put on the queue."""
     _, jobs = batch_jobs(rt, batch_id)
@@ -423,7 +426,8 @@ def batch_action(rt: Runtime, batch_id: int, action: str, *, actor_id: str, acto
                 touched.append(requeue(rt, job.id, actor_id=actor_id, actor_name=actor_name).id)
         except MigrationError:
             continue  # it moved meanwhile (a double click); the others still go
-    words = {"run_all": "queued for real", "cancel_all": "cancelled or stopping", "rerun_failed": "queued again"}[action]
+    words = {"run_all": "queued for real", "cancel_all": "cancelled or stopping",
+             "rerun_failed": "queued again"}[action]
     return f"{len(touched)} migration(s) of the batch {words}.", ([] if action == "cancel_all" else touched)
 
 

@@ -405,9 +405,11 @@ def test_login(rt: Runtime, host: str, port: int, security: str, address: str, p
             return False, (f"the certificate of {where} is not trusted: {certificate_problem(error, host)}. "
                            "If it is your own CA's, put that CA in IMAP_CA_FILE.")
         except ssl.SSLError as error:
-            return False, f"the TLS handshake with {where} failed ({error.reason or 'no reason given'}); check the security setting"
+            return False, (f"the TLS handshake with {where} failed ({error.reason or 'no reason given'}); "
+                           "check the security setting")
         except imaplib.IMAP4.error:
-            return False, f"{where} answered, but it is not an IMAP server; check the host, the port and the security setting"
+            return False, (f"{where} answered, but it is not an IMAP server; "
+                           "check the host, the port and the security setting")
         except OSError as error:
             failure = f"could not connect to {where}: {error.strerror or type(error).__name__}"
     if client is None:

@@ -124,7 +124,8 @@ def clean_state(database_url: str, redis_url: str, slack_fake: FakeSlack, purely
     purelymail_fake.reset()
 
 
-def make_settings(database_url: str, redis_url: str, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail, **overrides: object) -> Settings:
+def make_settings(database_url: str, redis_url: str, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail,
+                  **overrides: object) -> Settings:
     values: dict[str, object] = dict(
         _env_file=None,
         slack_bot_token=BOT_TOKEN,
@@ -149,7 +150,8 @@ def make_settings(database_url: str, redis_url: str, slack_fake: FakeSlack, pure
 
 
 @pytest.fixture
-def settings(clean_state: None, database_url: str, redis_url: str, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> Settings:
+def settings(clean_state: None, database_url: str, redis_url: str, slack_fake: FakeSlack,
+             purelymail_fake: FakePurelyMail) -> Settings:
     return make_settings(database_url, redis_url, slack_fake, purelymail_fake)
 
 

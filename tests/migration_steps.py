@@ -57,7 +57,8 @@ def open_modal(slack: SlackDriver, slack_fake: FakeSlack, command: str, callback
 
     before = opened()
     slack.command(command)
-    wait_until(lambda: opened() > before and [v for v in slack_fake.open_views() if v.view.get("callback_id") == callback],
+    wait_until(lambda: opened() > before and [v for v in slack_fake.open_views()
+                                              if v.view.get("callback_id") == callback],
                5, f"the {callback} modal")
 
 

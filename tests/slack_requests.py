@@ -6,9 +6,10 @@ holding JSON for interactions, a JSON envelope for events) and signed with Slack
 algorithm. With a `FakeSlack`, the driver takes trigger ids and response URLs from it, reads
 the clicked message or the submitted modal from its state when the fake has it (then the
 element, button value, option and required inputs must really be there, as in Slack's
-client; when the fake has no such message or modal the payload is made up), and hands the bot's answer back to the fake (`FakeSlack.record_ack`),
-which applies it as Slack would: a `response_action` updates the modal, an empty answer
-closes it, a slash command's answer becomes an ephemeral message.
+client; when the fake has no such message or modal the payload is made up), and hands the
+bot's answer back to the fake (`FakeSlack.record_ack`), which applies it as Slack would: a
+`response_action` updates the modal, an empty answer closes it, a slash command's answer
+becomes an ephemeral message.
 
     slack = SlackDriver(bot_url + "/slack/events", SIGNING_SECRET, fake)
     r = slack.command("domains list")          # httpx.Response; r.elapsed is the ack time

@@ -89,8 +89,8 @@ def domain_row(name: str, i: int = 0, *, checked: bool = True) -> Domain:
 
 
 def sample_rules(n: int) -> list[RoutingRule]:
-    return [RoutingRule(i, f"client-{i % 7}.example", i % 2 == 0, f"{LONG_LOCAL}-{i}", tuple(addresses(15, "elsewhere.example")),
-                        i % 5 == 0) for i in range(1, n + 1)]
+    return [RoutingRule(i, f"client-{i % 7}.example", i % 2 == 0, f"{LONG_LOCAL}-{i}",
+                        tuple(addresses(15, "elsewhere.example")), i % 5 == 0) for i in range(1, n + 1)]
 
 
 def audit_entries(n: int) -> list[AuditEntry]:
@@ -166,7 +166,8 @@ def progress() -> Progress:
 
 def summary() -> Summary:
     return Summary(transferred=98_000, skipped=765, errors=37, bytes_transferred=17 * 1024**3, rate_msgs_per_s=41.2,
-                   error_lines=[f"Host2 failure: Error login on [imap.purelymail.com] {'x' * 400} #{i}" for i in range(20)],
+                   error_lines=[f"Host2 failure: Error login on [imap.purelymail.com] {'x' * 400} #{i}"
+                                for i in range(20)],
                    most_frequent_error="The destination mailbox is 100% full, " + "get free space. " * 40)
 
 
@@ -178,8 +179,10 @@ def subcommands(extra: int = 0) -> list[Subcommand]:
         ("domain check", "domain check example.com", "a live check of the seven records"),
         ("domain recheck", "domain recheck example.com", "ask PurelyMail to re-run its checks"),
         ("domain remove", "domain remove example.com", "delete a domain in 24 hours"),
-        ("pending", "pending", "the deletions scheduled"), ("mailbox list", "mailbox list [text] [domain:x]", "mailboxes"),
-        ("mailbox sync", "mailbox sync", "refresh the mailbox cache"), ("mailbox add", "mailbox add", "create a mailbox"),
+        ("pending", "pending", "the deletions scheduled"),
+        ("mailbox list", "mailbox list [text] [domain:x]", "mailboxes"),
+        ("mailbox sync", "mailbox sync", "refresh the mailbox cache"),
+        ("mailbox add", "mailbox add", "create a mailbox"),
         ("mailbox show", "mailbox show alice@example.com", "one mailbox's settings"),
         ("mailbox delete", "mailbox delete alice@example.com", "delete a mailbox in 24 hours"),
         ("rule list", "rule list [example.com]", "routing rules"), ("rule add", "rule add", "a routing rule"),
@@ -229,7 +232,8 @@ CASES: list[Case] = [
         deletion(), "The mailbox and all its mail go with it. " * 20)),
     (deletions.cancelled_blocks, "domain", lambda: deletions.cancelled_blocks(deletion(kind="domain"), "U0ADMIN02")),
     (deletions.outcome_blocks, "done", lambda: deletions.outcome_blocks(deletion(status="done"))),
-    (deletions.outcome_blocks, "failed", lambda: deletions.outcome_blocks(deletion(kind="routing_rule", status="failed"))),
+    (deletions.outcome_blocks, "failed", lambda: deletions.outcome_blocks(
+        deletion(kind="routing_rule", status="failed"))),
     (deletions.pending_blocks, "none", lambda: deletions.pending_blocks([])),
     (deletions.pending_blocks, "80 scheduled", lambda: deletions.pending_blocks(
         [deletion(i, ("user", "domain", "routing_rule")[i % 3]) for i in range(1, 81)], NOW)),
@@ -253,7 +257,8 @@ CASES: list[Case] = [
         IDN.ascii, [record(k, "fail", found=8) for k in KINDS], [])),
     (domains.alert_blocks, "recovered", lambda: domains.alert_blocks(IDN.ascii, [], list(KINDS))),
     (help.help_blocks, "every subcommand", lambda: help.help_blocks("/pm", subcommands())),
-    (help.help_blocks, "with an intro", lambda: help.help_blocks("/pm", subcommands(), intro="I don't know `dommain`.")),
+    (help.help_blocks, "with an intro", lambda: help.help_blocks(
+        "/pm", subcommands(), intro="I don't know `dommain`.")),
     (home.dashboard_blocks, "300 domains", lambda: home.dashboard_blocks(dashboard(300))),
     (home.home_view, "admin", lambda: home.home_view("/pm", True, dashboard(300))),
     (home.home_view, "viewer", lambda: home.home_view("/pm", False)),
@@ -273,7 +278,8 @@ CASES: list[Case] = [
     (migrations.servers_blocks, "60 servers", lambda: migrations.servers_blocks([server(i) for i in range(60)])),
     (migrations.server_add_modal, "", lambda: migrations.server_add_modal(CHANNEL)),
     (migrations.server_test_modal, "", lambda: migrations.server_test_modal(server(), CHANNEL)),
-    (migrations.migrate_modal, "150 servers", lambda: migrations.migrate_modal([server(i) for i in range(150)], CHANNEL)),
+    (migrations.migrate_modal, "150 servers", lambda: migrations.migrate_modal(
+        [server(i) for i in range(150)], CHANNEL)),
     (migrations.credentials_modal, "", lambda: migrations.credentials_modal(job(123_456), CHANNEL)),
     (migrations.mailbox_options, "150 and a long typed one", lambda: migrations.mailbox_options(
         addresses(150), "x" * 64 + "@" + "y" * 250)),
@@ -286,7 +292,8 @@ CASES: list[Case] = [
     (migrations.bulk_modal, "150 servers", lambda: migrations.bulk_modal([server(i) for i in range(150)], CHANNEL)),
     (migrations.csv_problems_blocks, "300 bad rows", lambda: migrations.csv_problems_blocks(
         [(i, "source_password is empty; " * 20) for i in range(300)])),
-    (mailboxes.list_blocks, "empty cache", lambda: mailboxes.list_blocks(MailboxPage([], 0, 0, 1, None, None, None), "", None)),
+    (mailboxes.list_blocks, "empty cache", lambda: mailboxes.list_blocks(
+        MailboxPage([], 0, 0, 1, None, None, None), "", None)),
     (mailboxes.list_blocks, "no match", lambda: mailboxes.list_blocks(
         MailboxPage([], 0, 5000, 1, None, None, NOW), "x" * 320, IDN.ascii)),
     (mailboxes.list_blocks, "a page of 5000", lambda: mailboxes.list_blocks(MailboxPage(
@@ -300,12 +307,14 @@ CASES: list[Case] = [
         addresses(1)[0], "Xk3#v9!pQ2@wL7$zR5&m", "Created", "strong: 131 bits")),
     (mailboxes.password_once_blocks, "typed", lambda: mailboxes.password_once_blocks(addresses(1)[0], None, "Reset")),
     (mailboxes.user_blocks, "60 recovery methods", lambda: mailboxes.user_blocks(user_details())),
-    (mailboxes.recovery_blocks, "60 methods", lambda: mailboxes.recovery_blocks(addresses(1)[0], list(user_details().reset_methods))),
+    (mailboxes.recovery_blocks, "60 methods", lambda: mailboxes.recovery_blocks(
+        addresses(1)[0], list(user_details().reset_methods))),
     (mailboxes.recovery_blocks, "none", lambda: mailboxes.recovery_blocks(addresses(1)[0], [])),
     (mailboxes.recovery_modal, "", lambda: mailboxes.recovery_modal(addresses(1)[0], CHANNEL)),
     (mailboxes.sync_report_blocks, "500 each way, capped", lambda: mailboxes.sync_report_blocks(
         SyncReport(addresses(500), addresses(500, "gone.example"), 5000, True))),
-    (mailboxes.sync_report_blocks, "failed", lambda: mailboxes.sync_report_blocks(SyncReport(error="PurelyMail: " + "503 " * 500))),
+    (mailboxes.sync_report_blocks, "failed", lambda: mailboxes.sync_report_blocks(
+        SyncReport(error="PurelyMail: " + "503 " * 500))),
     (gather.link_blocks, "active", lambda: gather.link_blocks(link_summary(submissions=400))),
     (gather.link_blocks, "closed", lambda: gather.link_blocks(link_summary(LinkState.CLOSED))),
     (gather.link_secret_blocks, "", lambda: gather.link_secret_blocks(

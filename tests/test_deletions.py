@@ -60,7 +60,8 @@ def test_only_admins_cancel(rt: Runtime, slack: SlackDriver, slack_fake: FakeSla
     assert "Only purelyops admins can cancel a deletion" in refused.args["text"]
     assert rows(rt, PendingDeletion)[0].status == "pending"
     refusals = rows(rt, AuditEntry, AuditEntry.result == "refused")
-    assert [(a.actor_id, a.target) for a in refusals] == [("U0INTRUDER", "/pm pending"), ("U0INTRUDER", "cancel a deletion")]
+    assert [(a.actor_id, a.target) for a in refusals] == [("U0INTRUDER", "/pm pending"),
+                                                          ("U0INTRUDER", "cancel a deletion")]
 
 
 def test_non_admin_commands_are_refused_and_audited(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack) -> None:
@@ -75,7 +76,8 @@ def test_due_deletion_runs_in_a_real_worker(rt: Runtime, settings, slack_fake: F
     purelymail_fake.add_user_direct("ann@gone.example")
     purelymail_fake.add_user_direct("ann@kept.example")
     with session_scope(rt.database_url) as session:
-        session.add_all([Domain(name="gone.example"), Mailbox(address="ann@gone.example", local_part="ann", domain="gone.example"),
+        session.add_all([Domain(name="gone.example"),
+                         Mailbox(address="ann@gone.example", local_part="ann", domain="gone.example"),
                          Mailbox(address="ann@kept.example", local_part="ann", domain="kept.example")])
     deletions.schedule(rt, kind="domain", target="gone.example", actor_id=ADMIN, channel_id=OPS,
                        delay=timedelta(seconds=-1))
@@ -87,7 +89,8 @@ def test_due_deletion_runs_in_a_real_worker(rt: Runtime, settings, slack_fake: F
     result = run_burst_worker(settings)
     assert result.returncode == 0, result.stderr
 
-    assert "gone.example" not in purelymail_fake.domains, [(d.target, d.status, d.error) for d in rows(rt, PendingDeletion)]
+    assert "gone.example" not in purelymail_fake.domains, [(d.target, d.status, d.error)
+                                                           for d in rows(rt, PendingDeletion)]
     assert "ann@kept.example" in purelymail_fake.users
     assert [m.address for m in rows(rt, Mailbox)] == ["ann@kept.example"]
     assert rows(rt, Domain) == []
@@ -97,7 +100,8 @@ def test_due_deletion_runs_in_a_real_worker(rt: Runtime, settings, slack_fake: F
     assert posted.args["channel"] == OPS and "gone.example was deleted" in posted.args["text"]
 
 
-def test_failed_deletion_is_reported_and_alerted(rt: Runtime, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> None:
+def test_failed_deletion_is_reported_and_alerted(rt: Runtime, slack_fake: FakeSlack,
+                                                 purelymail_fake: FakePurelyMail) -> None:
     purelymail_fake.add_domain_direct("stuck.example")
     purelymail_fake.fail_5xx = {"deleteDomain": 1}
     deletions.schedule(rt, kind="domain", target="stuck.example", actor_id=ADMIN, channel_id=OPS,

@@ -65,7 +65,8 @@ def test_a_run_is_bounded_and_takes_never_checked_domains_first(database_url, re
         purelymail_fake.add_domain_direct(name)
         dns.publish_purelymail(name, purelymail_fake.ownership_code)
     with session_scope(rt.database_url) as session:  # b was checked (and failed) an hour ago
-        session.add(Domain(name="b.example", healthy=False, last_checked_at=T0 - timedelta(hours=1), alert_state=["mx"]))
+        session.add(Domain(name="b.example", healthy=False, last_checked_at=T0 - timedelta(hours=1),
+                           alert_state=["mx"]))
     monitor(rt, T0)
     with session_scope(rt.database_url) as session:
         checked = {d.name: d.last_checked_at for d in session.query(Domain)}

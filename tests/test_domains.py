@@ -162,7 +162,8 @@ def test_list_puts_failing_domains_first_and_pages_with_buttons(rt: Runtime, sla
     slack.command("domain list")
     first = answer(slack_fake, "Domains 1–20 of 45")
     shown = str(first.args["blocks"])
-    assert shown.index("d30.example") < shown.index("d00.example") and shown.index("d40.example") < shown.index("d00.example")
+    assert (shown.index("d30.example") < shown.index("d00.example")
+            and shown.index("d40.example") < shown.index("d00.example"))
     assert "2 failing" in first.args["text"]
 
     slack.block_action("domain_list_next")

@@ -31,7 +31,8 @@ def slack_refusals() -> list[tuple[str, str]]:
 @pytest.fixture(autouse=True)
 def slack_accepts_everything(slack_fake: FakeSlack, slack_refusals: list[tuple[str, str]]) -> Iterator[None]:
     yield
-    assert [(c.method, c.error, c.errors) for c in slack_fake.rejected if (c.method, c.error) not in slack_refusals] == []
+    assert [(c.method, c.error, c.errors) for c in slack_fake.rejected
+            if (c.method, c.error) not in slack_refusals] == []
 
 
 @pytest.fixture
@@ -177,9 +178,11 @@ def test_the_refusal_is_audited_once_by_the_same_guard_for_commands_and_buttons(
     slack.command("pending", user_id="U0STRANGER")
     reply_to(slack_fake, "Only purelyops viewers and admins can run `/pm pending`")
     slack.block_action("deletion_cancel", value="1", user_id="U0STRANGER")
-    slack_fake.wait_for("response_url", lambda c: "Only purelyops admins can cancel a deletion" in c.args.get("text", ""))
+    slack_fake.wait_for("response_url",
+                        lambda c: "Only purelyops admins can cancel a deletion" in c.args.get("text", ""))
     with session_scope(rt.database_url) as session:
-        entries = [(e.actor_id, e.action, e.target) for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+        entries = [(e.actor_id, e.action, e.target)
+                   for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
     assert entries == [("U0STRANGER", "refused", "/pm pending"), ("U0STRANGER", "refused", "cancel a deletion")]
 
 

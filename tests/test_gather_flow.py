@@ -66,7 +66,8 @@ def said(slack_fake: FakeSlack, words: str, method: str = "response_url", timeou
 
 def channel_calls(slack_fake: FakeSlack) -> list:
     """What a channel can read: posted and updated messages, and uploaded files."""
-    return [c for c in slack_fake.calls if c.method in ("chat.postMessage", "chat.update", "files.completeUploadExternal")]
+    return [c for c in slack_fake.calls
+            if c.method in ("chat.postMessage", "chat.update", "files.completeUploadExternal")]
 
 
 def audit_actions(rt: Runtime) -> list[str]:
@@ -153,7 +154,8 @@ def test_viewers_may_list_links_but_not_make_or_open_them(rt: Runtime, slack: Sl
     assert "Acme IT" in str(said(slack_fake, "credential link(s)").args["blocks"])
     for words in ("gather new", "gather show 1", "gather close 1"):
         slack.command(words, user_id=VIEWER)
-        said(slack_fake, f"Only purelyops admins can run `/pm {words.rsplit(' ', 1)[0] if words[-1].isdigit() else words}`")
+        subcommand = words.rsplit(' ', 1)[0] if words[-1].isdigit() else words
+        said(slack_fake, f"Only purelyops admins can run `/pm {subcommand}`")
     slack.block_action("gather_show_link", value="1", user_id=VIEWER)
     said(slack_fake, "Only purelyops admins can see a credential link")
     assert link_row(rt).closed_at is None
@@ -213,7 +215,8 @@ def test_create_jobs_makes_the_mailboxes_and_one_batch_of_dry_runs_and_no_secret
     assert answer(url, full_name="Bob Builder", email="bob@old.example", new_address="bob@new.example",
                   new_password="bob-new-pw-Zz9").status_code == 200
     assert answer(url, full_name="Carol Ümlaut", email="carol@old.example").status_code == 200
-    assert answer(url, full_name="Dave Grohl", email="dave@old.example", new_address="dave@new.example").status_code == 200
+    assert answer(url, full_name="Dave Grohl", email="dave@old.example",
+                  new_address="dave@new.example").status_code == 200
 
     slack.command("gather show 1")
     shown = str(said(slack_fake, "4 submission(s)").args["blocks"])
@@ -227,7 +230,8 @@ def test_create_jobs_makes_the_mailboxes_and_one_batch_of_dry_runs_and_no_secret
     assert "Destination domain" in str(opened.args["view"]) and "initial_options" in str(opened.args["view"])
     response = slack.view_submission("gather_create_jobs", {"domain": {"value": "new.example"},
                                                             "options": {"value": ["dry"]},
-                                                            "exclude": {"value": "^Trash$"}, "max_age": {"value": "30"}})
+                                                            "exclude": {"value": "^Trash$"},
+                                                            "max_age": {"value": "30"}})
     assert response.status_code == 200
     wait_until(lambda: rt.redis.llen("rq:queue:default"), 5, "the Create jobs job")
     worker_log = run_worker(settings)
@@ -273,7 +277,8 @@ def test_create_jobs_makes_the_mailboxes_and_one_batch_of_dry_runs_and_no_secret
              "Redis": [f"{k!r} {rt.redis.dump(k)!r}" for k in rt.redis.scan_iter()]}
     with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
         sinks["database"] = [str(row) for (table,) in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname='public'") for row in conn.execute(f'SELECT * FROM "{table}"')]
+            "SELECT tablename FROM pg_tables WHERE schemaname='public'")
+            for row in conn.execute(f'SELECT * FROM "{table}"')]
     leaks = {(p, sink) for p in [*passwords, *created.values()] for sink, texts in sinks.items()
              if any(p in text for text in texts)}
     assert leaks == set()

@@ -84,11 +84,13 @@ BAD_COMMANDS += [
 def table_counts(rt) -> dict[str, int]:
     with session_scope(rt.database_url) as session:
         tables = [r[0] for r in session.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename NOT IN ('alembic_version', 'audit_log')"))]
+            "SELECT tablename FROM pg_tables WHERE schemaname='public' "
+            "AND tablename NOT IN ('alembic_version', 'audit_log')"))]
         return {t: session.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one() for t in tables}
 
 
-@pytest.mark.parametrize(("command", "expected"), BAD_COMMANDS, ids=[f"{i}-{c[:20]}" for i, (c, _) in enumerate(BAD_COMMANDS)])
+@pytest.mark.parametrize(("command", "expected"), BAD_COMMANDS,
+                         ids=[f"{i}-{c[:20]}" for i, (c, _) in enumerate(BAD_COMMANDS)])
 def test_bad_command_is_answered_and_changes_nothing(command: str, expected: str, rt, slack: SlackDriver,
                                                      slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> None:
     before = table_counts(rt)

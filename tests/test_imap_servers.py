@@ -25,12 +25,14 @@ def test_server_test_does_a_real_login(slack: SlackDriver, slack_fake: FakeSlack
     source.append("alice@old.example", 3)
     assert source.count("alice@old.example") == 3
     add(slack, slack_fake, source.port)
-    for n, (password, words) in enumerate((("source-pw-1", ":white_check_mark: alice@old.example logged in"),
-                                           ("wrong-password", ":x: the server refused the login for alice@old.example"))):
+    attempts = (("source-pw-1", ":white_check_mark: alice@old.example logged in"),
+                ("wrong-password", ":x: the server refused the login for alice@old.example"))
+    for n, (password, words) in enumerate(attempts):
         slack.command("server test oldhost")
         wait_until(lambda n=n: len([c for c in slack_fake.calls_to("views.open")
                                     if c.args["view"]["callback_id"] == "server_test"]) == n + 1, 5, "the modal")
-        slack.view_submission("server_test", {"address": {"value": "alice@old.example"}, "password": {"value": password}})
+        slack.view_submission("server_test", {"address": {"value": "alice@old.example"},
+                                              "password": {"value": password}})
         reply = slack_fake.wait_for("chat.postEphemeral", lambda c, words=words: words in c.args.get("text", ""),
                                     timeout=10)
         assert password not in str(reply.args)

@@ -87,7 +87,8 @@ def test_queued_jobs_survive_redis_losing_its_data(rt: Runtime, settings, tmp_pa
     rt.redis.flushdb()
     assert reconcile(rt)["enqueued"] == 2
     result = subprocess.run([sys.executable, "-m", "workers.worker", "--burst"], cwd=ROOT, timeout=60,
-                            env=worker_env(settings, tmp_path, IMAPSYNC_STANDIN_FIXTURE="02", MAX_CONCURRENT_MIGRATIONS="4"),
+                            env=worker_env(settings, tmp_path, IMAPSYNC_STANDIN_FIXTURE="02",
+                                           MAX_CONCURRENT_MIGRATIONS="4"),
                             capture_output=True)
     assert result.returncode == 0
     assert [status(rt, i) for i in ids] == ["done", "done"]
@@ -96,7 +97,8 @@ def test_queued_jobs_survive_redis_losing_its_data(rt: Runtime, settings, tmp_pa
 def test_the_limit_holds_across_two_worker_processes(rt: Runtime, settings, tmp_path: Path) -> None:
     ids = new_jobs(rt, 3)
     procs = [subprocess.Popen([sys.executable, "-m", "workers.worker"], cwd=ROOT, start_new_session=True,
-                              env=worker_env(settings, tmp_path, IMAPSYNC_STANDIN_FIXTURE="01", IMAPSYNC_STANDIN_PACE="0.002"),
+                              env=worker_env(settings, tmp_path, IMAPSYNC_STANDIN_FIXTURE="01",
+                                             IMAPSYNC_STANDIN_PACE="0.002"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
     most = 0
     try:

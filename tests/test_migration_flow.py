@@ -223,7 +223,8 @@ def test_a_batch_runs_dry_first_then_for_real_from_one_message(rt: Runtime, sett
     assert [c for c in slack_fake.calls_to("chat.postMessage") if "Migration #" in c.args.get("text", "")] == []
 
     slack.block_action("batch_run_all", value="1", message_ts=message.response["ts"])
-    slack_fake.wait_for("response_url", lambda c: "2 migration(s) of the batch queued for real" in c.args.get("text", ""))
+    slack_fake.wait_for("response_url",
+                        lambda c: "2 migration(s) of the batch queued for real" in c.args.get("text", ""))
     assert worker(settings, record, IMAPSYNC_STANDIN_FIXTURE="01").wait(60) == 0
     jobs = migrations.list_jobs(rt)
     assert [(j.status, j.dry_run) for j in jobs] == [("done", False), ("done", False)]

@@ -63,7 +63,8 @@ def test_socket_mode_answers_help_over_the_socket(settings: Settings, slack_fake
     assert httpx.post(f"http://127.0.0.1:{port}/slack/events").status_code == 404
 
 
-@pytest.mark.parametrize(("variable", "wrong"), [("SLACK_APP_TOKEN", "xapp-1-wrong"), ("SLACK_BOT_TOKEN", "xoxb-1-wrong")],
+@pytest.mark.parametrize(("variable", "wrong"),
+                         [("SLACK_APP_TOKEN", "xapp-1-wrong"), ("SLACK_BOT_TOKEN", "xoxb-1-wrong")],
                          ids=["socket mode, bad app token", "bad bot token"])
 def test_a_token_slack_refuses_stops_the_web_process_with_words(settings: Settings, spawn, variable: str,
                                                                   wrong: str) -> None:

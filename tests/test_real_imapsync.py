@@ -47,7 +47,8 @@ def test_a_real_imapsync_moves_every_message(clean_state, database_url, redis_ur
     source.append("alice@old.example", 250)
     source.append("alice@old.example", 50, folder="Archive")
     settings = make_settings(database_url, redis_url, slack_fake, purelymail_fake, imapsync_bin=IMAPSYNC,
-                             purelymail_imap_host="127.0.0.1", purelymail_imap_port=dest.port, purelymail_imap_tls=False)
+                             purelymail_imap_host="127.0.0.1", purelymail_imap_port=dest.port,
+                             purelymail_imap_tls=False)
     done = migrate(settings, "127.0.0.1", source.port, "none")
     assert done.status == "done", (done.verdict, done.summary)
     assert dest.count("alice@new.example") == 300
@@ -69,8 +70,8 @@ def test_the_source_certificate_is_verified(clean_state, database_url, redis_url
     _, dest = dovecot_pair
     imap_tls.server.append("alice@old.example", 20)
     settings = make_settings(database_url, redis_url, slack_fake, purelymail_fake, imapsync_bin=IMAPSYNC,
-                             purelymail_imap_host="127.0.0.1", purelymail_imap_port=dest.port, purelymail_imap_tls=False,
-                             imap_ca_file=imap_tls.ca_file if trusted else "")
+                             purelymail_imap_host="127.0.0.1", purelymail_imap_port=dest.port,
+                             purelymail_imap_tls=False, imap_ca_file=imap_tls.ca_file if trusted else "")
     done = migrate(settings, "localhost", imap_tls.port, imap_tls.security)
     if trusted:
         assert done.status == "done", (done.verdict, done.summary)

@@ -44,9 +44,11 @@ def test_each_preset_sends_the_right_rule_and_finds_its_id(rt: Runtime, slack: S
 @pytest.mark.parametrize(("values", "block", "words"), [
     ({"preset": {"value": "exact"}, "match": {"value": ""}, "targets": {"value": "a@b.com"}}, "match", "give the part"),
     ({"preset": {"value": "prefix"}, "match": {"value": "$(x)"}, "targets": {"value": "a@b.com"}}, "match", "letters"),
-    ({"preset": {"value": "exact"}, "match": {"value": "x"}, "targets": {"value": "not-an-address"}}, "targets", "not an email"),
+    ({"preset": {"value": "exact"}, "match": {"value": "x"}, "targets": {"value": "not-an-address"}},
+     "targets", "not an email"),
     ({"preset": {"value": "exact"}, "match": {"value": "x"}, "targets": {"value": "a@-b.com"}}, "targets", "hyphen"),
-    ({"preset": {"value": "exact"}, "match": {"value": "x"}, "targets": {"value": ",".join(f"u{i}@b.com" for i in range(21))}},
+    ({"preset": {"value": "exact"}, "match": {"value": "x"},
+      "targets": {"value": ",".join(f"u{i}@b.com" for i in range(21))}},
      "targets", "at most 20"),
 ])
 def test_bad_rules_are_refused_inline(slack: SlackDriver, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail,

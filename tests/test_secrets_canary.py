@@ -85,7 +85,8 @@ def test_no_secret_reaches_any_sink(rt: Runtime, settings, slack: SlackDriver, s
     }
     with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
         sinks["database"] = [str(row) for (table,) in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname='public'") for row in conn.execute(f'SELECT * FROM "{table}"')]
+            "SELECT tablename FROM pg_tables WHERE schemaname='public'")
+            for row in conn.execute(f'SELECT * FROM "{table}"')]
     leaks = {(secret, sink) for secret in (generated, RESET, SOURCE, DEST) for sink, texts in sinks.items()
              if any(secret in text for text in texts)}
     assert leaks == set()

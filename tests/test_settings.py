@@ -44,7 +44,8 @@ def test_every_process_refuses_to_start_without_configuration(process: str, tmp_
     assert "purelyops cannot start" in result.stderr
     assert "DATABASE_URL: not set" in result.stderr
     if process != "purelyops.release":
-        assert "SLACK_SIGNING_SECRET: not set (Slack app → Basic Information → App Credentials → Signing Secret)" in result.stderr
+        assert ("SLACK_SIGNING_SECRET: not set (Slack app → Basic Information → App Credentials → Signing Secret)"
+                in result.stderr)
         assert "PURELYMAIL_API_TOKEN: not set" in result.stderr
 
 

@@ -51,7 +51,8 @@ def outcome_blocks(deletion: PendingDeletion) -> tuple[str, list[dict]]:
                 f"<@{escape(deletion.requested_by)}>.")
     else:
         text = f"The {noun} {deletion.target} could not be deleted."
-        line = (f":x: The {noun} {code(deletion.target)} could not be deleted: {escape(deletion.error or 'unknown error')}\n"
+        line = (f":x: The {noun} {code(deletion.target)} could not be deleted: "
+                f"{escape(deletion.error or 'unknown error')}\n"
                 f"Schedule it again when the cause is fixed.")
     return text, [section(line)]
 

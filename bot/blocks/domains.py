@@ -65,7 +65,8 @@ def record_block(record: RecordResult) -> dict:
     return section("\n".join(lines))
 
 
-def check_blocks(check: DomainCheck, *, kinds: tuple[str, ...] | None = None, intro: str = "") -> tuple[str, list[dict]]:
+def check_blocks(check: DomainCheck, *, kinds: tuple[str, ...] | None = None,
+                 intro: str = "") -> tuple[str, list[dict]]:
     """Each record with what was expected, what was found, its badge and the exact fix."""
     records = [r for r in check.records if kinds is None or r.kind in kinds]
     failing = [r for r in records if r.status == "fail"]
@@ -136,7 +137,8 @@ def list_blocks(page: DomainPage) -> tuple[str, list[dict]]:
 def recheck_blocks(row: Domain) -> tuple[str, list[dict]]:
     flags = {"MX": row.passes_mx, "SPF": row.passes_spf, "DKIM": row.passes_dkim, "DMARC": row.passes_dmarc}
     badges = " ".join(f"{ICONS['pass' if ok else 'fail']}{name}" for name, ok in flags.items())
-    text = f"PurelyMail re-checked {row.name}: " + ", ".join(f"{k} {'ok' if v else 'failing'}" for k, v in flags.items())
+    states = ", ".join(f"{k} {'ok' if v else 'failing'}" for k, v in flags.items())
+    text = f"PurelyMail re-checked {row.name}: " + states
     return text, [section(f"PurelyMail re-checked {code(row.name)}: {badges}")]
 
 

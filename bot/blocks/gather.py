@@ -200,7 +200,8 @@ def create_modal(summary: LinkSummary, waiting: int, without_address: int, domai
         _input("max_age", "Only mail newer than (days)",
                {"type": "plain_text_input", "action_id": "value", "max_length": 5}, optional=True),
     ]
-    return {"type": "modal", "callback_id": CREATE_CALLBACK, "private_metadata": modal_metadata(channel_id, summary.link.id),
+    return {"type": "modal", "callback_id": CREATE_CALLBACK,
+            "private_metadata": modal_metadata(channel_id, summary.link.id),
             "title": plain("Create migration jobs"), "submit": plain("Create jobs"), "close": plain("Cancel"),
             "blocks": blocks}
 

@@ -9,7 +9,8 @@ from purelyops.money import format_money
 
 
 def dashboard_blocks(d: Dashboard) -> list[dict]:
-    credit = "not checked yet" if d.credit is None else format_money(d.credit) + (" :warning: low" if d.credit_low else "")
+    credit = ("not checked yet" if d.credit is None
+              else format_money(d.credit) + (" :warning: low" if d.credit_low else ""))
     fields = [
         f"*Mailboxes*\n{d.mailboxes}",
         f"*Domains healthy*\n{d.healthy_domains} of {d.domains}",

@@ -37,12 +37,14 @@ DELETE_ACTION = "user_delete"
 
 
 def list_blocks(page: MailboxPage, search: str, domain: str | None) -> tuple[str, list[dict]]:
-    what = " ".join(filter(None, [f"matching {code(search)}" if search else "", f"on {code(domain)}" if domain else ""]))
+    what = " ".join(filter(None, [f"matching {code(search)}" if search else "",
+                                  f"on {code(domain)}" if domain else ""]))
     if not page.addresses:
         text = f"No mailboxes {what}." if what else "The mailbox cache is empty: run `mailbox sync`."
         return text, [section(text), _context(page)]
     end = page.start + len(page.addresses) - 1
-    text = f"Mailboxes {page.start}–{end} of {page.matched}" + (f" ({page.total} in all)" if page.matched != page.total else "")
+    text = f"Mailboxes {page.start}–{end} of {page.matched}" + (
+        f" ({page.total} in all)" if page.matched != page.total else "")
     lines = "\n".join(code(a) for a in page.addresses)
     blocks: list[dict] = [section(f"*{page.matched} of {page.total}* mailboxes {what}".rstrip()),
                           section(lines), _context(page)]

@@ -81,7 +81,8 @@ def job_buttons(job: MigrationJob) -> list[dict]:
     buttons = []
     if job.status in ("queued", "running"):
         buttons.append(button("Cancel", CANCEL_ACTION, value, "danger", confirm(
-            "Cancel this migration?", f"Migration #{job.id} stops; what was copied stays. A re-run resumes.", "Cancel it")))
+            "Cancel this migration?", f"Migration #{job.id} stops; what was copied stays. A re-run resumes.",
+            "Cancel it")))
     if job.status in ("failed", "interrupted", "cancelled"):
         buttons.append(button("Re-run", RERUN_ACTION, value, "primary"))
     if job.status == "done" and job.dry_run:
@@ -184,7 +185,8 @@ def jobs_blocks(jobs: list[MigrationJob], status: str | None) -> tuple[str, list
     blocks = [section(f"*{escape(text)}* (newest first)")]
     for job in jobs[:40]:
         progress = f" · {job.msgs_done:,}/{job.msgs_total:,} msgs" if job.msgs_total else ""
-        blocks.append(section(f"{ICONS.get(job.status, '')} *#{job.id}* {code(job.source_email)} → {code(job.dest_email)}"
+        blocks.append(section(f"{ICONS.get(job.status, '')} *#{job.id}* "
+                               f"{code(job.source_email)} → {code(job.dest_email)}"
                                f"{' (dry run)' if job.dry_run else ''} · {job.status}{progress}"))
     return text, blocks
 

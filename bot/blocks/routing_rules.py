@@ -24,7 +24,8 @@ MAX_SHOWN = 45
 def _rule_line(rule: RoutingRule) -> str:
     targets = ", ".join(code(t) for t in rule.target_addresses[:10])
     more = f" and {len(rule.target_addresses) - 10} more" if len(rule.target_addresses) > 10 else ""
-    return f"*#{rule.id}* {escape(describe(rule.prefix, rule.match_user, rule.catchall, rule.domain_name))} → {targets}{more}"
+    described = escape(describe(rule.prefix, rule.match_user, rule.catchall, rule.domain_name))
+    return f"*#{rule.id}* {described} → {targets}{more}"
 
 
 def list_blocks(rules: list[RoutingRule], domain: str | None) -> tuple[str, list[dict]]:

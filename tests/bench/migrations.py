@@ -134,8 +134,9 @@ def p5(settings, slack, purelymail) -> None:
     rt = Runtime(settings)
     count = 20
     ids = _jobs(rt, _reset(rt), count, "p5")
-    procs = _workers(settings, count, IMAPSYNC_BIN=STANDIN, IMAPSYNC_STANDIN_FIXTURE="10", IMAPSYNC_STANDIN_PACE="0.004",
-                     MIGRATION_PROGRESS_INTERVAL="3", MAX_CONCURRENT_MIGRATIONS=str(count), MAX_PER_SOURCE_HOST=str(count))
+    procs = _workers(settings, count, IMAPSYNC_BIN=STANDIN, IMAPSYNC_STANDIN_FIXTURE="10",
+                     IMAPSYNC_STANDIN_PACE="0.004", MIGRATION_PROGRESS_INTERVAL="3",
+                     MAX_CONCURRENT_MIGRATIONS=str(count), MAX_PER_SOURCE_HOST=str(count))
     for proc in procs:
         proc.wait()
     statuses = [migrations.get_job(rt, i).status for i in ids]
@@ -146,10 +147,11 @@ def p5(settings, slack, purelymail) -> None:
     gaps = [b - a for times in by_message.values() for a, b in zip(times, times[1:], strict=False)]
     limited = len(slack.ratelimited)
     lost = [c for c in slack.rejected if c.status != 429]
-    print(f"P5 {count} jobs into one channel: {statuses.count('done')}/{count} done; {sum(map(len, by_message.values()))} "
-          f"progress updates; shortest gap between two updates of one job {min(gaps) if gaps else 0:.2f} s "
-          f"(median {statistics.median(gaps) if gaps else 0:.2f} s); the fake answered {limited} 429s, all retried after "
-          f"Retry-After; calls that failed otherwise: {len(lost)}")
+    print(f"P5 {count} jobs into one channel: {statuses.count('done')}/{count} done; "
+          f"{sum(map(len, by_message.values()))} progress updates; "
+          f"shortest gap between two updates of one job {min(gaps) if gaps else 0:.2f} s "
+          f"(median {statistics.median(gaps) if gaps else 0:.2f} s); the fake answered {limited} 429s, "
+          f"all retried after Retry-After; calls that failed otherwise: {len(lost)}")
 
 
 def p7(settings, slack, purelymail) -> None:

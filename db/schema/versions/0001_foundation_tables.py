@@ -1,7 +1,7 @@
 """foundation tables
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 import sqlalchemy as sa
@@ -47,8 +47,10 @@ def upgrade() -> None:
     sa.Column('message_ts', sa.String(length=32), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deletion_queue'))
     )
-    op.create_index('ix_deletion_queue_due', 'deletion_queue', ['due_at'], unique=False, postgresql_where=sa.text("status = 'pending'"))
-    op.create_index('uq_deletion_queue_pending_target', 'deletion_queue', ['kind', 'target'], unique=True, postgresql_where=sa.text("status = 'pending'"))
+    op.create_index('ix_deletion_queue_due', 'deletion_queue', ['due_at'], unique=False,
+                    postgresql_where=sa.text("status = 'pending'"))
+    op.create_index('uq_deletion_queue_pending_target', 'deletion_queue', ['kind', 'target'], unique=True,
+                    postgresql_where=sa.text("status = 'pending'"))
     op.create_table('domains',
     sa.Column('name', sa.String(length=253), nullable=False),
     sa.Column('unicode_name', sa.String(length=253), nullable=False),
@@ -75,7 +77,8 @@ def upgrade() -> None:
     sa.Column('details_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('address', name=op.f('pk_mailboxes'))
     )
-    op.create_index('ix_mailboxes_address_trgm', 'mailboxes', ['address'], unique=False, postgresql_using='gin', postgresql_ops={'address': 'gin_trgm_ops'})
+    op.create_index('ix_mailboxes_address_trgm', 'mailboxes', ['address'], unique=False, postgresql_using='gin',
+                    postgresql_ops={'address': 'gin_trgm_ops'})
     op.create_index('ix_mailboxes_domain_address', 'mailboxes', ['domain', 'address'], unique=False)
     op.create_table('sync_state',
     sa.Column('name', sa.String(length=64), nullable=False),
@@ -90,10 +93,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('sync_state')
     op.drop_index('ix_mailboxes_domain_address', table_name='mailboxes')
-    op.drop_index('ix_mailboxes_address_trgm', table_name='mailboxes', postgresql_using='gin', postgresql_ops={'address': 'gin_trgm_ops'})
+    op.drop_index('ix_mailboxes_address_trgm', table_name='mailboxes', postgresql_using='gin',
+                  postgresql_ops={'address': 'gin_trgm_ops'})
     op.drop_table('mailboxes')
     op.drop_table('domains')
-    op.drop_index('uq_deletion_queue_pending_target', table_name='deletion_queue', postgresql_where=sa.text("status = 'pending'"))
+    op.drop_index('uq_deletion_queue_pending_target', table_name='deletion_queue',
+                  postgresql_where=sa.text("status = 'pending'"))
     op.drop_index('ix_deletion_queue_due', table_name='deletion_queue', postgresql_where=sa.text("status = 'pending'"))
     op.drop_table('deletion_queue')
     op.drop_index('ix_audit_log_at', table_name='audit_log')

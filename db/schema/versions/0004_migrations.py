@@ -69,8 +69,10 @@ def upgrade() -> None:
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('credentials_purged_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('idempotency_key', sa.String(length=64), nullable=False),
-    sa.ForeignKeyConstraint(['batch_id'], ['migration_batches.id'], name=op.f('fk_migration_jobs_batch_id_migration_batches'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['source_server_id'], ['source_servers.id'], name=op.f('fk_migration_jobs_source_server_id_source_servers'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['batch_id'], ['migration_batches.id'],
+                            name=op.f('fk_migration_jobs_batch_id_migration_batches'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['source_server_id'], ['source_servers.id'],
+                            name=op.f('fk_migration_jobs_source_server_id_source_servers'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_migration_jobs')),
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_migration_jobs_idempotency_key'))
     )

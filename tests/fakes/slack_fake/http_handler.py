@@ -50,8 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._api(parts.path[len("/api/") :], parts.query, raw)
         elif parts.path.startswith("/files-pri/") and self.command == "GET":
             auth = self.headers.get("Authorization") or ""
-            status, data, ctype = self.fake.serve_user_file(parts.path[len("/files-pri/"):],
-                                                            auth[7:].strip() if auth.lower().startswith("bearer ") else None)
+            token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+            status, data, ctype = self.fake.serve_user_file(parts.path[len("/files-pri/"):], token)
             self._send(status, data, ctype)
         elif parts.path.startswith("/upload/v1/") and self.command == "POST":
             status, text = self.fake.handle_upload(parts.path[len("/upload/v1/") :], raw)
