@@ -210,13 +210,13 @@ def test_a_job_failing_at_purelymail_is_one_log_line_in_the_worker(
 def test_a_password_slack_will_not_show_is_never_sent_as_a_direct_message(
         rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail,
         slack_refusals: list[tuple[str, str]], flow: str) -> None:
-    from purelyops import domains, users
+    from purelyops import domains, mailboxes
     from tests.conftest import ADMIN, OPS
 
     purelymail_fake.add_domain_direct("example.com")
     purelymail_fake.add_user_direct("bob@example.com")
     domains.sync_from_purelymail(rt)
-    users.sync(rt)
+    mailboxes.sync(rt)
     slack_fake.not_member_of.add(OPS)  # /pm works anywhere; the bot's own posts need it in the channel
     slack_refusals.append(("chat.postEphemeral", "not_in_channel"))
     if flow == "add":
