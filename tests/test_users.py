@@ -66,6 +66,18 @@ def test_list_search_treats_wildcards_literally(rt: Runtime, slack: SlackDriver,
     said(slack_fake, "No mailboxes matching")
 
 
+def test_list_search_ignores_case_and_counts_each_page(rt: Runtime, purelymail_fake: FakePurelyMail) -> None:
+    seed(rt, purelymail_fake, 45)
+    first = users.list_page(rt, "USER0", page_size=20)
+    assert (first.matched, first.total, first.start, first.addresses[0]) == (45, 45, 1, "user000@example.com")
+    second = users.list_page(rt, "User0", after=first.next_cursor, page_size=20)
+    assert (second.start, second.addresses[0], second.prev_cursor) == (21, "user020@example.com", "user020@example.com")
+    back = users.list_page(rt, "user0", before=second.prev_cursor, page_size=20)
+    assert back.addresses == first.addresses and back.start == 1
+    last = users.list_page(rt, "user04", page_size=20)
+    assert (last.matched, last.total, last.next_cursor) == (5, 45, None)
+
+
 # ---- add ----------------------------------------------------------------------------------
 
 
