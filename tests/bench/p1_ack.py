@@ -49,6 +49,22 @@ def rounds(driver: SlackDriver, slack: FakeSlack, text: str, settle: float) -> l
     return times
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user and system) used so far by a process and its living descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = open(f"/proc/{current}/stat").read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in os.listdir(f"/proc/{current}/task"):
+                todo += [int(c) for c in open(f"/proc/{current}/task/{task}/children").read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def wait_for_answers(slack: FakeSlack, count: int, timeout: float) -> float:
     start = time.monotonic()
     while len(slack.responses()) < count and time.monotonic() - start < timeout:
@@ -74,8 +90,13 @@ def measure(settings: Settings, slack: FakeSlack, purelymail: FakePurelyMail, wo
         wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, what="the bot")
         driver = SlackDriver(url + "/slack/events", SIGNING_SECRET, slack, user_id=ADMIN)
         burst(driver, "help")  # warm-up
+        wait_for_answers(slack, CONCURRENCY, 10)
+        cpu = tree_cpu(bot.pid)
         help_times = rounds(driver, slack, "help", 10)
+        cpu = tree_cpu(bot.pid) - cpu
         print(f"{tag} " + report(f"ack /pm help, {ROUNDS} bursts of {CONCURRENCY} concurrent", help_times))
+        print(f"{tag} CPU per /pm help request, ack and answer, all web processes: "
+              f"{cpu / len(help_times) * 1000:.2f} ms")
 
         purelymail.latency = 2.0
         credit_times = rounds(driver, slack, "credit", 30)
