@@ -18,6 +18,7 @@ from gunicorn.errors import AppImportError
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.work import answering
 from db.session import database_reachable
 from purelyops.runtime import Runtime
 from purelyops.settings import Settings
@@ -72,8 +73,19 @@ def routes(rt: Runtime, app: App | None) -> dict[str, WSGIApp]:
     `/gather/<token>`). Slack's request URL is there only in HTTP mode, when `app` is given."""
     table = {HEALTH_PATH: health_app(rt)}
     if app is not None:
-        table[EVENTS_PATH] = SlackRequestHandler(app)
+        table[EVENTS_PATH] = acks_first(SlackRequestHandler(app))
     return table
+
+
+def acks_first(answer: WSGIApp) -> WSGIApp:
+    """Slack's requests, counted while they are answered: work after the ack waits for them
+    (bot.work)."""
+
+    def wsgi(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        with answering():
+            return answer(environ, start_response)
+
+    return wsgi
 
 
 def make_wsgi_app(rt: Runtime, app: App | None) -> WSGIApp:

@@ -82,7 +82,7 @@ def run(settings: Settings, slack: FakeSlack, purelymail: FakePurelyMail) -> Non
 def measure(settings: Settings, slack: FakeSlack, purelymail: FakePurelyMail, workers: int) -> None:
     port = free_port()
     bot = subprocess.Popen([sys.executable, "-m", "bot"],
-                           env=process_env(settings, PORT=str(port), LOG_LEVEL="WARNING", WEB_WORKERS=str(workers)),
+                           env=process_env(settings, PORT=str(port), LOG_LEVEL="INFO", WEB_WORKERS=str(workers)),
                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     tag = f"P1 WEB_WORKERS={workers}"
