@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from purelyops import users
 from purelyops.runtime import Runtime
-from tests.conftest import ROOT, STANDIN, BotServer, process_env, said, wait_until
+from tests.conftest import ROOT, STANDIN, BotServer, free_port, process_env, said, wait_until
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.migration_steps import add_server, job_row, queued, submit_migration
@@ -113,3 +113,11 @@ def test_a_migration_in_a_worker_process_moves_the_copy_counters(rt: Runtime, se
     assert value(after, "purelyops_migrations", state="done") == 1
     assert value(after, "purelyops_migrations", state="queued") == 0
     assert value(after, "purelyops_queue_jobs", queue="migrations") == 0
+
+
+def test_a_worker_serves_its_machines_counts_on_metrics_port(settings, spawn) -> None:
+    port = free_port()
+    spawn([sys.executable, "-m", "workers.worker"], process_env(settings, METRICS_PORT=str(port)))
+    text = wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/metrics").text, 20, "the worker's metrics port")
+    assert "purelyops_migration_messages_copied_total" in text
+    assert "purelyops_migrations{" not in text  # the states are the web process's to serve
