@@ -10,7 +10,7 @@ In a burst, the work of the first requests would still take the CPU (and the GIL
 the acks of the later ones. So the work yields: it starts once this process has answered
 no request from Slack (`answering` counts them) for QUIET_S, the gap between two requests
 of one burst, or after ACK_FIRST_WAIT_S at most, so that a steady stream of requests
-cannot hold it back for long.
+cannot hold it back for long. In Socket Mode nothing is counted and the work starts at once.
 """
 
 from __future__ import annotations
@@ -31,19 +31,19 @@ QUIET_S = 0.005
 _pool = ThreadPoolExecutor(WORK_THREADS, thread_name_prefix="work")
 _answering = 0
 _last_answer = 0.0  # time.monotonic() when the last answer was out
-_quiet = threading.Condition()
+_lock = threading.Lock()
 
 
 @contextmanager
 def answering() -> Iterator[None]:
     """Around the answer to one request from Slack: work after the ack waits until none is left."""
     global _answering, _last_answer
-    with _quiet:
+    with _lock:
         _answering += 1
     try:
         yield
     finally:
-        with _quiet:
+        with _lock:
             _answering -= 1
             _last_answer = time.monotonic()
 
@@ -67,7 +67,7 @@ def after_ack(func: Callable[..., object], *args: object) -> None:
 def _wait_for_quiet(until: float) -> None:
     """Until no answer has been in flight for QUIET_S, or `until` (time.monotonic())."""
     while True:
-        with _quiet:
+        with _lock:
             now = time.monotonic()
             quiet_for = 0.0 if _answering else now - _last_answer
         if quiet_for >= QUIET_S or now >= until:
