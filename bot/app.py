@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 
 from bot import account, audit, deletions, domains, gather, general, mailboxes, migrations, routing_rules
 from bot.delivery import dedupe_middleware
 from bot.router import Router
+from purelyops import metrics
 from purelyops.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 
+class TimedApp(App):
+    """Bolt's App, timing each request to its ack by kind (purelyops.metrics). Both modes
+    hand every request to `dispatch`: the WSGI handler and the Socket Mode handler."""
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        started = time.perf_counter()
+        try:
+            return super().dispatch(req)
+        finally:
+            metrics.ACK_SECONDS.labels(metrics.request_kind(req.body)).observe(time.perf_counter() - started)
+
+
 def build_app(rt: Runtime, *, verify_token: bool = True) -> App:
-    app = App(
+    app = TimedApp(
         client=rt.slack,
         signing_secret=rt.settings.slack_signing_secret,
         token_verification_enabled=verify_token,

@@ -21,6 +21,7 @@ from bot.guard import guard
 from bot.mrkdwn import clip, code
 from bot.request import Handler, Request
 from bot.work import after_ack
+from purelyops import metrics
 from purelyops.access import Role
 from purelyops.errors import Refused
 from purelyops.runtime import Runtime
@@ -90,11 +91,13 @@ class Router:
         subcommand, args = self.resolve(words or ["help"])
         request = Request.of_command(rt, command, args, respond, client)
         if subcommand is None:
+            metrics.COMMANDS.labels("unknown").inc()
             hint = self.suggest(words)
             text = f"I don't know {code(clip(words[0], 40))}." + (
                 f" Did you mean {code(hint)}?" if hint else ""
             )
             request.reply(text, help_blocks(self.command, self.subcommands.values(), intro=text))
             return
+        metrics.COMMANDS.labels(subcommand.name).inc()
         name = f"{self.command} {subcommand.name}"
         guard(request, subcommand.role, "run " + code(name), lambda: subcommand.handler(request), target=name)

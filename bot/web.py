@@ -15,17 +15,21 @@ from collections.abc import Callable, Iterable
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.errors import AppImportError
+from prometheus_client import make_wsgi_app as prometheus_wsgi_app
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.gather_page import PREFIX as GATHER_PREFIX
 from bot.gather_page import GatherPage
+from bot.work import answering
 from db.session import database_reachable
+from purelyops.metrics import Scrape
 from purelyops.runtime import Runtime
 from purelyops.settings import Settings
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 STARTUP_REFUSED = 2  # the exit status of a web process that cannot start, as for bad settings
 StartResponse = Callable[..., object]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
@@ -63,6 +67,12 @@ def health_app(rt: Runtime) -> WSGIApp:
     return answer
 
 
+def metrics_app(rt: Runtime) -> WSGIApp:
+    """GET /metrics: Prometheus' text format, every process's counts and the stores' states
+    (purelyops.metrics)."""
+    return prometheus_wsgi_app(Scrape(rt.database_url, rt.redis))  # type: ignore[arg-type]
+
+
 def not_found(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"Not found"]
@@ -72,10 +82,22 @@ def routes(rt: Runtime, app: App | None) -> dict[str, WSGIApp]:
     """Every path the web process answers, in both modes, and the WSGI app that answers it.
     A path that ends in "/" answers every path under it too (`"/gather/"` answers
     `/gather/<token>`). Slack's request URL is there only in HTTP mode, when `app` is given."""
-    table = {HEALTH_PATH: health_app(rt), GATHER_PREFIX: GatherPage(rt)}  # the credential form, in both modes
+    table = {HEALTH_PATH: health_app(rt), METRICS_PATH: metrics_app(rt),
+             GATHER_PREFIX: GatherPage(rt)}  # the credential form, in both modes
     if app is not None:
-        table[EVENTS_PATH] = SlackRequestHandler(app)
+        table[EVENTS_PATH] = acks_first(SlackRequestHandler(app))
     return table
+
+
+def acks_first(answer: WSGIApp) -> WSGIApp:
+    """Slack's requests, counted while they are answered: work after the ack waits for them
+    (bot.work)."""
+
+    def wsgi(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        with answering():
+            return answer(environ, start_response)
+
+    return wsgi
 
 
 def make_wsgi_app(rt: Runtime, app: App | None) -> WSGIApp:

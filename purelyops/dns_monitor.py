@@ -19,7 +19,7 @@ from sqlalchemy import and_, or_, select
 
 from db.models import Domain
 from db.session import session_scope
-from purelyops import domains
+from purelyops import domains, metrics
 from purelyops.dnscheck import DomainCheck, RecordResult
 from purelyops.runtime import Runtime
 
@@ -67,7 +67,13 @@ def watch(rt: Runtime, now: datetime | None = None) -> list[Change]:
     code = domains.ownership_code(rt)
     with ThreadPoolExecutor(PARALLEL_DOMAINS, thread_name_prefix="dns-monitor") as pool:
         checks = list(pool.map(lambda name: domains.check_with_code(rt, name, code), names))
-    return [change for check in checks if (change := _record(rt, check, now))]
+    for check in checks:
+        metrics.DNS_CHECKS.labels("ok" if check.ok else "failing").inc()
+    changes = [change for check in checks if (change := _record(rt, check, now))]
+    for change in changes:
+        metrics.DNS_CHANGES.labels("broken").inc(len(change.broken))
+        metrics.DNS_CHANGES.labels("recovered").inc(len(change.recovered))
+    return changes
 
 
 def _record(rt: Runtime, check: DomainCheck, now: datetime) -> Change | None:

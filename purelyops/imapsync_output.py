@@ -100,6 +100,11 @@ class ImapsyncOutput:
     def progress(self) -> Progress:
         return self._progress
 
+    @property
+    def copied(self) -> tuple[int, int]:
+        """Messages and bytes copied so far, by the "copied to" lines (none in a dry run)."""
+        return self._summary.copied, self._progress.bytes_done
+
     def summary(self) -> Summary:
         """What was done. Without a statistics block (a run that stopped early), the
         copied-message lines seen so far stand in for imapsync's own totals."""

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from redis.exceptions import LockError
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import and_, delete, func, literal, select, text, true
 from sqlalchemy.dialects.postgresql import insert
 
 from db.models import Domain, Mailbox, SyncState
@@ -280,7 +280,7 @@ def going_with(count: int, health: CacheHealth, where: str = "on it") -> str:
         return (f"How many mailboxes are {where} is not known: the mailbox cache has never been filled from "
                 f"PurelyMail{known}. Every mailbox {where} goes with it. `mailbox sync` fills the cache.")
     if health.complete:
-        as_of = f"as of the last mailbox sync, {_utc(health.last_ok_at)}" if health.last_ok_at else "as of the last mailbox sync"
+        as_of = "as of the last mailbox sync" + (f", {_utc(health.last_ok_at)}" if health.last_ok_at else "")
         if count:
             return f"{count} mailbox(es) {where} go with it ({as_of})."
         return f"No mailboxes are {where} ({as_of})."
@@ -339,27 +339,35 @@ def _escape_like(value: str) -> str:
 
 def list_page(rt: Runtime, search: str = "", domain: str | None = None, *, after: str | None = None,
               before: str | None = None, page_size: int = PAGE_SIZE) -> MailboxPage:
-    """One page of matching cached mailboxes by address, with keyset paging."""
+    """One page of matching cached mailboxes by address, with keyset paging.
+
+    Two queries: the page (walking the address index from the cursor), then one scan
+    that counts the matches, the whole cache and the matches before the page at once.
+    Addresses are cached lower-case, so the search is a LIKE on the lower-cased text:
+    ILIKE folds the case of every row it reads, which made it ~4x slower."""
     conditions = []
     if search:
-        conditions.append(Mailbox.address.ilike(f"%{_escape_like(search)}%", escape="\\"))
+        conditions.append(Mailbox.address.like(f"%{_escape_like(search.lower())}%", escape="\\"))
     if domain:
         conditions.append(Mailbox.domain == domain)
+    match = and_(true(), *conditions)
     with session_scope(rt.database_url) as session:
         if before is not None:
-            rows = list(session.scalars(select(Mailbox.address).where(*conditions, Mailbox.address < before)
+            rows = list(session.scalars(select(Mailbox.address).where(match, Mailbox.address < before)
                                         .order_by(Mailbox.address.desc()).limit(page_size)))[::-1]
         else:
-            query = select(Mailbox.address).where(*conditions).order_by(Mailbox.address).limit(page_size)
+            query = select(Mailbox.address).where(match).order_by(Mailbox.address).limit(page_size)
             rows = list(session.scalars(query.where(Mailbox.address > after) if after is not None else query))
-        matched = session.scalar(select(func.count()).select_from(Mailbox).where(*conditions))
-        total = session.scalar(select(func.count()).select_from(Mailbox)) if conditions else matched
-        start = 1 + (session.scalar(select(func.count()).select_from(Mailbox)
-                                    .where(*conditions, Mailbox.address < rows[0])) if rows else 0)
-    state = last_sync(rt)
+        total, matched, earlier = session.execute(select(
+            func.count(), func.count().filter(match),
+            func.count().filter(match, Mailbox.address < rows[0]) if rows else literal(0),
+        ).select_from(Mailbox)).one()
+        state = session.get(SyncState, SYNC_STATE)
+        last_ok_at = state.last_ok_at if state else None
+    start = 1 + earlier
     end = start + len(rows) - 1
     return MailboxPage(rows, matched, total, start, rows[-1] if rows and end < matched else None,
-                rows[0] if rows and start > 1 else None, state.last_ok_at if state else None)
+                       rows[0] if rows and start > 1 else None, last_ok_at)
 
 
 def cached_domains(rt: Runtime) -> list[str]:
@@ -417,7 +425,8 @@ def show_user(rt: Runtime, address: str) -> UserDetails:
     with session_scope(rt.database_url) as session:
         row = session.get(Mailbox, address)
         if row is not None:
-            row.details = {"search": details.enable_search_indexing, "two_factor": details.require_two_factor_authentication,
+            row.details = {"search": details.enable_search_indexing,
+                           "two_factor": details.require_two_factor_authentication,
                            "recovery": details.recovery_enabled}
             row.details_at = datetime.now(timezone.utc)
     return details

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from purelyops import metrics
 from purelyops.throttle import ThrottleTimeout
 
 if TYPE_CHECKING:
@@ -663,12 +664,14 @@ class PurelyMailClient:
             )
         started = time.monotonic()
         outcome = "failed"
+        failure: Exception | None = None
         try:
             result = self._exchange(operation, body, None if left is None else left[0])
             outcome = "ok"
             return result
         except Timeout as error:
             outcome = f"{type(error).__name__} {error.code or ''}".strip()
+            failure = error
             error.target = _target(operation, body)
             if left is None or isinstance(error, SlowToAnswer):
                 raise
@@ -676,13 +679,16 @@ class PurelyMailClient:
             sent = error.sent
             raise SlowToAnswer(
                 f"PurelyMail is slow to answer: no answer to {operation} within {budget:g} s" if sent else
-                f"PurelyMail is slow to answer: it could not be reached within {budget:g} s, so {operation} was not sent",
+                f"PurelyMail is slow to answer: it could not be reached within {budget:g} s, "
+                f"so {operation} was not sent",
                 operation=operation, sent=sent, target=error.target,
             ) from None
         except PurelyMailError as error:
             outcome = f"{type(error).__name__} {error.code or ''}".strip()
+            failure = error
             raise
         finally:
+            metrics.observe_purelymail(operation, time.monotonic() - started, failure)
             logger.debug(
                 "purelymail %s %s in %d ms body=%s", operation, outcome,
                 (time.monotonic() - started) * 1000, _masked(body),

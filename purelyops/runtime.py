@@ -7,6 +7,7 @@ same way.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -19,6 +20,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
+from purelyops import metrics
 from purelyops.logs import quiet_payload_loggers
 from purelyops.purelymail import PurelyMailClient
 from purelyops.settings import Settings
@@ -76,7 +78,21 @@ def make_slack_client(settings: Settings) -> WebClient:
         base_url=settings.slack_api_url,
         timeout=15,
         retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=10),  # bursts into one channel wait their turn
+            CountedRateLimitRetryHandler(max_retry_count=10),  # bursts into one channel wait their turn
             ConnectionErrorRetryHandler(max_retry_count=1),
         ],
     )
+
+
+class CountedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Slack's 429s waited out (Retry-After) and retried, as slack_sdk does, and counted by
+    API method with the seconds waited (purelyops.metrics)."""
+
+    def prepare_for_next_attempt(self, *, state, request, response=None, error=None) -> None:  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        try:
+            super().prepare_for_next_attempt(state=state, request=request, response=response, error=error)
+        finally:
+            method = request.url.rstrip("/").rsplit("/", 1)[-1] or "?"
+            metrics.SLACK_RATE_LIMITED.labels(method).inc()
+            metrics.SLACK_RATE_LIMIT_WAIT.labels(method).inc(time.monotonic() - started)

@@ -75,6 +75,8 @@ SOURCES: dict[str, str] = {
     "SLACK_COMMAND": "the slash command in manifest.yml, e.g. /pm",
     "PORT": "the HTTP port for /slack/events and /healthz in HTTP mode",
     "WEB_WORKERS": "HTTP mode: processes answering Slack; one per core acks bursts fastest",
+    "METRICS_PORT": "a worker on a machine without the web process serves its metrics on this port; "
+                    "unset: none (the web process's /metrics has them)",
     "PURELYMAIL_API_TOKEN": "PurelyMail → Account → API → Create API token",
     "PURELYMAIL_API_URL": "leave unset for PurelyMail itself; tests point it at a local fake",
     "PURELYMAIL_RATE": "requests per second to PurelyMail, shared by every process",
@@ -144,6 +146,7 @@ class Settings(DatabaseSettings):
     slack_command: str = Field(default="/pm", pattern=r"^/[a-z0-9_-]{1,31}$")
     port: int = Field(default=3000, gt=0, lt=65536)
     web_workers: int = Field(default=1, ge=1, le=64)
+    metrics_port: int | None = Field(default=None, gt=0, lt=65536)
 
     purelymail_api_token: str = Field(min_length=1)
     purelymail_api_url: str = "https://purelymail.com"

@@ -3,6 +3,7 @@ the bot itself serving HTTP on loopback, driven by signed Slack requests."""
 
 from __future__ import annotations
 
+import atexit
 import base64
 import os
 import shutil
@@ -14,6 +15,12 @@ import tempfile
 import threading
 import time
 import uuid
+
+# Metrics in prometheus_client's multiprocess mode, as scripts/run has them, in a directory of
+# this run's own: chosen before purelyops.metrics is imported (below), and handed to the
+# processes the tests start, so that /metrics adds up what a worker process counted.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="purelyops-metrics-")
+atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], True)
 from collections.abc import Iterator
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -289,6 +296,7 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "PURELYMAIL_IMAP_HOST": settings.purelymail_imap_host,
         "PURELYMAIL_IMAP_PORT": str(settings.purelymail_imap_port),
         "PURELYMAIL_IMAP_TLS": str(settings.purelymail_imap_tls).lower(),
+        "PROMETHEUS_MULTIPROC_DIR": os.environ["PROMETHEUS_MULTIPROC_DIR"],
     }
     env.update(extra)
     return env

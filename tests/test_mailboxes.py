@@ -74,6 +74,18 @@ def test_list_search_treats_wildcards_literally(rt: Runtime, slack: SlackDriver,
     said(slack_fake, "No mailboxes matching")
 
 
+def test_list_search_ignores_case_and_counts_each_page(rt: Runtime, purelymail_fake: FakePurelyMail) -> None:
+    seed(rt, purelymail_fake, 45)
+    first = mailboxes.list_page(rt, "USER0", page_size=20)
+    assert (first.matched, first.total, first.start, first.addresses[0]) == (45, 45, 1, "user000@example.com")
+    second = mailboxes.list_page(rt, "User0", after=first.next_cursor, page_size=20)
+    assert (second.start, second.addresses[0], second.prev_cursor) == (21, "user020@example.com", "user020@example.com")
+    back = mailboxes.list_page(rt, "user0", before=second.prev_cursor, page_size=20)
+    assert back.addresses == first.addresses and back.start == 1
+    last = mailboxes.list_page(rt, "user04", page_size=20)
+    assert (last.matched, last.total, last.next_cursor) == (5, 45, None)
+
+
 # ---- add ----------------------------------------------------------------------------------
 
 
@@ -116,13 +128,18 @@ def test_add_generates_a_password_shown_once_to_the_admin_only(rt: Runtime, slac
     ({"local_part": {"value": "x" * 65}}, "local_part", "at most 64"),
     ({"local_part": {"value": "ålice"}}, "local_part", "letters, digits"),
     ({"local_part": {"value": "bob\x00"}}, "local_part", "letters, digits"),
-    ({"local_part": {"value": "bob"}, "password_mode": {"value": "typed"}, "password": {"value": "short"}}, "password", "at least 8"),
-    ({"local_part": {"value": "bob"}, "password_mode": {"value": "typed"}, "password": {"value": "x" * 10_000}}, "password", "at most 256"),
-    ({"local_part": {"value": "bob"}, "password_mode": {"value": "typed"}, "password": {"value": "line\nbreak!"}}, "password", "line breaks"),
-    ({"local_part": {"value": "bob"}, "password_mode": {"value": "typed"}, "password": {"value": ""}}, "password", "at least 8"),
+    ({"local_part": {"value": "bob"}, "password_mode": {"value": "typed"}, "password": {"value": "short"}},
+     "password", "at least 8"),
+    ({"local_part": {"value": "bob"}, "password_mode": {"value": "typed"}, "password": {"value": "x" * 10_000}},
+     "password", "at most 256"),
+    ({"local_part": {"value": "bob"}, "password_mode": {"value": "typed"}, "password": {"value": "line\nbreak!"}},
+     "password", "line breaks"),
+    ({"local_part": {"value": "bob"}, "password_mode": {"value": "typed"}, "password": {"value": ""}},
+     "password", "at least 8"),
 ])
 def test_bad_fields_are_refused_inline_and_nothing_is_created(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
-                                                              purelymail_fake: FakePurelyMail, values, block, words) -> None:
+                                                              purelymail_fake: FakePurelyMail, values, block,
+                                                              words) -> None:
     purelymail_fake.add_domain_direct(DOMAIN)
     slack.command("mailbox add")
     slack_fake.wait_for("views.open")
@@ -190,9 +207,11 @@ def test_two_factor_refusal_says_why_then_works_with_a_recovery_method(rt: Runti
     said(slack_fake, "Recovery methods of")
     slack.block_action("user_recovery_add", value=address)
     slack_fake.wait_for("views.open")
-    bad = slack.view_submission("user_recovery_add", {"type": {"value": "email"}, "target": {"value": "not an address"}})
+    bad = slack.view_submission("user_recovery_add",
+                                {"type": {"value": "email"}, "target": {"value": "not an address"}})
     assert "not an email address" in bad.json()["errors"]["target"]
-    slack.view_submission("user_recovery_add", {"type": {"value": "email"}, "target": {"value": "backup@elsewhere.example"}})
+    slack.view_submission("user_recovery_add",
+                          {"type": {"value": "email"}, "target": {"value": "backup@elsewhere.example"}})
     said(slack_fake, "backup@elsewhere.example", method="chat.postEphemeral")
     assert purelymail_fake.users[address].reset_methods[0]["target"] == "backup@elsewhere.example"
 

@@ -29,7 +29,7 @@ from rq import get_current_job
 from bot import migration_messages as slack_out
 from bot.blocks.migrations import duration
 from db.models import MigrationJob
-from purelyops import imapsync, migration_report, migrations, servers
+from purelyops import imapsync, metrics, migration_report, migrations, servers
 from purelyops.crypto import CredentialsUnreadable
 from purelyops.failures import describe_failure
 from purelyops.imapsync_output import ImapsyncOutput, Progress, transient, verdict
@@ -207,6 +207,7 @@ class Runner:
         self.rt = rt
         self.job_id = job_id
         self.output = ImapsyncOutput()
+        self.copied = metrics.CopiedCounter()
         self.log_lines: list[str] = []
         self.log_bytes = 0
         self.secrets: list[str] = []
@@ -292,6 +293,8 @@ class Runner:
             if line:
                 self._keep(line)
                 progress = output.feed(line)
+                if progress is not None and output is self.output:
+                    self.copied.update(*output.copied)
                 if progress is not None and reporter is not None:
                     reporter.show(progress, force=not sized and bool(progress.bytes_total))
                     sized = sized or bool(progress.bytes_total)
@@ -360,6 +363,7 @@ class Runner:
         summary = self.output.summary()
         summary.error_lines = [self._mask(line) for line in summary.error_lines]
         state, words = self._outcome(job, code, problem, heartbeat.cancelled_by)
+        metrics.MIGRATION_RUNS.labels(str(state), "dry" if job.dry_run else "real").inc()
         progress = self.output.progress
         values = dict(exit_code=code, verdict=words, msgs_done=progress.msgs_done, msgs_total=progress.msgs_total,
                       bytes_done=progress.bytes_done, bytes_total=progress.bytes_total, summary=asdict(summary))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from rq import Worker
 
+from purelyops import metrics
 from purelyops.failures import failure_reason, is_expected
 from purelyops.logs import setup_logging
 from purelyops.runtime import Runtime
@@ -42,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     setup_logging(settings)
+    # RQ forks a work horse per job: its counts go to files shared by this worker's horses.
+    os.register_at_fork(after_in_child=metrics.forked_as_work_horse)
+    if settings.metrics_port is not None:
+        metrics.serve_on_port(settings.metrics_port)
     rt = Runtime(settings)
     try:  # migrations whose worker died are taken up again before this one starts working
         reconcile(rt)

@@ -7,10 +7,10 @@ import statistics
 import time
 import tracemalloc
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, event, select, text
 
 from db.models import Mailbox
-from db.session import session_scope
+from db.session import get_engine, session_scope
 from purelyops import mailboxes
 from purelyops.runtime import Runtime
 
@@ -76,25 +76,64 @@ def run(settings, slack, purelymail) -> None:
     print(f"P2 goals: <= 1 s {'met' if s <= 1 else 'NOT met'}; >= 20x {'met' if b / s >= 20 else 'NOT met'}; "
           f"<= 150 MB {'met' if max(peaks) <= 150 * 2**20 else 'NOT met'}")
 
-    # P3: the page query and its two counts, as mailbox list runs them, timed by PostgreSQL itself.
+    p3(rt)
+
+
+def run_p3(settings, slack, purelymail) -> None:
+    """P3 alone, over a freshly filled cache."""
+    rt = Runtime(settings)
+    _prepare(rt, purelymail)
+    p3(rt)
+
+
+P3_TERMS = ("user01", "0042", "r099", "ser095", "gone")
+
+
+def p3(rt: Runtime) -> None:
+    """P3: every query `list_page` runs (the first page and the next one of each search),
+    caught as SQLAlchemy sends it and timed by PostgreSQL itself (EXPLAIN ANALYZE: planning
+    and execution), and the whole call as the bot makes it."""
     with session_scope(rt.database_url) as session:
         session.execute(text("ANALYZE mailboxes"))
-    times = []
-    for term in ("user01", "0042", "r099", "ser095"):
-        total = 0.0
-        with session_scope(rt.database_url) as session:
-            for sql in (
-                "SELECT address FROM mailboxes WHERE address ILIKE :p ORDER BY address LIMIT 20",
-                "SELECT count(*) FROM mailboxes WHERE address ILIKE :p",
-                "SELECT count(*) FROM mailboxes",
-            ):
-                plan = session.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}"), {"p": f"%{term}%"}).scalar()
-                total += plan[0]["Planning Time"] + plan[0]["Execution Time"]
-        times.append(total)
-        started = time.perf_counter()
-        page = mailboxes.list_page(rt, term)
-        wall = (time.perf_counter() - started) * 1000
-        assert page.addresses
-    print(f"P3 one page of mailbox list with a search term over {N:,} mailboxes: database time median "
-          f"{statistics.median(times):.2f} ms (max {max(times):.2f} ms); whole list_page call {wall:.1f} ms")
-    print(f"P3 goal <= 10 ms: {'met' if max(times) <= 10 else 'NOT met'}")
+    engine = get_engine(rt.database_url)
+    caught: list[tuple[str, object]] = []
+
+    def catch(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM mailboxes" in statement:
+            caught.append((statement, parameters))
+
+    db_times, walls = [], []
+    for term in P3_TERMS:
+        cursor = None
+        for _ in range(2):
+            event.listen(engine, "before_cursor_execute", catch)
+            try:
+                started = time.perf_counter()
+                page = mailboxes.list_page(rt, term, after=cursor)
+                walls.append((time.perf_counter() - started) * 1000)
+            finally:
+                event.remove(engine, "before_cursor_execute", catch)
+            assert page.addresses, term
+            db_times.append(_explained(engine, caught))
+            caught.clear()
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    print(f"P3 one page of mailbox list with a search term over {N:,} mailboxes ({len(db_times)} pages: "
+          f"{len(P3_TERMS)} terms, first and next page): database time median {statistics.median(db_times):.2f} ms "
+          f"(max {max(db_times):.2f} ms); whole list_page call median {statistics.median(walls):.1f} ms "
+          f"(max {max(walls):.1f} ms)")
+    print(f"P3 goal database time <= 10 ms (max): {'met' if max(db_times) <= 10 else 'NOT met'}")
+
+
+def _explained(engine, statements: list[tuple[str, object]]) -> float:
+    """The planning and execution time PostgreSQL reports for these statements, in ms."""
+    total = 0.0
+    with engine.connect() as conn:
+        cursor = conn.connection.cursor()
+        for statement, parameters in statements:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+            plan = cursor.fetchone()[0][0]
+            total += plan["Planning Time"] + plan["Execution Time"]
+        conn.rollback()
+    return total
