@@ -84,15 +84,32 @@ def plan(summary: dict[str, Any], max_age_days: int | None = None) -> Plan:
                 None if not quota else max(0, quota[1] - quota[0]), None if not quota else quota[1])
 
 
-def check(summary: dict[str, Any]) -> Check:
+GMAIL_ALL_MAIL = "[Gmail]/All Mail"
+CROSS_DUPLICATE = "its messages also carry an earlier label, copied once (Gmail)"
+
+
+def check(summary: dict[str, Any], provider: str | None = None) -> Check:
+    """Every copied folder with both counts. From Gmail (imapsync's --gmail1 copies a message
+    with several labels once, into the first label's folder), a folder may hold fewer messages
+    at the destination with nothing lost: there, every message of "[Gmail]/All Mail" must have
+    arrived somewhere, and only then are such folders counted as arrived."""
     source = summary.get("source_after") or {}
     dest = summary.get("dest_after") or {}
     problems = summary.get("folder_problems") or {}
+    arrived_somewhere = False
+    if provider == "gmail" and GMAIL_ALL_MAIL in source:
+        arrived_somewhere = sum(counts[0] for counts in dest.values()) >= source[GMAIL_ALL_MAIL][0]
     rows = []
     for name, (msgs, size) in sorted(source.items()):
         got = (dest.get(name) or [0, 0])[0]
-        rows.append(FolderRow(name, msgs, size, got, "ok" if got >= msgs else "short",
-                              ", ".join(problems.get(name) or [])))
+        why = ", ".join(problems.get(name) or [])
+        if got >= msgs:
+            state = "ok"
+        elif arrived_somewhere and not why:
+            state, why = "ok", CROSS_DUPLICATE
+        else:
+            state = "short"
+        rows.append(FolderRow(name, msgs, size, got, state, why))
     rows += [FolderRow(name, 0, 0, state="skipped", why="excluded by the folder pattern")
              for name in summary.get("excluded") or []]
     short = [r for r in rows if r.state == "short"]

@@ -351,7 +351,7 @@ class Runner:
                                           "ran out of memory, or an operator stopped it)")
         words = verdict(code if code is not None else -1, summary, source=job.source_email, dest=job.dest_email)
         if not job.dry_run:
-            result = migration_report.check(asdict(summary))
+            result = migration_report.check(asdict(summary), job.source_provider)
             if result.short:
                 words += f". Folders short at the destination: {result.short_words}"
         if code == 0 and summary.looped:

@@ -141,7 +141,7 @@ def report_blocks(job: MigrationJob, summary: dict) -> list[dict]:
         lines += [f"{r.icon} {code(clip(r.name, 80))}: " + (escape(r.why) if r.state == "skipped" else
                   f"{r.source_msgs:,} messages, {migration_report.mib(r.source_bytes)}") for r in shown]
     else:
-        result = migration_report.check(summary)
+        result = migration_report.check(summary, job.source_provider)
         if not result.rows:
             return []
         shown, rest = migration_report.largest(result.rows, SHOWN_FOLDERS)
@@ -157,7 +157,8 @@ def report_blocks(job: MigrationJob, summary: dict) -> list[dict]:
 
 def report_table(job: MigrationJob, summary: dict) -> str | None:
     """The whole folder table, when a message shows only part of it."""
-    rows = (migration_report.plan(summary, job.max_age_days) if job.dry_run else migration_report.check(summary)).rows
+    rows = (migration_report.plan(summary, job.max_age_days) if job.dry_run
+            else migration_report.check(summary, job.source_provider)).rows
     if len(rows) <= SHOWN_FOLDERS:
         return None
     return migration_report.table(rows, with_dest=not job.dry_run)
