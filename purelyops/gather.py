@@ -561,7 +561,8 @@ def find_link(rt: Runtime, token: str) -> GatherLink | None:
 
 def submit(rt: Runtime, token: str, fields: dict[str, str], client_ip: str) -> Result:
     """A person's form, from the link's state to the stored submission. The login is tried
-    before anything is stored; a refused login counts against the address and the IP."""
+    before anything is stored; a refused login, and an address that was already submitted,
+    count against the address and the IP (so the link cannot be used to learn who submitted)."""
     link = find_link(rt, token)
     if link is None:
         return Result(Verdict.UNKNOWN)
@@ -571,12 +572,12 @@ def submit(rt: Runtime, token: str, fields: dict[str, str], client_ip: str) -> R
         answer = check_answer(fields)
     except FieldProblems as invalid:
         return Result(Verdict.INVALID, link, problems=invalid.problems)
-    if _submitted(rt, link.id, answer.email):
-        return Result(Verdict.DUPLICATE, link)
     attempt = Attempt(rt, answer.email, client_ip)
     wait = attempt.begin()
     if wait:
         return Result(Verdict.TOO_MANY, link, retry_after=wait)
+    if _submitted(rt, link.id, answer.email):
+        return Result(Verdict.DUPLICATE, link)  # counted: asking who already submitted costs attempts
     counted = False
     try:
         ok, words = servers.test_login(rt, link.source_host, link.source_port, link.source_security, answer.email,

@@ -232,6 +232,9 @@ def test_an_accepted_login_is_stored_encrypted_and_the_same_address_again_is_409
     again = answer(link, email="Carol@Old.Example", password="anything")
     assert again.status_code == 409 and "Already submitted" in again.text
     assert len(submission_rows(rt)) == 1
+    # Asking again and again who already submitted is limited like failed logins.
+    statuses = [answer(link, email="carol@old.example", password="anything").status_code for _ in range(5)]
+    assert statuses == [409] * 4 + [429]
 
 
 def test_closed_and_expired_links_are_410(link: str, rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack) -> None:
