@@ -31,6 +31,7 @@ from db.models import MigrationBatch, MigrationJob, SourceServer
 from db.session import session_scope
 from purelyops import audit, crypto, slots
 from purelyops.errors import Refused
+from purelyops.folder_regex import BACKREFERENCE, EXTENSION, regex_problem
 from purelyops.logs import redact
 from purelyops.runtime import Runtime
 
@@ -106,8 +107,6 @@ def check_exclude(pattern: str) -> str:
     anything: it must compile, be short, and have nothing that can make matching take
     exponential time: no back-reference, no extension (?…), no repeated group with a repeat
     or alternatives that start alike inside (purelyops.folder_regex says which)."""
-    from purelyops.folder_regex import BACKREFERENCE, EXTENSION, regex_problem
-
     pattern = pattern.strip()
     if len(pattern) > MAX_REGEX:
         raise MigrationError(f"the folder pattern can have at most {MAX_REGEX} characters")
@@ -183,7 +182,8 @@ def get_job(rt: Runtime, job_id: int) -> MigrationJob:
         return job
 
 
-def list_jobs(rt: Runtime, status: str | None = None, limit: int = 20, batch: str | None = None) -> list[MigrationJob]:
+def list_jobs(rt: Runtime, status: str | None = None, limit: int | None = 20,
+              batch: str | None = None) -> list[MigrationJob]:
     """The newest jobs, optionally only those in `status`, or in the batches named `batch`."""
     with session_scope(rt.database_url) as session:
         query = select(MigrationJob).order_by(MigrationJob.id.desc()).limit(limit)
@@ -454,9 +454,10 @@ def enqueue(rt: Runtime, job_id: int, *, replace_dead: bool = False) -> bool:
     return True
 
 
-def enqueue_waiting(rt: Runtime, limit: int = 50) -> int:
+def enqueue_waiting(rt: Runtime, limit: int | None = 50) -> int:
     """Queue the jobs that wait for a free slot or mailbox (after one ended), and the
-    automatic retries that are due."""
+    automatic retries that are due; `limit` None: every one (the reconciler, after Redis
+    lost its queues: a batch alone can hold 2,000 jobs)."""
     now = datetime.now(timezone.utc)
     with session_scope(rt.database_url) as session:
         ids = list(session.scalars(select(MigrationJob.id).where(
@@ -677,7 +678,7 @@ def take_back_silent(rt: Runtime) -> list[Reconciled]:
     again while it has runs left, else interrupted; cancelled if a Cancel was waiting for
     it. Each move is conditional on the lease seen, so it happens once."""
     taken: list[Reconciled] = []
-    for job in list_jobs(rt, JobState.RUNNING, limit=1000):
+    for job in list_jobs(rt, JobState.RUNNING, limit=None):
         if rt.redis.exists(LEASE_KEY.format(job.id)):
             continue
         now = datetime.now(timezone.utc)

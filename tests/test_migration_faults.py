@@ -115,3 +115,20 @@ def test_the_limit_holds_across_two_worker_processes(rt: Runtime, settings, tmp_
             proc.wait(20)
     assert [status(rt, i) for i in ids] == ["done"] * 3
     assert most == 1
+
+
+def test_every_queued_job_is_queued_again_after_redis_lost_its_data(rt: Runtime, settings) -> None:
+    """A batch alone can hold 2,000 jobs: the reconciler puts every one back, not the first 1,000."""
+    from rq import Queue
+
+    with session_scope(rt.database_url) as session:
+        server = SourceServer(name="big", host="127.0.0.1", port=993, security="tls", created_by=ADMIN)
+        session.add(server)
+        session.flush()
+        server_id = server.id
+    specs = [migrations.JobSpec(server_id, f"u{i}@old.example", "pw", f"u{i}@new.example", "pw") for i in range(1100)]
+    migrations.create_batch(rt, "big", server_id, specs, actor_id=ADMIN, actor_name="", channel_id="C0OPS0001",
+                            idempotency_key="big-batch")
+    rt.redis.flushdb()
+    assert reconcile(rt)["enqueued"] == 1100
+    assert Queue(migrations.QUEUE, connection=rt.redis).count == 1100

@@ -75,7 +75,7 @@ def reconcile(rt: Runtime) -> dict:
         except PurelyMailError as error:
             log.warning("deleting the temporary app password of migration #%s failed: %s", job_id, error)
     return {"interrupted": len(taken), "enqueued": sum(item.job.status == JobState.QUEUED for item in taken)
-            + migrations.enqueue_waiting(rt, limit=1000)}
+            + migrations.enqueue_waiting(rt, limit=None)}
 
 
 class LeaseLost(Exception):
