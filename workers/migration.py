@@ -31,6 +31,7 @@ from bot.blocks.migrations import duration
 from db.models import MigrationJob
 from purelyops import imapsync, metrics, migration_report, migrations, servers
 from purelyops.crypto import CredentialsUnreadable
+from purelyops.errors import Refused
 from purelyops.failures import describe_failure
 from purelyops.imapsync_output import ImapsyncOutput, Progress, transient, verdict
 from purelyops.logs import MASK
@@ -142,36 +143,33 @@ class Reporter(threading.Thread):
         self.rq_job = get_current_job()  # taken here: RQ knows it on the work horse's main thread only
         self.interval = rt.settings.migration_progress_interval
         self.gap = min(MIN_UPDATE_GAP, self.interval)
-        self._lock = threading.Condition()
+        self._changed = threading.Condition()
         self._latest: tuple[Progress, str] | None = None
         self._urgent = False
         self._closing = False
         self.last_update = 0.0
 
     def show(self, progress: Progress, note: str = "", force: bool = False) -> None:
-        with self._lock:
+        with self._changed:
             self._latest = (replace(progress), note)
             self._urgent = self._urgent or force
-            self._lock.notify()
+            self._changed.notify()
 
     def run(self) -> None:
         while True:
-            with self._lock:
-                while not self._closing and self._latest is None:
-                    self._lock.wait()
+            with self._changed:
+                while not self._closing:
+                    if self._latest is None:
+                        self._changed.wait()
+                        continue
+                    due = (self.gap if self._urgent else self.interval) - (time.monotonic() - self.last_update)
+                    if due <= 0:
+                        break
+                    self._changed.wait(due)  # a milestone (force) may shorten the wait to the gap
                 if self._closing:
                     return
-            since = time.monotonic() - self.last_update
-            with self._lock:
-                due = self.gap if self._urgent else self.interval
-            if since < due:
-                with self._lock:
-                    self._lock.wait(due - since)  # a milestone (force) may shorten the wait to the gap
-                continue
-            with self._lock:
                 latest, self._latest, self._urgent = self._latest, None, False
-            if latest is not None:
-                self._send(*latest)
+            self._send(*latest)
 
     def _send(self, progress: Progress | None, note: str) -> None:
         job = self.job
@@ -190,9 +188,9 @@ class Reporter(threading.Thread):
 
     def close(self, job: MigrationJob, progress: Progress | None, note: str = "") -> None:
         """Stop, then show the final state (after the gap since the last update)."""
-        with self._lock:
+        with self._changed:
             self._closing = True
-            self._lock.notify()
+            self._changed.notify()
         self.join(timeout=120)
         wait = self.gap - (time.monotonic() - self.last_update)
         if wait > 0 and self.last_update:
@@ -231,8 +229,8 @@ class Runner:
         try:
             code = self._copy(job, lease, heartbeat, reporter, workdir)
         except LeaseLost:
-            problem = None
-        except (CredentialsUnreadable, PurelyMailError, migrations.MigrationError, servers.ServerError) as error:
+            pass  # told below: whoever holds the job now records its end
+        except (CredentialsUnreadable, PurelyMailError, Refused) as error:
             problem = str(error)
         except OSError as error:
             problem = f"imapsync could not be started ({error.strerror or error}): check IMAPSYNC_BIN"
@@ -242,10 +240,9 @@ class Runner:
         finally:
             heartbeat.stop()
         if heartbeat.lost.is_set():
-            reporter.close(job, self.output.progress, "stopped: another worker took this migration over")
-            self._clean_up(job, workdir)
-            return "lease lost"
-        result = self._finish(job, lease, heartbeat, code, problem, started, reporter)
+            result = self._lost(reporter, job)
+        else:
+            result = self._finish(job, lease, heartbeat, code, problem, started, reporter)
         self._clean_up(job, workdir)
         return result
 
@@ -372,8 +369,7 @@ class Runner:
             return self._retry_later(job, lease, delays[job.retries], words, values, reporter)
         ended = migrations.finish(self.rt, lease, state, **values)
         if ended is None:  # the lease went in the last moment: whoever has the job now tells
-            reporter.close(job, progress, "stopped: another worker took this migration over")
-            return "lease lost"
+            return self._lost(reporter, job)
         retried = state == JobState.INTERRUPTED and migrations.retry_interrupted(self.rt, ended)
         note = "interrupted; re-running it: imapsync skips what it already copied" if retried else ""
         reporter.close(ended, progress, note)
@@ -394,12 +390,16 @@ class Runner:
         values["verdict"] = note
         queued = migrations.schedule_retry(self.rt, lease, delay, **values)
         if queued is None:
-            reporter.close(job, self.output.progress, "stopped: another worker took this migration over")
-            return "lease lost"
+            return self._lost(reporter, job)
         reporter.close(queued, self.output.progress, note)
         slack_out.post(self.rt, queued, f"Migration #{job.id}: {note}.")
         migrations.enqueue_waiting(self.rt)
         return "retry scheduled"
+
+    def _lost(self, reporter: Reporter, job: MigrationJob) -> str:
+        """This runner lost the job: it says so and records nothing (the holder does)."""
+        reporter.close(job, self.output.progress, "stopped: another worker took this migration over")
+        return "lease lost"
 
     def _clean_up(self, job: MigrationJob, workdir: str) -> None:
         """After the end is recorded: a failure here never changes how the job ended."""
