@@ -7,7 +7,7 @@ import sys
 
 from slack_bolt import App
 from slack_bolt.error import BoltError
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackClientError
 
 from bot.app import build_app
 from bot.web import STARTUP_REFUSED, StartupRefused, WSGIApp, make_wsgi_app, serve
@@ -53,7 +53,7 @@ def socket_mode_worker(rt: Runtime) -> WSGIApp:
     app = _app(rt)
     try:
         SocketModeHandler(app, rt.settings.slack_app_token).connect()
-    except (SlackApiError, SlackClientError) as error:
+    except SlackClientError as error:  # SlackApiError is one too
         raise _refused("SLACK_APP_TOKEN", error) from None
     return make_wsgi_app(rt, None)
 
@@ -61,11 +61,11 @@ def socket_mode_worker(rt: Runtime) -> WSGIApp:
 def _app(rt: Runtime) -> App:
     try:
         return build_app(rt)
-    except (SlackApiError, SlackClientError) as error:
+    except SlackClientError as error:  # SlackApiError is one too
         raise _refused("SLACK_BOT_TOKEN", error) from None
     except BoltError as error:
         # Bolt raises its own error when auth.test refuses the token, from within Slack's.
-        if isinstance(error.__context__, (SlackApiError, SlackClientError)):
+        if isinstance(error.__context__, SlackClientError):
             raise _refused("SLACK_BOT_TOKEN", error.__context__) from None
         raise
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackClientError
 
 from bot.blocks.deletions import outcome_blocks
 from bot.blocks.domains import alert_blocks
@@ -29,7 +29,7 @@ def _post(rt: Runtime, what: str, text: str, blocks: list[dict] | None = None, *
     try:
         rt.slack.chat_postMessage(channel=channel or rt.settings.alert_channel, text=text, blocks=blocks,
                                   thread_ts=thread_ts)
-    except (SlackApiError, SlackClientError) as error:
+    except SlackClientError as error:  # SlackApiError is one too
         log.warning("could not post %s: %s", what, failure_reason(error))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackClientError
 
 from bot.blocks import gather as blocks
 from bot.blocks.kit import notice_modal, section
@@ -20,7 +20,6 @@ from purelyops.failures import failure_reason
 from purelyops.runtime import Runtime
 
 log = logging.getLogger(__name__)
-SLACK_ERRORS = (SlackApiError, SlackClientError)
 PASSWORDS_PER_MESSAGE = 100  # new mailboxes' passwords in one ephemeral message
 
 
@@ -42,7 +41,7 @@ def post_link(rt: Runtime, link_id: int) -> None:
     try:
         posted = rt.slack.chat_postMessage(channel=summary.link.channel_id, text=text, blocks=message)
         gather.remember_message(rt, link_id, posted["ts"])
-    except SLACK_ERRORS as error:
+    except SlackClientError as error:
         log.warning("posting credential link %s failed: %s", link_id, failure_reason(error))
 
 
@@ -54,7 +53,7 @@ def refresh_link(rt: Runtime, link_id: int) -> None:
     text, message = blocks.link_blocks(summary, _open_url(rt, summary))
     try:
         rt.slack.chat_update(channel=summary.link.channel_id, ts=summary.link.message_ts, text=text, blocks=message)
-    except SLACK_ERRORS as error:
+    except SlackClientError as error:
         log.warning("updating credential link %s's message failed: %s", link_id, failure_reason(error))
 
 
@@ -67,7 +66,7 @@ def announce(rt: Runtime, link_id: int, submission_id: int) -> None:
     text, message = blocks.announcement_blocks(submission)
     try:
         rt.slack.chat_postMessage(channel=link.channel_id, thread_ts=link.message_ts, text=text, blocks=message)
-    except SLACK_ERRORS as error:
+    except SlackClientError as error:
         log.warning("announcing a submission to credential link %s failed: %s", link_id, failure_reason(error))
     refresh_link(rt, link_id)
 
@@ -78,7 +77,7 @@ def tell_in_modal(rt: Runtime, view_id: str, title: str, text: str) -> bool:
         return False
     try:
         rt.slack.views_update(view_id=view_id, view=notice_modal(title, [section(text)]))
-    except SLACK_ERRORS as error:
+    except SlackClientError as error:
         log.info("could not show the outcome in modal %s: %s", view_id, failure_reason(error))
         return False
     return True
@@ -88,7 +87,7 @@ def ephemeral(rt: Runtime, channel_id: str, user_id: str, text: str, message: li
     """A message only `user_id` sees; False when Slack would not show it (never a DM instead)."""
     try:
         rt.slack.chat_postEphemeral(channel=channel_id, user=user_id, text=text, blocks=message)
-    except SLACK_ERRORS as error:
+    except SlackClientError as error:
         log.warning("an ephemeral message to %s could not be shown: %s", user_id, failure_reason(error))
         return False
     return True

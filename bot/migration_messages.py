@@ -10,22 +10,16 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackClientError
 
 from bot.blocks.migrations import batch_blocks, report_table, status_blocks, summary_blocks, title
 from db.models import MigrationJob
 from purelyops import migrations
+from purelyops.failures import failure_reason
 from purelyops.imapsync_output import Progress, Summary
 from purelyops.runtime import Runtime
 
 log = logging.getLogger(__name__)
-SLACK_ERRORS = (SlackApiError, SlackClientError)
-
-
-def _reason(error: Exception) -> str:
-    if isinstance(error, SlackApiError):
-        return str(error.response.get("error", error))
-    return str(error) or type(error).__name__
 
 
 def start(rt: Runtime, job: MigrationJob) -> None:
@@ -34,8 +28,8 @@ def start(rt: Runtime, job: MigrationJob) -> None:
         posted = rt.slack.chat_postMessage(channel=job.channel_id, text=f"{title(job)} queued",
                                            blocks=status_blocks(job)[1])
         migrations.remember_thread(rt, job.id, posted["ts"])
-    except SLACK_ERRORS as error:
-        log.warning("chat.postMessage for migration #%s failed: %s", job.id, _reason(error))
+    except SlackClientError as error:
+        log.warning("chat.postMessage for migration #%s failed: %s", job.id, failure_reason(error))
     migrations.enqueue(rt, job.id)
 
 
@@ -46,8 +40,8 @@ def start_batch(rt: Runtime, batch_id: int) -> None:
         text, blocks = batch_blocks(batch, jobs)
         posted = rt.slack.chat_postMessage(channel=batch.channel_id, text=text, blocks=blocks)
         migrations.remember_batch_message(rt, batch.id, posted["ts"])
-    except SLACK_ERRORS as error:
-        log.warning("chat.postMessage for batch %s failed: %s", batch.id, _reason(error))
+    except SlackClientError as error:
+        log.warning("chat.postMessage for batch %s failed: %s", batch.id, failure_reason(error))
     for job in jobs:
         migrations.enqueue(rt, job.id)
 
@@ -58,8 +52,8 @@ def refresh_batch(rt: Runtime, batch_id: int) -> None:
         text, blocks = batch_blocks(batch, jobs)
         try:
             rt.slack.chat_update(channel=batch.channel_id, ts=batch.message_ts, text=text, blocks=blocks)
-        except SLACK_ERRORS as error:
-            log.warning("chat.update of batch %s failed: %s", batch.id, _reason(error))
+        except SlackClientError as error:
+            log.warning("chat.update of batch %s failed: %s", batch.id, failure_reason(error))
 
 
 def show_status(rt: Runtime, job: MigrationJob, progress: Progress | None = None, note: str = "") -> str | None:
@@ -75,8 +69,8 @@ def show_status(rt: Runtime, job: MigrationJob, progress: Progress | None = None
         elif job.thread_ts:
             return rt.slack.chat_postMessage(channel=job.channel_id, thread_ts=job.thread_ts, text=text,
                                              blocks=blocks)["ts"]
-    except SLACK_ERRORS as error:
-        log.warning("updating migration #%s in Slack failed: %s", job.id, _reason(error))
+    except SlackClientError as error:
+        log.warning("updating migration #%s in Slack failed: %s", job.id, failure_reason(error))
     return job.status_ts
 
 
@@ -84,8 +78,8 @@ def post(rt: Runtime, job: MigrationJob, text: str, blocks: list[dict] | None = 
     """A message in the job's thread."""
     try:
         rt.slack.chat_postMessage(channel=job.channel_id, thread_ts=job.thread_ts, text=text, blocks=blocks)
-    except SLACK_ERRORS as error:
-        log.warning("posting to migration #%s's thread failed: %s", job.id, _reason(error))
+    except SlackClientError as error:
+        log.warning("posting to migration #%s's thread failed: %s", job.id, failure_reason(error))
 
 
 def post_summary(rt: Runtime, job: MigrationJob, summary: Summary, seconds: float) -> None:
@@ -107,5 +101,5 @@ def _upload(rt: Runtime, job: MigrationJob, content: str, filename: str, title: 
     try:
         rt.slack.files_upload_v2(channel=job.channel_id, thread_ts=job.thread_ts, content=content,
                                  filename=filename, title=title)
-    except SLACK_ERRORS as error:
-        log.warning("uploading %s failed: %s", filename, _reason(error))
+    except SlackClientError as error:
+        log.warning("uploading %s failed: %s", filename, failure_reason(error))

@@ -12,7 +12,7 @@ import logging
 from enum import Enum
 
 import redis
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackClientError
 
 from purelyops import audit
 from purelyops.errors import Refused
@@ -46,7 +46,7 @@ def _group_members(rt: Runtime, group_id: str) -> set[str]:
         cached = None  # the cache is an optimisation; ask Slack
     try:
         members = rt.slack.usergroups_users_list(usergroup=group_id)["users"]
-    except (SlackApiError, SlackClientError) as error:
+    except SlackClientError as error:  # SlackApiError is one too
         log.warning("usergroups.users.list %s failed: %s", group_id, failure_reason(error))
         raise RoleUnknown(
             "Slack did not say who is in the admin user group, so I can't check your role. Try again in a minute."
