@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 
 MAX_ERROR_LINES = 20
+MAX_FOLDERS = 5000  # folders kept per listing: a hostile server cannot make the stored summary huge
+MAX_FOLDER_NAME = 500
 
 _NB_MESSAGES = re.compile(r"^Host([12]) Nb messages:\s+(\d+)")
 _TOTAL_SIZE = re.compile(r"^Host([12]) Total size:\s+(\d+)")
@@ -240,6 +242,7 @@ class ImapsyncOutput:
         if not match:
             return
         host, index, folder, size, count = match.groups()
+        folder = folder[:MAX_FOLDER_NAME]
         if host == "1":
             self._paired[index] = folder
         else:  # host2's name for the folder may differ (mapped); the pair shares its number
@@ -247,7 +250,7 @@ class ImapsyncOutput:
         s = self._summary
         sizes = (s.source_after if host == "1" else s.dest_after) if self._sizes_after else \
             (s.source_before if host == "1" else s.dest_before)
-        if size is not None:
+        if size is not None and (folder in sizes or len(sizes) < MAX_FOLDERS):
             sizes[folder] = [int(count), int(size)]
 
     def _append_failed(self, line: str) -> None:
@@ -255,14 +258,18 @@ class ImapsyncOutput:
         if not match:
             return
         folder, error = match.groups()
+        folder = folder[:MAX_FOLDER_NAME]
+        problems = self._summary.folder_problems
+        if folder not in problems and len(problems) >= MAX_FOLDERS:
+            return
         upper = error.upper()
-        if "OVERQUOTA" in upper or "QUOTA" in upper:
+        if "QUOTA" in upper:
             reason = "over quota"
         elif "TOOBIG" in upper or "TOO BIG" in upper or "TOO LARGE" in upper:
             reason = "message too big"
         else:
             reason = "refused by the server"
-        reasons = self._summary.folder_problems.setdefault(folder, [])
+        reasons = problems.setdefault(folder, [])
         if reason not in reasons:
             reasons.append(reason)
 

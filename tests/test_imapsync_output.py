@@ -115,3 +115,17 @@ def test_a_certificate_that_does_not_verify_is_named_in_the_verdict() -> None:
         output.feed(line)
     words = verdict(101, output.summary(), source="a@old.example", dest="a@new.example")
     assert words.startswith("certificate not trusted: the source server's TLS certificate did not verify")
+
+
+def test_a_hostile_folder_listing_cannot_make_the_summary_huge() -> None:
+    """100,000 folders with 2,000-character names, as a server may claim: the summary keeps a bounded part."""
+    from purelyops.imapsync_output import MAX_FOLDER_NAME, MAX_FOLDERS
+
+    output = ImapsyncOutput()
+    for i in range(100_000):
+        name = f"{i:06d}" + "x" * 2000
+        output.feed(f"Host1 folder {i + 1:>5}/100000 [{name}]   Size:   1000 Messages:     1 Biggest:   1000\n")
+        output.feed(f"- msg {name}/1 {{1000}} could not append ( Subject:[x] ) to folder {name}: NO [OVERQUOTA] full\n")
+    s = output.summary()
+    assert len(s.source_before) == MAX_FOLDERS and len(s.folder_problems) == MAX_FOLDERS
+    assert max(len(name) for name in s.source_before) == MAX_FOLDER_NAME
