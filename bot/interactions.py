@@ -59,6 +59,18 @@ def values_of(view: dict) -> dict[str, object]:
     return out
 
 
+_REFUSED = object()
+
+
+def _validated(ack: Ack, view: dict, validate: Callable[[dict[str, object]], object]) -> object:
+    """The form's values as `validate` makes them, or _REFUSED after acking its inline errors."""
+    try:
+        return validate(values_of(view))
+    except FieldProblems as invalid:
+        ack(response_action="errors", errors=_inline(invalid))
+        return _REFUSED
+
+
 def guarded_view(rt: Runtime, role: Role, what: str, validate: Callable[[dict[str, object]], object], *,
                  working: str = "") -> Callable:
     """Wrap a modal's submission: `validate(values)` runs before the ack and raises
@@ -69,10 +81,8 @@ def guarded_view(rt: Runtime, role: Role, what: str, validate: Callable[[dict[st
 
     def decorate(handler: Callable[[Request, object], None]) -> Callable:
         def listener(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
-            try:
-                parsed = validate(values_of(view))
-            except FieldProblems as invalid:
-                ack(response_action="errors", errors=_inline(invalid))
+            parsed = _validated(ack, view, validate)
+            if parsed is _REFUSED:
                 return
             if working:
                 ack(response_action="update", view=notice_modal(modal_title(view), [section(working)]))
@@ -97,10 +107,8 @@ def guarded_view_now(rt: Runtime, role: Role, what: str, validate: Callable[[dic
 
     def decorate(handler: Callable[[Request, object], Callable[[], None] | None]) -> Callable:
         def listener(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
-            try:
-                parsed = validate(values_of(view))
-            except FieldProblems as invalid:
-                ack(response_action="errors", errors=_inline(invalid))
+            parsed = _validated(ack, view, validate)
+            if parsed is _REFUSED:
                 return
             request = Request.of_submission(rt, body, view, client, kept_open=False)
             inline: list[FieldProblems] = []
