@@ -81,6 +81,8 @@ class PendingDeletion(Base):
     error: Mapped[str | None] = mapped_column(Text)
     channel_id: Mapped[str | None] = mapped_column(String(32))
     message_ts: Mapped[str | None] = mapped_column(String(32))
+    # Tries that PurelyMail could not answer (5xx, timeout) so far (revision 0009): retried with back-off.
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_deletion_queue_due", "due_at", postgresql_where=text("status = 'pending'")),
@@ -242,6 +244,12 @@ class MigrationJob(Base):
     # A temporary app password, encrypted, from its creation until PurelyMail has deleted it.
     app_password_key_id: Mapped[str | None] = mapped_column(String(16))
     app_password: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Its owner (revision 0009): the lease token of the run that made it. Only that run, or
+    # whoever proves that run is over, may delete it.
+    app_password_lease: Mapped[str | None] = mapped_column(String(36))
+    # Interruptions since the admin's last action (Run for real, Sync again, Re-run): the
+    # budget of automatic re-runs (revision 0009).
+    interruptions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Automatic re-runs after a server could not be reached (revision 0006): how many so far,
     # and when the next may start (MIGRATION_RETRY_DELAYS).
     retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -252,6 +260,23 @@ class MigrationJob(Base):
         Index("uq_migration_jobs_running_dest", text("lower(dest_email)"), unique=True,
               postgresql_where=text("status = 'running'")),
     )
+
+
+class AppPasswordTombstone(Base):
+    """A temporary app password that must be deleted at PurelyMail (revision 0009): moved
+    here from its job, in the transaction that proved it was no run's any more (or that
+    deleted the job), and kept until PurelyMail has deleted it (or says it is gone)."""
+
+    __tablename__ = "app_password_tombstones"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    job_id: Mapped[int] = mapped_column(Integer)  # no foreign key: it outlives a deleted job
+    dest_email: Mapped[str] = mapped_column(String(320))
+    key_id: Mapped[str] = mapped_column(String(16))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = _now()
+    tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 # --- credential links (issue 12): tables added by migration 0006 ---
@@ -303,6 +328,9 @@ class GatherSubmission(Base):
     created_at: Mapped[datetime] = _now()
     job_id: Mapped[int | None] = mapped_column(ForeignKey("migration_jobs.id", ondelete="SET NULL"))
     credentials_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A mailbox Create jobs asked PurelyMail to create for this submission, whose password the
+    # admin has not been shown yet (revision 0009): a run after a crash resets it and shows it.
+    mailbox_pending: Mapped[str | None] = mapped_column(String(320))
 
     __table_args__ = (
         # One submission per address and link: the same email again is "already submitted".

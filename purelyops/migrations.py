@@ -17,23 +17,29 @@ destinations). A Cancel is a column, not a message: it cannot be lost.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from rq import Queue
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from db.models import MigrationBatch, MigrationJob, SourceServer
+from db.models import AppPasswordTombstone, MigrationBatch, MigrationJob, SourceServer
 from db.session import session_scope
 from purelyops import audit, crypto, slots
 from purelyops.errors import Refused
 from purelyops.folder_regex import BACKREFERENCE, EXTENSION, regex_problem
 from purelyops.logs import redact
+from purelyops.purelymail import NotFound, PurelyMailError
 from purelyops.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 class JobState(StrEnum):
@@ -47,7 +53,7 @@ class JobState(StrEnum):
 
 STATES = tuple(state.value for state in JobState)
 ENDED = (JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED)
-MAX_ATTEMPTS = 3  # runs of one job, including automatic re-runs after an interruption
+MAX_INTERRUPTIONS = 3  # automatic re-runs after an interruption, counted since the admin's last action
 LEASE_KEY = "purelyops:migration:lease:{}"
 QUEUE = "migrations"
 RUN_JOB = "workers.migration.run_migration"  # enqueued by name: callers never import the workers
@@ -258,7 +264,7 @@ def cancel_job(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "")
         try:
             return _transition(rt, job_id, (JobState.QUEUED,), "cancel", actor_id, actor_name,
                                "Migration #{id} is {status}; only queued or running migrations can be cancelled.",
-                               status=JobState.CANCELLED, finished_at=datetime.now(timezone.utc),
+                               status=JobState.CANCELLED, finished_at=func.now(),
                                verdict="cancelled before it started")
         except MigrationError:
             if get_job(rt, job_id).status != JobState.RUNNING:
@@ -281,8 +287,10 @@ def requeue(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "", dr
         action, words = ("sync_again", "synced again") if again else ("run_for_real", "run for real")
     else:
         allowed, action, words = (JobState.FAILED, JobState.INTERRUPTED, JobState.CANCELLED), "rerun", "re-run"
+    # The admin acted: the budget of automatic re-runs (retries, interruptions) starts again.
     values: dict[str, object] = {"status": JobState.QUEUED, "exit_code": None, "verdict": None, "finished_at": None,
-                                 "msgs_done": 0, "bytes_done": 0, "retries": 0, "retry_at": None}
+                                 "msgs_done": 0, "bytes_done": 0, "retries": 0, "retry_at": None,
+                                 "interruptions": 0}
     if dry_run is False:
         if not job.dry_run:
             raise MigrationError(f"Migration #{job_id} was not a dry run.")
@@ -323,27 +331,33 @@ def update_credentials(rt: Runtime, job_id: int, *, source_password: str | None,
 
 
 def delete_job(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "") -> None:
-    """Delete a job that is not running, purging its credentials with it."""
+    """Delete a job that is not running, purging its credentials with it. Its temporary app
+    password (if a run left one) becomes a tombstone in the same transaction, then is deleted
+    at PurelyMail; if PurelyMail cannot do that now, the reconciler does it later: nothing
+    valid outlives a deleted job."""
     with session_scope(rt.database_url) as session:
         job = session.get(MigrationJob, job_id, with_for_update=True)
         if job is None:
             raise MigrationError(f"There is no migration #{job_id}.")
         if job.status == "running":
             raise MigrationError(f"Migration #{job_id} is running; cancel it first.")
+        tombstone = _bury(session, job)
         session.delete(job)
         audit.record(session, actor_id=actor_id, actor_name=actor_name, action="migration.delete", target=f"#{job_id}")
+    if tombstone is not None:
+        delete_tombstones(rt, [tombstone])
 
 
 def purge_old_credentials(rt: Runtime, now: datetime | None = None) -> int:
     """Delete the ciphertext of every job that ended more than CREDENTIAL_RETENTION_DAYS
     ago, however it ended (an interrupted job's end is when it was last started)."""
-    now = now or datetime.now(timezone.utc)
-    cutoff = now - timedelta(days=rt.settings.credential_retention_days)
+    when = now if now is not None else func.now()  # the database's clock, as every other time of a job
+    cutoff = when - timedelta(days=rt.settings.credential_retention_days)
     ended_at = func.coalesce(MigrationJob.finished_at, MigrationJob.started_at, MigrationJob.created_at)
     with session_scope(rt.database_url) as session:
         purged = session.execute(update(MigrationJob).where(
             MigrationJob.ciphertext.is_not(None), MigrationJob.status.in_(ENDED), ended_at < cutoff,
-        ).values(ciphertext=None, key_id=None, credentials_purged_at=now))
+        ).values(ciphertext=None, key_id=None, credentials_purged_at=when))
         return purged.rowcount
 
 
@@ -454,15 +468,18 @@ def enqueue(rt: Runtime, job_id: int, *, replace_dead: bool = False) -> bool:
     return True
 
 
+def _due():
+    """Not waiting for an automatic retry any more, by the database's clock."""
+    return or_(MigrationJob.retry_at.is_(None), MigrationJob.retry_at <= func.now())
+
+
 def enqueue_waiting(rt: Runtime, limit: int | None = 50) -> int:
     """Queue the jobs that wait for a free slot or mailbox (after one ended), and the
     automatic retries that are due; `limit` None: every one (the reconciler, after Redis
     lost its queues: a batch alone can hold 2,000 jobs)."""
-    now = datetime.now(timezone.utc)
     with session_scope(rt.database_url) as session:
         ids = list(session.scalars(select(MigrationJob.id).where(
-            MigrationJob.status == JobState.QUEUED,
-            or_(MigrationJob.retry_at.is_(None), MigrationJob.retry_at <= now)).order_by(MigrationJob.id).limit(limit)))
+            MigrationJob.status == JobState.QUEUED, _due()).order_by(MigrationJob.id).limit(limit)))
     return sum(enqueue(rt, job_id) for job_id in ids)
 
 
@@ -498,38 +515,41 @@ def _drop_lease(rt: Runtime, lease: Lease) -> None:
 def claim(rt: Runtime, job_id: int) -> tuple[MigrationJob, Lease] | str:
     """queued → running for one runner, with its lease; or why not, in words ("waiting: …"
     when it must wait for a slot or for another job into the same mailbox; "not queued"
-    when it is not this runner's to run)."""
-    try:
-        job = get_job(rt, job_id)
-    except MigrationError:
+    when it is not this runner's to run). Times are the database's."""
+    with session_scope(rt.database_url) as session:
+        row = session.execute(select(MigrationJob.status, MigrationJob.source_host,
+                                     (MigrationJob.retry_at > func.now()).label("early"))
+                              .where(MigrationJob.id == job_id)).one_or_none()
+    if row is None or row.status != JobState.QUEUED:
         return "not queued"
-    if job.status != JobState.QUEUED:
-        return "not queued"
-    if job.retry_at is not None and job.retry_at > datetime.now(timezone.utc):
+    if row.early:
         return "not due"  # an automatic retry, queued again when it is due
     heartbeat = rt.settings.migration_heartbeat
-    lease = Lease(job_id, str(uuid.uuid4()), job.source_host)
+    lease = Lease(job_id, str(uuid.uuid4()), row.source_host)
     if not rt.redis.set(LEASE_KEY.format(job_id), lease.token, nx=True, px=int(heartbeat * 1000)):
         return "not queued"  # another runner still holds it
     try:
-        waiting = slots.acquire(rt, job_id, job.source_host, heartbeat)
+        waiting = slots.acquire(rt, job_id, row.source_host, heartbeat)
         if waiting:
             rt.redis.eval(_DROP, 1, LEASE_KEY.format(job_id), lease.token)
             return waiting
         try:
             with session_scope(rt.database_url) as session:
                 claimed = session.scalars(
-                    update(MigrationJob).where(MigrationJob.id == job_id, MigrationJob.status == JobState.QUEUED)
+                    update(MigrationJob).where(MigrationJob.id == job_id, MigrationJob.status == JobState.QUEUED,
+                                               _due())
                     .values(status=JobState.RUNNING, lease=lease.token, attempts=MigrationJob.attempts + 1,
-                            started_at=datetime.now(timezone.utc), cancel_requested_by=None, verdict=None)
+                            started_at=func.now(), cancel_requested_by=None, verdict=None)
                     .returning(MigrationJob)).one_or_none()
                 if claimed is not None:
                     session.flush()
                     session.expunge(claimed)
         except IntegrityError:  # another job is running into the same mailbox
             _drop_lease(rt, lease)
-            other = _running_into(rt, job.dest_email)
-            return (f"waiting: migration #{other} is copying into {job.dest_email} right now; this one starts "
+            with session_scope(rt.database_url) as session:
+                dest_email = session.scalar(select(MigrationJob.dest_email).where(MigrationJob.id == job_id))
+            other = _running_into(rt, dest_email or "")
+            return (f"waiting: migration #{other} is copying into {dest_email} right now; this one starts "
                     "when it ends (two copies into one mailbox at once would duplicate mail)")
         if claimed is None:
             _drop_lease(rt, lease)
@@ -548,7 +568,8 @@ def _running_into(rt: Runtime, dest_email: str) -> int | None:
 
 
 def renew(rt: Runtime, lease: Lease) -> bool:
-    """Extend the lease (and the job's slots) by MIGRATION_HEARTBEAT; False once it is not ours."""
+    """Extend the lease (and the job's slots) by MIGRATION_HEARTBEAT; False once it is not
+    ours. Redis alone: the fence never waits for PostgreSQL."""
     heartbeat = rt.settings.migration_heartbeat
     if not rt.redis.eval(_RENEW, 1, LEASE_KEY.format(lease.job_id), lease.token, int(heartbeat * 1000)):
         return False
@@ -578,90 +599,201 @@ def save(rt: Runtime, lease: Lease, /, **values: object) -> MigrationJob | None:
         return job
 
 
-def finish(rt: Runtime, lease: Lease, state: JobState, **values: object) -> MigrationJob | None:
-    """End the run in `state` and let the lease go (None: the lease was lost first, and
-    whoever took the job records its end). The credentials stay, encrypted, until
-    CREDENTIAL_RETENTION_DAYS after the end, so that a done job can be synced again on
-    the day the MX records change."""
-    values.update(status=state, finished_at=datetime.now(timezone.utc), lease=None, cancel_requested_by=None,
-                  retry_at=None)
-    job = save(rt, lease, **values)
-    _drop_lease(rt, lease)
-    return job
+def patiently(what: str, call: Callable[[], object]) -> object:
+    """`call()` until PostgreSQL answers: a write that must not be lost waits out an outage
+    (the write itself stays fenced by its token)."""
+    wait = 0.5
+    while True:
+        try:
+            return call()
+        except (OperationalError, InterfaceError) as error:
+            log.warning("PostgreSQL did not answer (%s: %s); trying again in %.1f s", what,
+                        type(error.orig or error).__name__, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, 15.0)
 
 
-def schedule_retry(rt: Runtime, lease: Lease, delay_s: int, **values: object) -> MigrationJob | None:
-    """End this run and queue the job again after `delay_s` seconds (an automatic retry)."""
-    values.update(status=JobState.QUEUED, finished_at=None, lease=None, cancel_requested_by=None,
-                  retry_at=datetime.now(timezone.utc) + timedelta(seconds=delay_s), retries=MigrationJob.retries + 1)
-    job = save(rt, lease, **values)
-    _drop_lease(rt, lease)
-    return job
+def cancelled_words(actor: str) -> str:
+    return f"cancelled by <@{actor}>; what was copied stays, and a re-run resumes"
 
 
-def retry_interrupted(rt: Runtime, job: MigrationJob) -> bool:
-    """Queue an interrupted job again if it has runs left (MAX_ATTEMPTS in all)."""
-    if job.attempts >= MAX_ATTEMPTS or job.ciphertext is None:
-        return False
+def end_run(rt: Runtime, lease: Lease, state: JobState, *, retry_in: int | None = None,
+            **values: object) -> MigrationJob | None:
+    """The run's last write, fenced by its token, in one transaction that locks the row, and
+    its lease let go. `state` is how the run ended; with `retry_in` (a server could not be
+    reached) the job is queued again after that many seconds; an interruption with re-runs
+    left (MAX_INTERRUPTIONS since the admin's last action) is queued again at once. A Cancel
+    that reached the row before this write wins over every end but done: the job ends
+    cancelled and nothing is queued. None: the lease was lost first (whoever took the job
+    records its end). Times are the database's. The credentials stay, encrypted, until
+    CREDENTIAL_RETENTION_DAYS after the end (a done job can be synced again on the day the
+    MX records change)."""
     with session_scope(rt.database_url) as session:
-        moved = session.execute(update(MigrationJob).where(
-            MigrationJob.id == job.id, MigrationJob.status == JobState.INTERRUPTED,
-        ).values(status=JobState.QUEUED, finished_at=None)).rowcount
-    return bool(moved) and enqueue(rt, job.id, replace_dead=True)
+        row = session.execute(select(MigrationJob.cancel_requested_by, MigrationJob.interruptions,
+                                     MigrationJob.ciphertext.is_not(None).label("has_credentials"))
+                              .where(MigrationJob.id == lease.job_id, MigrationJob.lease == lease.token)
+                              .with_for_update()).one_or_none()
+        if row is None:
+            job = None
+        else:
+            values.update(lease=None, cancel_requested_by=None)
+            if row.cancel_requested_by and state != JobState.DONE:
+                state, retry_in = JobState.CANCELLED, None
+                values["verdict"] = cancelled_words(row.cancel_requested_by)
+            if state == JobState.INTERRUPTED:
+                values["interruptions"] = row.interruptions + 1
+                if row.interruptions < MAX_INTERRUPTIONS and row.has_credentials:
+                    state, retry_in = JobState.QUEUED, 0
+            if retry_in is not None:
+                values.update(status=JobState.QUEUED, finished_at=None,
+                              retry_at=func.now() + timedelta(seconds=retry_in) if retry_in else None)
+                if state != JobState.QUEUED:  # a scheduled retry (not an interruption) counts as one
+                    values["retries"] = MigrationJob.retries + 1
+            else:
+                values.update(status=state, finished_at=func.now(), retry_at=None)
+            job = session.scalars(update(MigrationJob)
+                                  .where(MigrationJob.id == lease.job_id, MigrationJob.lease == lease.token)
+                                  .values(**values).returning(MigrationJob)).one_or_none()
+            if job is not None:
+                session.flush()
+                session.expunge(job)
+    _drop_lease(rt, lease)
+    return job
 
 
 # ---- temporary app passwords --------------------------------------------------------------------
+#
+# Each has one owner: the run that made it (its lease token, stored beside it). It is deleted
+# only after a conditional update proves it is still that run's (or that the run is over): the
+# update moves it into a tombstone row in the same transaction, and the tombstone is deleted at
+# PurelyMail. NotFound ("App password does not exist", "no such user") means already gone.
 
 
 def _app_password_aad(job_id: int) -> str:
     return f"migration-app-password:{job_id}"
 
 
+def _bury(session, job: MigrationJob) -> int | None:
+    """Move the job's app password (the row is locked by the caller) into a tombstone; its id."""
+    if job.app_password is None or job.app_password_key_id is None:
+        return None
+    tombstone = AppPasswordTombstone(job_id=job.id, dest_email=job.dest_email, key_id=job.app_password_key_id,
+                                     ciphertext=job.app_password)
+    session.add(tombstone)
+    job.app_password = job.app_password_key_id = job.app_password_lease = None
+    session.flush()
+    return tombstone.id
+
+
+def _bury_where(rt: Runtime, job_id: int, *conditions) -> int | None:
+    """In one transaction: lock the job's row if it meets `conditions` and holds an app
+    password, move that into a tombstone, and prove it with UPDATE … RETURNING."""
+    with session_scope(rt.database_url) as session:
+        job = session.scalars(select(MigrationJob).where(
+            MigrationJob.id == job_id, MigrationJob.app_password.is_not(None), *conditions)
+            .with_for_update()).one_or_none()
+        if job is None:
+            return None
+        return _bury(session, job)
+
+
 def make_app_password(rt: Runtime, lease: Lease, job: MigrationJob) -> str | None:
-    """A temporary app password for this run of `job`: one left by an earlier run that died
-    is deleted first, and the new one is stored (encrypted) the moment it exists. None when
+    """A temporary app password for this run of `job`, stored (encrypted, with this run's
+    token as its owner) the moment it exists. One an earlier run left is buried and deleted
+    first; failing to delete it never fails this run (the reconciler tries again). None when
     the lease was lost meanwhile (the new password is deleted again)."""
-    delete_app_password(rt, job.id)
+    earlier = _bury_where(rt, job.id, MigrationJob.lease == lease.token,
+                          MigrationJob.app_password_lease.is_distinct_from(lease.token))
+    if earlier is not None:
+        delete_tombstones(rt, [earlier])
     password = rt.purelymail.create_app_password(job.dest_email, f"purelyops migration #{job.id}")
     redact(password)
     if not keep_app_password(rt, lease, password):
-        rt.purelymail.delete_app_password(job.dest_email, password)
+        try:
+            rt.purelymail.delete_app_password(job.dest_email, password)
+        except NotFound:
+            pass
         return None
     return password
 
 
 def keep_app_password(rt: Runtime, lease: Lease, password: str) -> bool:
-    """Store a temporary app password (encrypted) the moment it exists, so that it can be
-    deleted even if this runner dies before it does."""
+    """Store a temporary app password (encrypted) the moment it exists, owned by this run,
+    so that it can be deleted even if this runner dies before it does."""
     key_id, blob = crypto.encrypt(rt.settings.credential_keys, {"password": password}, _app_password_aad(lease.job_id))
-    return save(rt, lease, app_password_key_id=key_id, app_password=blob) is not None
+    return save(rt, lease, app_password_key_id=key_id, app_password=blob, app_password_lease=lease.token) is not None
 
 
-def delete_app_password(rt: Runtime, job_id: int) -> None:
-    """Delete the job's temporary app password at PurelyMail, then forget it. A failure
-    (PurelyMailError) leaves it stored for the next try."""
-    with session_scope(rt.database_url) as session:
-        job = session.get(MigrationJob, job_id)
-        if job is None or job.app_password is None or job.app_password_key_id is None:
-            return
-        dest, key_id, blob = job.dest_email, job.app_password_key_id, job.app_password
-    try:
-        password = crypto.decrypt(rt.settings.credential_keys, key_id, blob, _app_password_aad(job_id))["password"]
-    except crypto.CredentialsUnreadable:
-        password = None  # nothing can be done with it any more
-    if password is not None:
-        redact(password)
-        rt.purelymail.delete_app_password(dest, password)
-    with session_scope(rt.database_url) as session:
-        session.execute(update(MigrationJob).where(MigrationJob.id == job_id)
-                        .values(app_password=None, app_password_key_id=None))
+def release_app_password(rt: Runtime, lease: Lease) -> None:
+    """This run's own app password, deleted: buried only if the row still says it is this
+    run's (an app password of a later run is never touched), then deleted at PurelyMail. A
+    PurelyMail failure leaves the tombstone for the reconciler; never raises for it."""
+    tombstone = _bury_where(rt, lease.job_id, MigrationJob.app_password_lease == lease.token)
+    if tombstone is not None:
+        delete_tombstones(rt, [tombstone])
 
 
 def leftover_app_passwords(rt: Runtime) -> list[int]:
-    """Jobs that are not running but still hold a temporary app password (their runner died)."""
+    """Bury the app passwords whose run is over (the job is not running under the token
+    that owns them); the tombstones' ids, for delete_tombstones."""
     with session_scope(rt.database_url) as session:
-        return list(session.scalars(select(MigrationJob.id).where(
-            MigrationJob.app_password.is_not(None), MigrationJob.status != JobState.RUNNING)))
+        rows = session.execute(select(MigrationJob.id, MigrationJob.app_password_lease).where(
+            MigrationJob.app_password.is_not(None),
+            or_(MigrationJob.status != JobState.RUNNING,
+                MigrationJob.lease.is_distinct_from(MigrationJob.app_password_lease)))).all()
+    buried = []
+    for job_id, owner in rows:
+        tombstone = _bury_where(rt, job_id, MigrationJob.app_password_lease.is_not_distinct_from(owner),
+                                or_(MigrationJob.status != JobState.RUNNING,
+                                    MigrationJob.lease.is_distinct_from(MigrationJob.app_password_lease)))
+        if tombstone is not None:
+            buried.append(tombstone)
+    return buried
+
+
+def delete_tombstones(rt: Runtime, ids: list[int] | None = None) -> int:
+    """Delete buried app passwords at PurelyMail (`ids`, or every one): NotFound counts as
+    deleted; another failure keeps the tombstone for the next reconcile (said in the log).
+    How many are left."""
+    with session_scope(rt.database_url) as session:
+        query = select(AppPasswordTombstone).order_by(AppPasswordTombstone.id)
+        if ids is not None:
+            query = query.where(AppPasswordTombstone.id.in_(ids))
+        tombstones = list(session.scalars(query))
+        session.expunge_all()
+    left = 0
+    for tombstone in tombstones:
+        try:
+            password = crypto.decrypt(rt.settings.credential_keys, tombstone.key_id, tombstone.ciphertext,
+                                      _app_password_aad(tombstone.job_id))["password"]
+        except crypto.CredentialsUnreadable:
+            password = None  # nothing can be done with it any more
+        error: str | None = None
+        if password is not None:
+            redact(password)
+            try:
+                rt.purelymail.delete_app_password(tombstone.dest_email, password)
+            except NotFound:
+                pass  # already gone (a lost answer, a deleted mailbox): just as good
+            except PurelyMailError as failure:
+                error = str(failure)
+        with session_scope(rt.database_url) as session:
+            if error is None:
+                session.execute(delete(AppPasswordTombstone).where(AppPasswordTombstone.id == tombstone.id))
+            else:
+                left += 1
+                log.warning("deleting the temporary app password of migration #%s failed (tried again later): %s",
+                            tombstone.job_id, error)
+                session.execute(update(AppPasswordTombstone).where(AppPasswordTombstone.id == tombstone.id)
+                                .values(tries=AppPasswordTombstone.tries + 1, last_error=error))
+    return left
+
+
+def tombstones_of(rt: Runtime, dest_email: str) -> int:
+    """How many buried app passwords of this mailbox are still to be deleted."""
+    with session_scope(rt.database_url) as session:
+        return session.scalar(select(func.count()).select_from(AppPasswordTombstone).where(
+            func.lower(AppPasswordTombstone.dest_email) == dest_email.lower())) or 0
 
 
 # ---- runners that went silent -------------------------------------------------------------------
@@ -675,38 +807,46 @@ class Reconciled:
 
 def take_back_silent(rt: Runtime) -> list[Reconciled]:
     """Every running job whose lease expired (its runner died or stopped itself): queued
-    again while it has runs left, else interrupted; cancelled if a Cancel was waiting for
-    it. Each move is conditional on the lease seen, so it happens once."""
+    again while it has re-runs left, else interrupted; cancelled if a Cancel was waiting for
+    it. Each move locks the row and is conditional on the lease seen, so it happens once,
+    and reads the Cancel in the same transaction, so a Cancel is never erased. The dead
+    run's app password is buried in that transaction and deleted before the job is queued."""
     taken: list[Reconciled] = []
-    for job in list_jobs(rt, JobState.RUNNING, limit=None):
-        if rt.redis.exists(LEASE_KEY.format(job.id)):
+    for seen in list_jobs(rt, JobState.RUNNING, limit=None):
+        if rt.redis.exists(LEASE_KEY.format(seen.id)):
             continue
-        now = datetime.now(timezone.utc)
-        if job.cancel_requested_by:
-            state, note = JobState.CANCELLED, f"cancelled by <@{job.cancel_requested_by}> while its runner stopped"
-            extra: dict[str, object] = {"finished_at": now, "verdict": note}
-        elif job.attempts < MAX_ATTEMPTS and job.ciphertext is not None:
-            state = JobState.QUEUED
-            note = (f"the worker running it stopped (run {job.attempts} of at most {MAX_ATTEMPTS}); re-running it: "
-                    "imapsync skips what it already copied")
-            extra = {"finished_at": None, "verdict": None}
-        else:
-            state = JobState.INTERRUPTED
-            note = (f"the worker running it stopped (run {job.attempts} of {MAX_ATTEMPTS}); not re-run again "
-                    "automatically: use Re-run when the cause is fixed")
-            extra = {"finished_at": now, "verdict": f"interrupted: {note}"}
         with session_scope(rt.database_url) as session:
-            moved = session.scalars(update(MigrationJob).where(
-                MigrationJob.id == job.id, MigrationJob.status == JobState.RUNNING,
-                or_(MigrationJob.lease == job.lease, MigrationJob.lease.is_(None)),
-            ).values(status=state, lease=None, cancel_requested_by=None, **extra)
-             .returning(MigrationJob)).one_or_none()
-            if moved is None:
+            job = session.scalars(select(MigrationJob).where(
+                MigrationJob.id == seen.id, MigrationJob.status == JobState.RUNNING,
+                MigrationJob.lease.is_not_distinct_from(seen.lease)).with_for_update()).one_or_none()
+            if job is None:
                 continue
+            if job.cancel_requested_by:
+                state, note = JobState.CANCELLED, f"cancelled by <@{job.cancel_requested_by}> while its runner stopped"
+                extra: dict[str, object] = {"finished_at": func.now(), "verdict": note}
+            elif job.interruptions < MAX_INTERRUPTIONS and job.ciphertext is not None:
+                state = JobState.QUEUED
+                note = (f"the worker running it stopped (interruption {job.interruptions + 1}; re-run by itself up "
+                        f"to {MAX_INTERRUPTIONS} times); re-running it: imapsync skips what it already copied")
+                extra = {"finished_at": None, "verdict": None, "interruptions": job.interruptions + 1}
+            else:
+                state = JobState.INTERRUPTED
+                note = (f"the worker running it stopped (interruption {job.interruptions + 1}, after "
+                        f"{MAX_INTERRUPTIONS} automatic re-runs); not re-run again automatically: use Re-run when "
+                        "the cause is fixed")
+                extra = {"finished_at": func.now(), "verdict": f"interrupted: {note}",
+                         "interruptions": job.interruptions + 1}
+            buried = _bury(session, job) if job.app_password_lease in (None, job.lease) else None
+            moved = session.scalars(update(MigrationJob).where(
+                MigrationJob.id == job.id, MigrationJob.lease.is_not_distinct_from(seen.lease),
+            ).values(status=state, lease=None, cancel_requested_by=None, **extra)
+             .returning(MigrationJob)).one()
             session.flush()
             session.expunge(moved)
-        slots.release(rt, job.id, job.source_host)
+        if buried is not None:
+            delete_tombstones(rt, [buried])
+        slots.release(rt, seen.id, seen.source_host)
         if state == JobState.QUEUED:
-            enqueue(rt, job.id, replace_dead=True)
+            enqueue(rt, seen.id, replace_dead=True)
         taken.append(Reconciled(moved, note))
     return taken

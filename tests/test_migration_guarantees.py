@@ -279,15 +279,17 @@ def test_a_source_name_that_now_resolves_to_a_metadata_address_is_refused_at_the
 
 def test_a_failed_clean_up_never_changes_how_the_job_ended(rt, settings, record, purelymail_fake) -> None:
     """PurelyMail down when the temporary app password is to be deleted: the job is still
-    recorded as done, and the password is kept (encrypted) until the reconciler deletes it."""
+    recorded as done, and the password is kept (encrypted, as a tombstone of its own) until
+    the reconciler deletes it."""
     purelymail_fake.add_user_direct("u0@new.example")
     job_id = new_job(rt, dest_password="")
     purelymail_fake.fail_5xx["deleteAppPassword"] = 100  # every retry of the clean-up fails
     assert worker(settings, record, IMAPSYNC_STANDIN_FIXTURE="01").wait(60) == 0
     row = job(rt, job_id)
-    assert row.status == "done" and row.app_password is not None
+    assert row.status == "done" and row.app_password is None
+    assert migrations.tombstones_of(rt, "u0@new.example") == 1
     assert len(purelymail_fake.users["u0@new.example"].app_passwords) == 1
     purelymail_fake.fail_5xx.clear()
     reconcile(rt)
     assert purelymail_fake.users["u0@new.example"].app_passwords == {}
-    assert job(rt, job_id).app_password is None
+    assert migrations.tombstones_of(rt, "u0@new.example") == 0

@@ -21,8 +21,8 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
-from datetime import datetime, timedelta, timezone
 
 from rq import get_current_job
 
@@ -64,33 +64,43 @@ def run_reconcile() -> dict:
 def reconcile(rt: Runtime) -> dict:
     """PostgreSQL says what should be happening; make Redis and Slack agree: a running job
     whose runner went silent is taken back (queued again, or interrupted) and announced;
-    temporary app passwords left by dead runners are deleted; every queued job is on
-    the queue (after Redis lost its data, for example)."""
+    temporary app passwords whose run is over are deleted (and those of deleted jobs, kept
+    as tombstones until PurelyMail has deleted them); every queued job is on the queue
+    (after Redis lost its data, for example)."""
     taken = migrations.take_back_silent(rt)
-    for item in taken:
+    migrations.leftover_app_passwords(rt)
+    migrations.delete_tombstones(rt)
+    enqueued = sum(item.job.status == JobState.QUEUED for item in taken) + migrations.enqueue_waiting(rt, limit=None)
+    for item in taken:  # Slack last: its waits hold up nothing above
         slack_out.post(rt, item.job, f"Migration #{item.job.id} was interrupted: {item.note}.")
-        slack_out.show_status(rt, item.job, note=f"interrupted: {item.note}")
-    for job_id in migrations.leftover_app_passwords(rt):
-        try:
-            migrations.delete_app_password(rt, job_id)
-        except PurelyMailError as error:
-            log.warning("deleting the temporary app password of migration #%s failed: %s", job_id, error)
-    return {"interrupted": len(taken), "enqueued": sum(item.job.status == JobState.QUEUED for item in taken)
-            + migrations.enqueue_waiting(rt, limit=None)}
+        if not _claimed_again(rt, item.job):
+            slack_out.show_status(rt, item.job, note=f"interrupted: {item.note}")
+    return {"interrupted": len(taken), "enqueued": enqueued}
+
+
+def _claimed_again(rt: Runtime, job: MigrationJob) -> bool:
+    """A new run holds the job now: its status message is that run's to write."""
+    try:
+        now = migrations.get_job(rt, job.id)
+    except migrations.MigrationError:
+        return True
+    return now.status == JobState.RUNNING or now.attempts != job.attempts
 
 
 class LeaseLost(Exception):
     """This runner no longer holds the job: it must stop and write nothing."""
 
 
-class Heartbeat(threading.Thread):
-    """Renews the lease every beat and reads Cancel, on its own thread. It stops imapsync
-    itself (SIGKILL) the moment the lease is lost, or once renewing has failed for FENCE
-    of MIGRATION_HEARTBEAT: the Redis key outlives that, so nobody else can have claimed
-    the job while this imapsync still runs."""
+class Heartbeat:
+    """Two threads. One renews the lease in Redis every beat, and stops imapsync itself
+    (SIGKILL) the moment the lease is gone, or once renewing has failed for FENCE of
+    MIGRATION_HEARTBEAT: the Redis key outlives that, so nobody else can have claimed the
+    job while this imapsync still runs. The fence depends on Redis alone. The other reads
+    the row (Cancel, and whether the row still names this lease) from PostgreSQL, also
+    every beat; when PostgreSQL is away, that read waits and catches up, and imapsync goes
+    on under its Redis lease."""
 
     def __init__(self, rt: Runtime, lease: Lease) -> None:
-        super().__init__(daemon=True, name=f"heartbeat-{lease.job_id}")
         self.rt, self.lease = rt, lease
         self.beat = min(0.5, rt.settings.migration_heartbeat / 4)  # also how soon a Cancel is seen
         self.deadline = rt.settings.migration_heartbeat * FENCE
@@ -99,21 +109,38 @@ class Heartbeat(threading.Thread):
         self.cancelled_by: str | None = None
         self.process: imapsync.ImapsyncProcess | None = None
         self._halt = threading.Event()
+        self._threads = [threading.Thread(target=self._renew, daemon=True, name=f"heartbeat-{lease.job_id}"),
+                         threading.Thread(target=self._watch, daemon=True, name=f"watch-{lease.job_id}")]
 
-    def run(self) -> None:
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def _renew(self) -> None:
         while not self._halt.wait(self.beat):
             try:
-                held = migrations.renew(self.rt, self.lease)
-                if held:
-                    held, self.cancelled_by = migrations.lease_state(self.rt, self.lease)
-                if held:
+                if migrations.renew(self.rt, self.lease):
                     self.last_ok = time.monotonic()
                 else:
                     self._lose("its lease was taken")
-            except Exception as error:  # noqa: BLE001 - Redis or PostgreSQL away: the fence decides
+            except Exception as error:  # noqa: BLE001 - Redis away: the fence decides
                 log.warning("migration #%s could not renew its lease: %s", self.lease.job_id, error)
             if time.monotonic() - self.last_ok > self.deadline:
                 self._lose("it could not renew its lease in time")
+
+    def _watch(self) -> None:
+        while not self._halt.wait(self.beat):
+            try:
+                held, cancelled_by = migrations.lease_state(self.rt, self.lease)
+            except Exception as error:  # noqa: BLE001 - PostgreSQL away: read again, imapsync goes on
+                log.warning("migration #%s could not read its row (reading again): %s", self.lease.job_id,
+                            type(error).__name__)
+                continue
+            if self._halt.is_set():
+                return
+            self.cancelled_by = cancelled_by
+            if not held:
+                self._lose("its lease was taken")
 
     def _lose(self, why: str) -> None:
         if not self.lost.is_set():
@@ -135,11 +162,14 @@ class Heartbeat(threading.Thread):
 class Reporter(threading.Thread):
     """Posts progress to the job's thread on its own thread: the newest progress every
     MIGRATION_PROGRESS_INTERVAL seconds and at milestones, never two updates within
-    MIN_UPDATE_GAP seconds. Slack's waits (429 Retry-After) hold up only this thread."""
+    MIN_UPDATE_GAP seconds. Slack's waits (429 Retry-After) hold up only this thread.
+    Only a run that holds the lease writes the status message (`lost` set: nothing more),
+    and its final status goes after its last progress update: one update at a time, and
+    none after the final one."""
 
-    def __init__(self, rt: Runtime, job: MigrationJob) -> None:
+    def __init__(self, rt: Runtime, job: MigrationJob, lost: threading.Event) -> None:
         super().__init__(daemon=True, name=f"reporter-{job.id}")
-        self.rt, self.job = rt, job
+        self.rt, self.job, self.lost = rt, job, lost
         self.rq_job = get_current_job()  # taken here: RQ knows it on the work horse's main thread only
         self.interval = rt.settings.migration_progress_interval
         self.gap = min(MIN_UPDATE_GAP, self.interval)
@@ -147,6 +177,8 @@ class Reporter(threading.Thread):
         self._latest: tuple[Progress, str] | None = None
         self._urgent = False
         self._closing = False
+        self._sending = threading.Lock()  # one update at a time, in order
+        self._final = False
         self.last_update = 0.0
 
     def show(self, progress: Progress, note: str = "", force: bool = False) -> None:
@@ -169,7 +201,9 @@ class Reporter(threading.Thread):
                 if self._closing:
                     return
                 latest, self._latest, self._urgent = self._latest, None, False
-            self._send(*latest)
+            with self._sending:
+                if not self._final and not self.lost.is_set():
+                    self._send(*latest)
 
     def _send(self, progress: Progress | None, note: str) -> None:
         job = self.job
@@ -186,18 +220,31 @@ class Reporter(threading.Thread):
             migrations.remember_status_message(self.rt, job.id, ts)
         self.last_update = time.monotonic()  # from delivery: a call held up by 429s does not shorten the gap
 
-    def close(self, job: MigrationJob, progress: Progress | None, note: str = "") -> None:
-        """Stop, then show the final state (after the gap since the last update)."""
+    def stop(self) -> None:
+        """No more updates: wait for the one under way, if any (a run that lost its job)."""
         with self._changed:
             self._closing = True
             self._changed.notify()
-        self.join(timeout=120)
-        wait = self.gap - (time.monotonic() - self.last_update)
-        if wait > 0 and self.last_update:
-            time.sleep(wait)
-        job.status_ts = job.status_ts or self.job.status_ts
-        self.job = job
-        self._send(progress, note)
+        with self._sending:
+            self._final = True
+
+    def close(self, job: MigrationJob, progress: Progress | None, note: str = "",
+              still_ours: Callable[[], bool] | None = None) -> None:
+        """Stop, then show the final state: after the update under way has landed, after the
+        gap since the last one, and never followed by another. `still_ours`: asked just
+        before; False (a re-run holds the job already) leaves the message to that run."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify()
+        with self._sending:
+            self._final = True
+            wait = self.gap - (time.monotonic() - self.last_update)
+            if wait > 0 and self.last_update:
+                time.sleep(wait)
+            job.status_ts = job.status_ts or self.job.status_ts
+            self.job = job
+            if still_ours is None or still_ours():
+                self._send(progress, note)
 
 
 class Runner:
@@ -209,6 +256,7 @@ class Runner:
         self.log_lines: list[str] = []
         self.log_bytes = 0
         self.secrets: list[str] = []
+        self.dest_password: str | None = None
 
     def run(self) -> str:
         claimed = migrations.claim(self.rt, self.job_id)
@@ -220,7 +268,7 @@ class Runner:
         started = time.monotonic()
         heartbeat = Heartbeat(self.rt, lease)
         heartbeat.start()
-        reporter = Reporter(self.rt, job)
+        reporter = Reporter(self.rt, job, heartbeat.lost)
         reporter.start()
         reporter.show(self.output.progress, "starting", force=True)
         workdir = tempfile.mkdtemp(prefix=f"purelyops-migration-{job.id}-")  # 0700
@@ -237,14 +285,11 @@ class Runner:
         except Exception as error:  # noqa: BLE001 - the job must end in a state, whatever happened
             log.exception("migration #%s failed unexpectedly", job.id)
             problem = describe_failure(error)
+        try:
+            return self._end(job, lease, heartbeat, reporter, code, problem, started)
         finally:
             heartbeat.stop()
-        if heartbeat.lost.is_set():
-            result = self._lost(reporter, job)
-        else:
-            result = self._finish(job, lease, heartbeat, code, problem, started, reporter)
-        self._clean_up(job, workdir)
-        return result
+            shutil.rmtree(workdir, ignore_errors=True)
 
     # ---- the copy -------------------------------------------------------------------------
 
@@ -257,6 +302,7 @@ class Runner:
             if made is None:
                 raise LeaseLost
             dest = made
+        self.dest_password = dest  # the run's destination login, for the check after imapsync (see _end)
         self.secrets = [s for s in (source, dest) if s]
         options = imapsync.Options(job.dry_run, job.exclude, job.max_age_days)
         ca_file = imapsync.ca_bundle(self.rt.settings, workdir)
@@ -342,7 +388,7 @@ class Runner:
         if problem:
             return JobState.FAILED, problem
         if cancelled_by:
-            return JobState.CANCELLED, f"cancelled by <@{cancelled_by}>; what was copied stays, and a re-run resumes"
+            return JobState.CANCELLED, migrations.cancelled_words(cancelled_by)
         if code is not None and (code < 0 or code in SIGNALLED):
             return JobState.INTERRUPTED, ("imapsync was stopped by a signal that purelyops did not send (the system "
                                           "ran out of memory, or an operator stopped it)")
@@ -355,60 +401,82 @@ class Runner:
             return JobState.DONE, words
         return JobState.FAILED, words
 
-    def _finish(self, job: MigrationJob, lease: Lease, heartbeat: Heartbeat, code: int | None, problem: str | None,
-                started: float, reporter: Reporter) -> str:
+    def _end(self, job: MigrationJob, lease: Lease, heartbeat: Heartbeat, reporter: Reporter, code: int | None,
+             problem: str | None, started: float) -> str:
+        """The end of a run, in this order and only here:
+        1. imapsync has ended (or never started);
+        2. the independent check of the destination, while this run's destination login
+           (self.dest_password, maybe a temporary app password) still exists;
+        3. the decision: `_outcome`, and whether a failure is retried by itself;
+        4. this run's own temporary app password is deleted (only if the row still says it
+           is this run's), before the job can be queued again and before any Slack post;
+        5. the final state, written once, fenced by the token, retried until PostgreSQL
+           answers (a Cancel that reached the row first wins); a re-run is queued;
+        6. Slack: the status message (after its last progress update), then the summary
+           and the log.
+        The heartbeat keeps the Redis lease until the final state is written."""
+        if heartbeat.lost.is_set():
+            return self._lost(reporter, job, lease)
+        # 2. (the independent check goes here)
         summary = self.output.summary()
         summary.error_lines = [self._mask(line) for line in summary.error_lines]
-        state, words = self._outcome(job, code, problem, heartbeat.cancelled_by)
-        metrics.MIGRATION_RUNS.labels(str(state), "dry" if job.dry_run else "real").inc()
+        state, words = self._outcome(job, code, problem, heartbeat.cancelled_by)  # 3.
         progress = self.output.progress
         values = dict(exit_code=code, verdict=words, msgs_done=progress.msgs_done, msgs_total=progress.msgs_total,
                       bytes_done=progress.bytes_done, bytes_total=progress.bytes_total, summary=asdict(summary))
         delays = self.rt.settings.retry_delays
+        retry_in: int | None = None
         if state == JobState.FAILED and code is not None and transient(code, summary) and job.retries < len(delays):
-            return self._retry_later(job, lease, delays[job.retries], words, values, reporter)
-        ended = migrations.finish(self.rt, lease, state, **values)
+            retry_in = delays[job.retries]
+            values["verdict"] = words = (f"{words}. Retrying by itself in {duration(retry_in)} (retry {job.retries + 1}"
+                                         f" of {len(delays)}); Cancel stops the retries")
+        migrations.patiently(f"migration #{job.id}'s clean-up", lambda: migrations.release_app_password(self.rt, lease))
+        ended = migrations.patiently(f"migration #{job.id}'s end", lambda: migrations.end_run(
+            self.rt, lease, state, retry_in=retry_in, **values))
+        heartbeat.stop()
         if ended is None:  # the lease went in the last moment: whoever has the job now tells
-            return self._lost(reporter, job)
-        retried = state == JobState.INTERRUPTED and migrations.retry_interrupted(self.rt, ended)
-        note = "interrupted; re-running it: imapsync skips what it already copied" if retried else ""
-        reporter.close(ended, progress, note)
-        if ended.batch_id is None or state != JobState.DONE:  # in a batch, only what needs a look gets a post
+            return self._lost(reporter, job, lease)
+        assert isinstance(ended, MigrationJob)
+        counted = state if ended.status == JobState.QUEUED else ended.status
+        metrics.MIGRATION_RUNS.labels(str(counted), "dry" if job.dry_run else "real").inc()
+        return self._tell(ended, summary, reporter, started)
+
+    def _tell(self, ended: MigrationJob, summary, reporter: Reporter, started: float) -> str:
+        """6. Slack, once the state is written: nothing here changes how the job ended."""
+        progress = self.output.progress
+        if ended.status == JobState.QUEUED and ended.retry_at is not None:  # an automatic retry, later
+            at = ended.retry_at.astimezone(self.rt.settings.zone)
+            note = f"{ended.verdict}; at {at:%H:%M} {at.tzname()}"
+            reporter.close(ended, progress, note)
+            slack_out.post(self.rt, ended, f"Migration #{ended.id}: {note}.")
+            migrations.enqueue_waiting(self.rt)
+            return "retry scheduled"
+        if ended.status == JobState.QUEUED:  # interrupted, re-run at once (not held up by Slack's waits)
+            migrations.enqueue(self.rt, ended.id, replace_dead=True)
+            reporter.close(ended, progress, "interrupted; re-running it: imapsync skips what it already copied",
+                           still_ours=lambda: not _claimed_again(self.rt, ended))
+            slack_out.post_summary(self.rt, ended, summary, time.monotonic() - started)
+            if self.log_lines:
+                slack_out.upload_log(self.rt, ended, self._mask("".join(self.log_lines)))
+            return "queued again"
+        reporter.close(ended, progress)
+        if ended.batch_id is None or ended.status != JobState.DONE:  # in a batch, only what needs a look gets a post
             slack_out.post_summary(self.rt, ended, summary, time.monotonic() - started)
             if self.log_lines:
                 slack_out.upload_log(self.rt, ended, self._mask("".join(self.log_lines)))
         migrations.enqueue_waiting(self.rt)  # a slot and a mailbox are free: the next may start
-        return "queued again" if retried else str(state)
+        return str(ended.status)
 
-    def _retry_later(self, job: MigrationJob, lease: Lease, delay: int, words: str, values: dict,
-                     reporter: Reporter) -> str:
-        """A server could not be reached: queue the job again after `delay` seconds, and say when."""
-        total = len(self.rt.settings.retry_delays)
-        at = (datetime.now(timezone.utc) + timedelta(seconds=delay)).astimezone(self.rt.settings.zone)
-        note = (f"{words}. Retrying by itself in {duration(delay)}, at {at:%H:%M} {at.tzname()} "
-                f"(retry {job.retries + 1} of {total}); Cancel stops the retries")
-        values["verdict"] = note
-        queued = migrations.schedule_retry(self.rt, lease, delay, **values)
-        if queued is None:
-            return self._lost(reporter, job)
-        reporter.close(queued, self.output.progress, note)
-        slack_out.post(self.rt, queued, f"Migration #{job.id}: {note}.")
-        migrations.enqueue_waiting(self.rt)
-        return "retry scheduled"
-
-    def _lost(self, reporter: Reporter, job: MigrationJob) -> str:
-        """This runner lost the job: it says so and records nothing (the holder does)."""
-        reporter.close(job, self.output.progress, "stopped: another worker took this migration over")
-        return "lease lost"
-
-    def _clean_up(self, job: MigrationJob, workdir: str) -> None:
-        """After the end is recorded: a failure here never changes how the job ended."""
-        shutil.rmtree(workdir, ignore_errors=True)
+    def _lost(self, reporter: Reporter, job: MigrationJob, lease: Lease) -> str:
+        """This runner lost the job: it records nothing and leaves the status message alone
+        (both are the holder's now). Its own app password, if the row still says so, goes."""
+        reporter.stop()
+        log.warning("migration #%s: another worker took this migration over; this run wrote nothing", job.id)
         try:
-            migrations.delete_app_password(self.rt, job.id)
-        except Exception as error:  # noqa: BLE001 - kept encrypted; the reconciler tries again
-            log.warning("deleting the temporary app password of migration #%s failed (tried again later): %s",
-                        job.id, error)
+            migrations.release_app_password(self.rt, lease)
+        except Exception as error:  # noqa: BLE001 - the reconciler buries it when this run is seen to be over
+            log.warning("migration #%s: its app password is left to the reconciler: %s", job.id, type(error).__name__)
+        return "lease lost"
 
     def _say_waiting(self, why: str) -> None:
         """A job that must wait says so, in its thread's status message."""
