@@ -26,6 +26,7 @@ import logging
 import math
 import re
 import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -338,6 +339,41 @@ class JobsOutcome:
 
 
 CREATE_LOCK = "purelyops:gather:create-jobs:{}"
+CREATE_LOCK_SECONDS = 60  # the lock's lifetime; renewed every third of it for as long as Create jobs runs
+
+
+class _HeldLock:
+    """A Redis lock held for as long as its holder runs: a thread renews it every third of
+    its lifetime, so a run of any length keeps it, and a holder that dies (or is killed)
+    lets it go within CREATE_LOCK_SECONDS. `lost` is set if it could not be renewed."""
+
+    def __init__(self, rt: Runtime, key: str) -> None:
+        # not thread-local: the thread that renews it is not the one that took it
+        self.lock = rt.redis.lock(key, timeout=CREATE_LOCK_SECONDS, blocking=False, thread_local=False)
+        self.lost = threading.Event()
+        self._done = threading.Event()
+
+    def acquire(self) -> bool:
+        if not self.lock.acquire():
+            return False
+        threading.Thread(target=self._renew, daemon=True, name="create-jobs-lock").start()
+        return True
+
+    def _renew(self) -> None:
+        while not self._done.wait(CREATE_LOCK_SECONDS / 3):
+            try:
+                self.lock.reacquire()
+            except Exception as error:  # noqa: BLE001 - Redis away or the lock gone: the run stops
+                _log.warning("Create jobs could not keep its lock: %s", error)
+                self.lost.set()
+                return
+
+    def release(self) -> None:
+        self._done.set()
+        try:
+            self.lock.release()
+        except LockError:
+            pass
 
 
 def create_jobs(rt: Runtime, link_id: int, options: JobOptions, *, actor_id: str, actor_name: str, channel_id: str,
@@ -346,21 +382,21 @@ def create_jobs(rt: Runtime, link_id: int, options: JobOptions, *, actor_id: str
     destination mailboxes are created with generated passwords (in the outcome, for the
     admin). The destination password a person gave is used for a mailbox that already
     existed; otherwise each run makes a temporary app password. A submission whose job is
-    made loses its own ciphertext: the job keeps the credentials, under its retention."""
-    lock = rt.redis.lock(CREATE_LOCK.format(link_id), timeout=900, blocking=False)
+    made loses its own ciphertext: the job keeps the credentials, under its retention. The
+    lock on the link is held as long as this runs (renewed), so two never run at once. A
+    mailbox created by a run that crashed before its password was shown gets a new password
+    here, shown with the others."""
+    lock = _HeldLock(rt, CREATE_LOCK.format(link_id))
     if not lock.acquire():
         raise GatherError(f"Jobs are being created for credential link {link_id} right now; their message follows.")
     try:
-        return _create_jobs(rt, link_id, options, actor_id, actor_name, channel_id, idempotency_key)
+        return _create_jobs(rt, link_id, options, actor_id, actor_name, channel_id, idempotency_key, lock.lost)
     finally:
-        try:
-            lock.release()
-        except LockError:
-            pass
+        lock.release()
 
 
 def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, actor_name: str, channel_id: str,
-                 idempotency_key: str) -> JobsOutcome:
+                 idempotency_key: str, lost: threading.Event) -> JobsOutcome:
     link = get_link(rt, link_id)
     if link.source_server_id is None:
         raise GatherError(f"The source server of credential link {link_id} ({link.source_name}) was removed; "
@@ -388,7 +424,10 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
             outcome.problems.append(f"{row.email}: {error}")
             continue
         redact(*secret.values())
-        existed = _ensure_mailbox(rt, destination, outcome, actor_id=actor_id, actor_name=actor_name)
+        if lost.is_set():
+            raise GatherError(f"Creating the jobs of credential link {link_id} stopped: its lock could not be kept "
+                              "(is Redis reachable?). Mailboxes already created stay; Create jobs again to go on.")
+        existed = _ensure_mailbox(rt, row, destination, outcome, actor_id=actor_id, actor_name=actor_name)
         if existed is None:
             continue
         dest_password = secret.get("dest", "") if existed else ""
@@ -411,7 +450,8 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
             if job is not None:
                 session.execute(update(GatherSubmission)
                                 .where(GatherSubmission.id == row.id, GatherSubmission.job_id.is_(None))
-                                .values(job_id=job.id, ciphertext=None, key_id=None, credentials_purged_at=now))
+                                .values(job_id=job.id, ciphertext=None, key_id=None, credentials_purged_at=now,
+                                        mailbox_pending=None))
         audit.record(session, actor_id=actor_id, actor_name=actor_name, action="gather.jobs",
                      target=f"link {link_id}", params={"batch": batch.id, "jobs": len(jobs),
                                                        "mailboxes_created": len(outcome.created),
@@ -420,16 +460,26 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
     return outcome
 
 
-def _ensure_mailbox(rt: Runtime, address: str, outcome: JobsOutcome, *, actor_id: str, actor_name: str) -> bool | None:
+def _ensure_mailbox(rt: Runtime, row: GatherSubmission, address: str, outcome: JobsOutcome, *, actor_id: str,
+                    actor_name: str) -> bool | None:
     """True: it existed; False: created now (its password in the outcome); None: it could
-    not be created (the problem in the outcome)."""
+    not be created (the problem in the outcome). The submission notes the mailbox before
+    PurelyMail is asked to create it: if this run dies before the admin sees the password,
+    the next run finds the note and the mailbox, and resets its password (shown then):
+    never a password nobody knows, nor a wrong one."""
+    if row.mailbox_pending and row.mailbox_pending.lower() == address.lower() and mailbox_exists(rt, address):
+        password = mailboxes.reset_password(rt, address, None, actor_id=actor_id, actor_name=actor_name)
+        outcome.created.append((address, password))
+        return False
     if _cached(rt, {address}) or mailbox_exists(rt, address):
         outcome.existing += 1
         return True
+    with session_scope(rt.database_url) as session:
+        session.execute(update(GatherSubmission).where(GatherSubmission.id == row.id).values(mailbox_pending=address))
     local, _, domain = address.partition("@")
     try:
         password = mailboxes.create_user(rt, mailboxes.NewMailbox(local, domain, None), actor_id=actor_id,
-                                     actor_name=actor_name)
+                                         actor_name=actor_name)
     except RequestRejected as error:
         if mailbox_exists(rt, address):  # made meanwhile (or by a first try of this very request)
             outcome.existing += 1

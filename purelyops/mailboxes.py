@@ -172,7 +172,10 @@ def _distrust(listed: int, cached: int, missing: int, capped: bool, confirm_drop
 
 
 def _sync(rt: Runtime, cap: int | None, confirm_drop: bool) -> SyncReport:
-    now = datetime.now(timezone.utc)
+    # The database's clock, read before PurelyMail is asked: every other time in the cache
+    # (a mailbox added meanwhile is last_seen = now() of the database) is on the same clock.
+    with session_scope(rt.database_url) as session:
+        now = session.scalar(select(func.now()))
     report = SyncReport()
     try:
         addresses = sorted({a.lower() for a in rt.purelymail.list_users()})
@@ -428,7 +431,7 @@ def show_user(rt: Runtime, address: str) -> UserDetails:
             row.details = {"search": details.enable_search_indexing,
                            "two_factor": details.require_two_factor_authentication,
                            "recovery": details.recovery_enabled}
-            row.details_at = datetime.now(timezone.utc)
+            row.details_at = func.now()
     return details
 
 

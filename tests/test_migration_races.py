@@ -131,6 +131,7 @@ def real_env(record: Path, mps: int) -> dict[str, str]:
 # ---- 1. a finished run never deletes the next run's temporary app password ------------------------
 
 
+@pytest.mark.timeout(300)
 def test_an_interrupted_run_held_up_by_slack_never_deletes_the_rerun_s_app_password(
         clean_state, database_url, redis_url, slack_fake, purelymail_fake, dovecots, record) -> None:
     """Item 1. imapsync killed by a signal while Slack answers 429: the old run's Slack posts
@@ -143,10 +144,12 @@ def test_an_interrupted_run_held_up_by_slack_never_deletes_the_rerun_s_app_passw
     rt = Runtime(settings)
     job_id = new_job(rt, dest=DEST, dest_password="", port=source.port, security="none",
                      source="alice@old.example", source_password="source-pw-1")
-    procs = [worker(settings, record, burst=False, **real_env(record, 12)) for _ in range(2)]
+    # 4 messages a second: the re-run copies for about a minute, longer than the old run's
+    # Slack posts take under 429s (each call waits out Retry-After up to 10 times).
+    procs = [worker(settings, record, burst=False, **real_env(record, 4)) for _ in range(2)]
     held: list[int] = []
     try:
-        wait_until(lambda: real_runs(record) and dest.count(DEST) >= 20, 40, "the first imapsync to copy")
+        wait_until(lambda: real_runs(record) and dest.count(DEST) >= 12, 40, "the first imapsync to copy")
         slack_fake.force_ratelimit("chat.update", times=10_000, retry_after=1)
         slack_fake.force_ratelimit("chat.postMessage", times=10_000, retry_after=1)
         os.kill(real_runs(record)[0], signal.SIGKILL)  # the OOM killer, say
@@ -155,7 +158,7 @@ def test_an_interrupted_run_held_up_by_slack_never_deletes_the_rerun_s_app_passw
         while alive(rerun):  # the re-run copies: PurelyMail must hold its app password throughout
             held.append(len(purelymail_fake.users[DEST].app_passwords))
             time.sleep(0.05)
-        wait_until(lambda: job(rt, job_id).status not in ("queued", "running"), 60, "the re-run to end")
+        wait_until(lambda: job(rt, job_id).status not in ("queued", "running"), 90, "the re-run to end")
     finally:
         for proc in procs:
             stop(proc)

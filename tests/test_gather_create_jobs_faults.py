@@ -1,0 +1,95 @@
+"""Create jobs under faults (issue 18, item 8): a run that takes longer than any fixed lock
+keeps its lock, and a crash after a mailbox was created gives that mailbox a new password,
+shown to the admin, never a wrong one."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from db.models import SourceServer
+from db.session import session_scope
+from purelyops import gather, migrations
+from purelyops.runtime import Runtime
+from tests.conftest import ADMIN, OPS, make_settings
+
+
+@pytest.fixture
+def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake):
+    return make_settings(database_url, redis_url, slack_fake, purelymail_fake, public_url="https://ops.example")
+
+
+def link_with_submissions(rt: Runtime, people: dict[str, str]) -> int:
+    """A credential link of the server "old", and one submission per person (old address →
+    the new password they typed for their new mailbox)."""
+    with session_scope(rt.database_url) as session:
+        server = SourceServer(name="old", host="127.0.0.1", port=993, security="tls", created_by=ADMIN)
+        session.add(server)
+        session.flush()
+        server_id = server.id
+    link, _, _ = gather.create_link(rt, server_id, gather.EXPIRY_DAYS[0], "staff", actor_id=ADMIN, actor_name="",
+                                    channel_id=OPS, idempotency_key="link-1")
+    for email, new_password in people.items():
+        answer = gather.Answer(full_name="A Person", email=email, password="old-pw-123",
+                               new_address=email.replace("@old.example", "@new.example"), new_password=new_password)
+        assert gather._store(rt, link, answer).verdict is gather.Verdict.ACCEPTED
+    return link.id
+
+
+def test_a_crash_after_a_mailbox_was_created_resets_its_password_and_shows_the_new_one(
+        rt: Runtime, settings, purelymail_fake, monkeypatch) -> None:
+    purelymail_fake.add_domain_direct("new.example")
+    link_id = link_with_submissions(rt, {"ann@old.example": "Typed-by-Ann-9"})
+    options = gather.JobOptions(None, dry_run=True)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the worker died here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(migrations, "create_batch", crash)
+        with pytest.raises(RuntimeError):  # the mailbox exists now; its generated password was never shown
+            gather.create_jobs(rt, link_id, options, actor_id=ADMIN, actor_name="", channel_id=OPS,
+                               idempotency_key="create-1")
+    assert "ann@new.example" in purelymail_fake.users
+
+    outcome = gather.create_jobs(rt, link_id, options, actor_id=ADMIN, actor_name="", channel_id=OPS,
+                                 idempotency_key="create-2")
+    assert outcome.jobs == 1
+    [(address, password)] = outcome.created
+    assert address == "ann@new.example"
+    assert purelymail_fake.users["ann@new.example"].password == password  # the one shown is the one that works
+    [job] = migrations.list_jobs(rt)
+    assert migrations.credentials(rt, job)["dest"] == ""  # a temporary app password, not Ann's typed one
+
+
+def test_create_jobs_keeps_its_lock_for_as_long_as_it_runs(rt: Runtime, settings, purelymail_fake,
+                                                           monkeypatch) -> None:
+    """PurelyMail answers slowly (about a mailbox a second, here 0.4 s a call): the run
+    lasts several lock lifetimes, and a second Create jobs is refused all along."""
+    monkeypatch.setattr(gather, "CREATE_LOCK_SECONDS", 1.5)
+    purelymail_fake.add_domain_direct("new.example")
+    link_id = link_with_submissions(rt, {f"p{n}@old.example": "" for n in range(6)})
+    purelymail_fake.latency = 0.4
+    options = gather.JobOptions(None, dry_run=True)
+    results: list[object] = []
+    first = threading.Thread(target=lambda: results.append(gather.create_jobs(
+        rt, link_id, options, actor_id=ADMIN, actor_name="", channel_id=OPS, idempotency_key="create-1")))
+    first.start()
+    started = time.monotonic()
+    refused = 0
+    try:
+        while first.is_alive():
+            time.sleep(0.5)
+            if first.is_alive():
+                with pytest.raises(gather.GatherError, match="right now"):
+                    gather.create_jobs(rt, link_id, options, actor_id=ADMIN, actor_name="", channel_id=OPS,
+                                       idempotency_key=f"create-again-{refused}")
+                refused += 1
+    finally:
+        first.join(60)
+    assert time.monotonic() - started > 3 * 1.5  # it outlived its lock's lifetime several times
+    assert refused >= 6
+    [outcome] = results
+    assert outcome.jobs == 6 and len(migrations.list_jobs(rt)) == 6
