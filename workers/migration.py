@@ -2,15 +2,18 @@
 purge old credentials.
 
 `Runner` claims the job (purelyops.migrations: a lease with a fencing token), then keeps
-three things apart so that none can hold up another:
-- the heartbeat, on a thread of its own, renews the lease and reads Cancel from the row;
-  if it cannot renew in time, or the lease is gone, it kills imapsync at once, before
-  anyone else may take the job;
+these apart so that none can hold up another:
+- the heartbeat, on a thread of its own, renews the lease in Redis; if it cannot renew in
+  time, or the lease is gone, it kills imapsync at once, before anyone else may take the
+  job (the fence depends on Redis alone);
+- the watcher, on a thread of its own, reads Cancel (and whether the row still names this
+  lease) from PostgreSQL; when PostgreSQL is away it waits and catches up;
 - the reporter, on a thread of its own, posts progress to Slack (a 429 that makes it
-  wait a minute delays a message, nothing else);
+  wait a minute delays a message, nothing else); only while the lease is held;
 - the main loop reads imapsync's output and feeds the parser.
-Every state write goes through the lease. At the end the thread gets a summary, the
-verdict in words, and the whole log with secrets masked.
+Every state write goes through the lease. The end of a run is in one place, `_end`, in a
+fixed order (see there). At the end the thread gets a summary, the verdict in words, and
+the whole log with secrets masked.
 """
 
 from __future__ import annotations
