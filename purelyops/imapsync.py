@@ -126,7 +126,8 @@ def argv(settings: Settings, source: Endpoint, dest: Endpoint, passfiles: tuple[
          options: Options, ca_file: str | None) -> list[str]:
     args = [settings.imapsync_bin, *PROVIDER_OPTIONS.get(source.provider, ()),
             *_side("1", source, passfiles[0], ca_file), *_side("2", dest, passfiles[1], ca_file),
-            "--addheader", "--nolog", "--noreleasecheck", f"--tmpdir={workdir}", f"--pidfile={os.path.join(workdir, 'imapsync.pid')}"]
+            "--addheader", "--nolog", "--noreleasecheck", f"--tmpdir={workdir}",
+            f"--pidfile={os.path.join(workdir, 'imapsync.pid')}"]
     if options.dry_run:
         args.append("--dry")
     if options.exclude:

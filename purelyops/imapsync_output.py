@@ -96,6 +96,7 @@ class Summary:
     void_host1: int | None = None
     not_in_host2: int | None = None
     not_finished: int | None = None  # "The sync is not finished, there are N among M …"
+    check: dict | None = None  # filled by the runner: purelyops.mail_check's result (CheckResult.stored())
     reconnecting: int = 0  # "Info: reconnecting to hostN" lines
     reconnected: int = 0  # "Info: reconnected to …" lines
 
