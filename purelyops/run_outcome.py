@@ -15,9 +15,10 @@ from purelyops.mail_check import CheckResult
 from purelyops.migrations import JobState
 
 SIGNALLED = (6, 137, 143)  # imapsync's own "ended by a signal" (6), and a shell's 128+signal
-# Exit codes after which there is nothing to check: nothing was copied (no connection, no
-# login, a usage error), or logging in again would only be refused again.
-NO_CHECK = {7, 8, 10, 12, 16, 64, 66, 101, 102, 161, 162}
+# Exit codes after which there is nothing to check: a login was refused (logging in again
+# would only be refused again, and may lock the account), or imapsync was called wrongly.
+# After a connection failure the check is still made: what arrived by earlier runs is counted.
+NO_CHECK = {7, 8, 16, 64, 66, 161, 162}
 SHOWN_FOLDERS = 5  # folders named in the verdict; the file in the thread lists every message
 
 

@@ -353,8 +353,11 @@ class Runner:
         reporter.show(self.output.progress, "checking every message at the destination", force=True)
         summary = self.output.summary()
         since = (datetime.now(timezone.utc) - timedelta(days=job.max_age_days)).date() if job.max_age_days else None
-        self.checked = mail_check.check(self.rt, *self.sides, summary.mapping, since=since,
+        # A run that could not reach a server printed no folders: the last run's mapping says what to count.
+        mapping = summary.mapping or dict((job.summary or {}).get("mapping") or {})
+        self.checked = mail_check.check(self.rt, *self.sides, mapping, since=since,
                                         gmail=job.source_provider == "gmail")
+        summary.mapping = mapping
         summary.check = self.checked.stored()
         heartbeat.check()
         log.info("migration #%s checked: %s of %s messages at the destination, %s missing, in %.1f s%s", job.id,
