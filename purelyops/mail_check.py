@@ -296,6 +296,16 @@ class _Side(threading.Thread):
             logout(client)
 
 
+def undated(rt: Runtime, source: tuple[Endpoint, ImapAuth], folders: list[str], since: date,
+            timeout: float = 30.0) -> CheckResult:
+    """For a dry run with a maximum age: only the source's messages without a usable Date
+    (which imapsync's SENTSINCE search leaves out), in `undated`."""
+    side = _Side(rt, *source, sorted(folders), source=True, since=since, timeout=timeout)
+    side.run()
+    return CheckResult(error=f"the source server could not be checked: {side.error}" if side.error else None,
+                       undated=side.undated)
+
+
 def check(rt: Runtime, source: tuple[Endpoint, ImapAuth], dest: tuple[Endpoint, ImapAuth], mapping: dict[str, str],
           *, since: date | None = None, gmail: bool = False, timeout: float = 30.0) -> CheckResult:
     """List both sides (at once) and match them; a server that cannot be reached or logged

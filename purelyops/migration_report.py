@@ -39,6 +39,7 @@ class Plan:
     total_bytes: int
     quota_free: int | None  # bytes free at the destination, when it reports a quota
     quota_limit: int | None
+    undated: int = 0  # with a maximum age: source messages without a usable Date, which it leaves out
 
     @property
     def over_by(self) -> int | None:
@@ -87,7 +88,8 @@ def plan(summary: dict[str, Any], max_age_days: int | None = None) -> Plan:
     total_bytes = sum(r.source_bytes for r in rows if r.state != "skipped")
     return Plan(rows, list(summary.get("excluded") or []), max_age_days,
                 sum(r.source_msgs for r in rows if r.state != "skipped"), total_bytes,
-                None if not quota else max(0, quota[1] - quota[0]), None if not quota else quota[1])
+                None if not quota else max(0, quota[1] - quota[0]), None if not quota else quota[1],
+                (summary.get("check") or {}).get("undated") or 0)
 
 
 EXCUSED = "{n} carried under another label, copied once (Gmail)"

@@ -60,6 +60,9 @@ def decide(*, dry_run: bool, code: int | None, summary: Summary, check: CheckRes
     words = verdict(code, summary, source=source, dest=dest)
     retry = transient(code, summary)
     if dry_run:
+        if check is not None and check.undated:
+            words += (f". {check.undated:,} message(s) without a usable Date would be left out by the maximum age "
+                      "(imapsync cannot tell their age)")
         return Outcome(JobState.DONE if code == 0 and summary.looped else JobState.FAILED, words, retry)
     if lost_server(code, summary):
         words = "a server dropped the connection during the copy and imapsync could not go on"

@@ -4,6 +4,7 @@ at the destination, and otherwise it says which are missing."""
 
 from __future__ import annotations
 
+import email.utils
 import imaplib
 import os
 import re
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -72,7 +74,9 @@ def message_ids(server: Dovecot, user: str, folder: str = "INBOX") -> Counter:
     """Message-Id of every message in `folder` (\"\" for none), read over IMAP on its own."""
     client = server.login(user)
     try:
-        client.select(folder, readonly=True)
+        status, count = client.select(folder, readonly=True)
+        if status != "OK" or count[0] == b"0":
+            return Counter()
         _, data = client.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
         found = Counter()
         for item in data:
@@ -105,12 +109,13 @@ def settings_for(database_url, redis_url, slack_fake, purelymail_fake, dest: Dov
                          migration_heartbeat=5, **extra)
 
 
-def new_job(rt: Runtime, port: int) -> int:
+def new_job(rt: Runtime, port: int, *, dry_run: bool = False, max_age_days: int | None = None) -> int:
     with session_scope(rt.database_url) as session:
         session.add(SourceServer(name="old", host="127.0.0.1", port=port, security="none", created_by=ADMIN))
     with session_scope(rt.database_url) as session:
         server_id = session.scalars(select(SourceServer.id)).one()
-    spec = migrations.JobSpec(server_id, OLD, "source-pw-1", NEW, "dest-pw-2")
+    spec = migrations.JobSpec(server_id, OLD, "source-pw-1", NEW, "dest-pw-2", dry_run=dry_run,
+                              max_age_days=max_age_days)
     job, _ = migrations.create_job(rt, spec, actor_id=ADMIN, actor_name="", channel_id=OPS, idempotency_key="q")
     start(rt, job)
     return job.id
@@ -298,3 +303,25 @@ def test_source_sessions_killed_mid_run_are_retried_and_every_message_arrives_on
     finally:
         kill_session(worker.pid)
         worker.wait()
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["plan", "real run"])
+def test_a_maximum_age_says_what_it_left_out_for_want_of_a_date(clean_state, database_url, redis_url, slack_fake,
+                                                                 purelymail_fake, pair, dry_run: bool) -> None:
+    source, dest = pair
+    recent = email.utils.format_datetime(datetime.now(timezone.utc) - timedelta(days=2))
+    dated = [message(n).replace(b"Mon, 23 Nov 2026 10:00:00 +0000", recent.encode()) for n in range(3)]
+    undated = [re.sub(rb"Date: [^\r]*\r\n", b"", message(10 + n)) for n in range(2)]
+    old = [message(20).replace(b"Mon, 23 Nov 2026", b"Mon, 23 Nov 2020")]
+    put(source, OLD, dated + undated + old)
+    settings = settings_for(database_url, redis_url, slack_fake, purelymail_fake, dest)
+    rt = Runtime(settings)
+    job_id = new_job(rt, source.port, dry_run=dry_run, max_age_days=30)
+    burst(settings)
+    row = job(rt, job_id)
+    assert row.status == "done", row.verdict
+    assert "2 message(s) without a usable Date" in row.verdict
+    if dry_run:
+        assert "2 message(s) without a usable Date are left out" in str(report_blocks(row, row.summary))
+    else:
+        assert dest.count(NEW) == 3 and (row.msgs_done, row.msgs_total) == (3, 3)

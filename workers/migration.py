@@ -215,6 +215,7 @@ class Runner:
         self.secrets: list[str] = []
         self.sides: tuple[tuple[imapsync.Endpoint, ImapAuth], tuple[imapsync.Endpoint, ImapAuth]] | None = None
         self.checked: mail_check.CheckResult | None = None
+        self.planned: mail_check.CheckResult | None = None  # a dry run's: messages without a usable Date
 
     def run(self) -> str:
         claimed = migrations.claim(self.rt, self.job_id)
@@ -347,6 +348,12 @@ class Runner:
     def _check(self, job: MigrationJob, code: int | None, heartbeat: Heartbeat, reporter: Reporter) -> None:
         """The independent check (purelyops.mail_check): after imapsync's last process ended,
         with the run's own credentials and checked addresses; the lease is still held."""
+        if self.sides is not None and job.dry_run and job.max_age_days and code == 0:
+            summary = self.output.summary()  # a plan with a maximum age says what it leaves out for want of a Date
+            since = (datetime.now(timezone.utc) - timedelta(days=job.max_age_days)).date()
+            self.planned = mail_check.undated(self.rt, self.sides[0], list(summary.mapping), since)
+            summary.check = self.planned.stored()
+            return
         if self.sides is None or not needs_check(dry_run=job.dry_run, code=code, problem=None,
                                                  cancelled_by=heartbeat.cancelled_by):
             return
@@ -366,7 +373,8 @@ class Runner:
 
     def _outcome(self, job: MigrationJob, code: int | None, problem: str | None,
                  cancelled_by: str | None) -> Outcome:
-        return decide(dry_run=job.dry_run, code=code, summary=self.output.summary(), check=self.checked,
+        return decide(dry_run=job.dry_run, code=code, summary=self.output.summary(),
+                      check=self.planned if job.dry_run else self.checked,
                       problem=problem, cancelled_by=cancelled_by, source=job.source_email, dest=job.dest_email)
 
     def _counts(self) -> dict:

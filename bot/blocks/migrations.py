@@ -140,6 +140,9 @@ def report_blocks(job: MigrationJob, summary: dict) -> list[dict]:
                  f"{len([r for r in plan.rows if r.state != 'skipped'])} folder(s); {escape(plan.fits_words)}"]
         if job.max_age_days:
             lines.append(f"Only mail newer than {job.max_age_days} days is counted and copied.")
+        if plan.undated:
+            lines.append(f"{plan.undated:,} message(s) without a usable Date are left out: imapsync cannot tell their "
+                         "age.")
         lines += [f"{r.icon} {code(clip(r.name, 80))}: " + (escape(r.why) if r.state == "skipped" else
                   f"{r.source_msgs:,} messages, {migration_report.mib(r.source_bytes)}") for r in shown]
     else:
