@@ -69,6 +69,8 @@ def decide(*, dry_run: bool, code: int | None, summary: Summary, check: CheckRes
     if check is None:
         return Outcome(JobState.FAILED, words, retry)
     if check.error:
+        if code == 0 and summary.looped:
+            words = "imapsync finished its copy, but nothing is proven"
         # Nothing is proven. After a run that went to its end, a server that cannot be reached now is for a retry.
         return Outcome(JobState.FAILED, f"{words}; and nothing could be checked: {check.error}",
                        retry or (code == 0 and summary.looped))
