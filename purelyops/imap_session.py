@@ -14,6 +14,7 @@ Failures are `ImapUnreachable` (could not connect, TLS, a broken connection) or
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from purelyops.imapsync import Endpoint
 from purelyops.runtime import Runtime
 
 TIMEOUT = 30.0
+# imapclient traces every IMAP line at DEBUG: every header the check fetches (people's mail)
+# and megabytes a run. Our logs keep its warnings only, whatever LOG_LEVEL says.
+logging.getLogger("imapclient").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
