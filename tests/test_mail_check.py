@@ -142,3 +142,21 @@ def test_a_server_lost_after_login_is_counted_then_retried() -> None:
         assert "dropped the connection" in outcome.words
     assert not decided(161, summary, None).retry
     assert decided(113, parsed("07"), short).state == JobState.INCOMPLETE  # over quota: what is missing is said
+
+
+def test_app_home_and_jobs_count_incomplete_jobs_apart_from_done(rt) -> None:
+    from bot.blocks.home import dashboard_blocks
+    from db.models import MigrationJob
+    from db.session import session_scope
+    from purelyops import migrations
+    from purelyops.dashboard import dashboard
+
+    with session_scope(rt.database_url) as session:
+        for n, state in enumerate(("done", "incomplete", "incomplete", "running")):
+            session.add(MigrationJob(source_host="h", source_port=993, source_security="tls", source_email=f"a{n}@o",
+                                     dest_email=f"a{n}@n", status=state, channel_id="C1", created_by="U1",
+                                     idempotency_key=f"i{n}"))
+    board = dashboard(rt)
+    assert (board.migrations_running, board.migrations_incomplete) == (1, 2)
+    assert "1 running, 0 queued, 2 incomplete (messages missing)" in str(dashboard_blocks(board))
+    assert [j.status for j in migrations.list_jobs(rt, "incomplete")] == ["incomplete", "incomplete"]
