@@ -160,3 +160,19 @@ def test_app_home_and_jobs_count_incomplete_jobs_apart_from_done(rt) -> None:
     assert (board.migrations_running, board.migrations_incomplete) == (1, 2)
     assert "1 running, 0 queued, 2 incomplete (messages missing)" in str(dashboard_blocks(board))
     assert [j.status for j in migrations.list_jobs(rt, "incomplete")] == ["incomplete", "incomplete"]
+
+
+def test_the_fast_read_of_header_fields_agrees_with_imapclient_or_leaves_it_to_imapclient() -> None:
+    from imapclient.response_parser import parse_fetch_response
+
+    from purelyops.imap_session import _header_fields_fast
+    from purelyops.mail_check import FIELDS, SIZE_KEY
+
+    key = b"BODY[HEADER.FIELDS (MESSAGE-ID RECEIVED DATE)]"
+    lines = [(b"1 (UID 7 RFC822.SIZE 2773 " + key + b" {21}", b"Message-Id: <a@x>\r\n\r\n"), b")",
+             (b"2 (" + key + b" {2}", b"\r\n"), b" UID 9 RFC822.SIZE 12)"]
+    fast = _header_fields_fast(lines, [FIELDS, SIZE_KEY])
+    slow = {uid: {k: v for k, v in item.items() if k not in (b"SEQ", b"UID")}
+            for uid, item in parse_fetch_response(lines, True, True).items()}
+    assert fast == slow and set(fast) == {7, 9}
+    assert _header_fields_fast(lines + [b"3 (UID 10 FLAGS (\\Seen))"], [FIELDS, SIZE_KEY]) is None  # unsolicited
