@@ -292,6 +292,8 @@ class _Side(threading.Thread):
                 self.undated += undated
         except (OSError, IMAPClientError) as error:
             self.error = f"the session with {where(self.end)} broke while listing: {str(error)[:200] or 'no answer'}"
+        except Exception as error:  # noqa: BLE001 - a listing cut short must never read as mail missing
+            self.error = f"listing {where(self.end)} failed: {type(error).__name__}"
         finally:
             logout(client)
 
