@@ -110,6 +110,14 @@ class Summary:
         return max(self.void_host1 or 0, self.not_in_host2 or 0, self.not_finished or 0)
 
 
+def imap_name(shown: str) -> str:
+    """The IMAP name of a folder as imapsync shows it: "[X] = [Y]" (X its modified UTF-7
+    name, Y that in UTF-8, when they differ) is read between the outer brackets as
+    "X] = [Y"; X is what an IMAP client must ask for."""
+    at = shown.find("] = [")
+    return shown if at < 0 else shown[:at]
+
+
 class ImapsyncOutput:
     """Feed it imapsync's lines in order; `feed` returns a new Progress when a line moved it."""
 
@@ -147,7 +155,7 @@ class ImapsyncOutput:
         first = line[0]
         if self._excluding:
             if first == "[" and line.endswith("]"):
-                self._summary.excluded.append(line[1:-1])
+                self._summary.excluded.append(imap_name(line[1:-1]))
                 return None
             self._excluding = False
         if first == "-":
@@ -273,7 +281,7 @@ class ImapsyncOutput:
         if not match:
             return
         host, index, folder, size, count = match.groups()
-        folder = folder[:MAX_FOLDER_NAME]
+        folder = imap_name(folder)[:MAX_FOLDER_NAME]
         if host == "1":
             self._paired[index] = folder
         else:  # host2's name for the folder may differ (mapped); the pair shares its number
@@ -288,6 +296,7 @@ class ImapsyncOutput:
             sizes[folder] = [int(count), int(size)]
 
     def _map(self, source: str, dest: str) -> None:
+        source, dest = imap_name(source), imap_name(dest)
         mapping = self._summary.mapping
         if source in mapping or len(mapping) < MAX_FOLDERS:
             mapping[source[:MAX_FOLDER_NAME]] = dest[:MAX_FOLDER_NAME]

@@ -281,9 +281,11 @@ class _Side(threading.Thread):
         except ImapSessionError as error:
             self.error = str(error)
             return
+        client.folder_encode = False  # imapsync's names are IMAP's own (modified UTF-7): sent as they are
         try:
             if self.source:
                 for flags, _, name in client.list_folders():
+                    name = name.decode("ascii", "replace") if isinstance(name, bytes) else name
                     if name in self.folders and never_excused(name, tuple(flags)):
                         self.strict.add(name)
             for folder in self.folders:

@@ -176,3 +176,11 @@ def test_the_fast_read_of_header_fields_agrees_with_imapclient_or_leaves_it_to_i
             for uid, item in parse_fetch_response(lines, True, True).items()}
     assert fast == slow and set(fast) == {7, 9}
     assert _header_fields_fast(lines + [b"3 (UID 10 FLAGS (\\Seen))"], [FIELDS, SIZE_KEY]) is None  # unsolicited
+
+
+def test_a_folder_imapsync_shows_in_utf8_too_is_checked_by_its_imap_name() -> None:
+    output = ImapsyncOutput()
+    for line in ["Folder     1/2 [Entw&APw-rfe] = [Entwürfe]            -> [Entw&APw-rfe] = [Entwürfe]",
+                 "Folder     2/2 [[Gmail]/All Mail]                      -> [All Mail]                     "]:
+        output.feed(line)
+    assert output.summary().mapping == {"Entw&APw-rfe": "Entw&APw-rfe", "[Gmail]/All Mail": "All Mail"}
