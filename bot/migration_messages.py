@@ -92,6 +92,12 @@ def post_summary(rt: Runtime, job: MigrationJob, summary: Summary, seconds: floa
         _upload(rt, job, table, f"migration-{job.id}-{kind}.txt", f"Every folder: the {kind} of migration #{job.id}")
 
 
+def upload_missing(rt: Runtime, job: MigrationJob, content: str) -> None:
+    """Every message the check did not find at the destination (folder, date, size, Message-Id)."""
+    _upload(rt, job, content, f"migration-{job.id}-missing.txt",
+            f"Messages not at the destination: migration #{job.id}")
+
+
 def upload_log(rt: Runtime, job: MigrationJob, content: str) -> None:
     """The whole imapsync log (secrets already masked) as a file in the thread."""
     _upload(rt, job, content, f"migration-{job.id}.log", f"imapsync log of migration #{job.id}")

@@ -27,6 +27,7 @@ class Dashboard:
     migrations_queued: int
     pending_deletions: int
     last_sync: datetime | None
+    migrations_incomplete: int = 0  # ended with messages missing at the destination (the check)
 
 
 def dashboard(rt: Runtime) -> Dashboard:
@@ -42,10 +43,10 @@ def dashboard(rt: Runtime) -> Dashboard:
         credit_state = session.get(SyncState, CREDIT_STATE)
         sync_state = session.get(SyncState, SYNC_STATE)
         counts = dict(session.execute(select(MigrationJob.status, func.count())
-                                      .where(MigrationJob.status.in_(("running", "queued")))
+                                      .where(MigrationJob.status.in_(("running", "queued", "incomplete")))
                                       .group_by(MigrationJob.status)).all())
-        running, queued = counts.get("running", 0), counts.get("queued", 0)
+        running, queued, incomplete = (counts.get(s, 0) for s in ("running", "queued", "incomplete"))
         credit = Decimal(credit_state.data["credit"]) if credit_state and "credit" in credit_state.data else None
         return Dashboard(per_domain, sum(n for _, n in per_domain), domains, healthy, credit,
                          bool(credit_state and credit_state.data.get("low")), running, queued, pending,
-                         sync_state.last_ok_at if sync_state else None)
+                         sync_state.last_ok_at if sync_state else None, incomplete)

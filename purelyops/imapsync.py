@@ -8,6 +8,9 @@ arguments from a job, starts an `ImapsyncProcess`, reads its lines and stops it.
   When the worker dies, the kernel frees them with it.
 - TLS is verified on both sides (imapsync does not by default): SSL_verify_mode=1, the
   system's CA bundle plus IMAP_CA_FILE, and the host name the admin gave.
+- `--addheader` always: a message with neither Message-Id nor Received (drafts, imported
+  mail) is otherwise left behind with exit 0; with it, its copy gets "Message-Id:
+  <UID@imapsync>" (the source UID), which purelyops.mail_check looks for.
 - Every value is passed as --option=value, so none can be read as an option of its own.
 - A source at a known mail provider (purelyops.providers) gets imapsync's own options for
   it first: imapsync lets later options override what they set, and ours (the checked
@@ -123,7 +126,8 @@ def argv(settings: Settings, source: Endpoint, dest: Endpoint, passfiles: tuple[
          options: Options, ca_file: str | None) -> list[str]:
     args = [settings.imapsync_bin, *PROVIDER_OPTIONS.get(source.provider, ()),
             *_side("1", source, passfiles[0], ca_file), *_side("2", dest, passfiles[1], ca_file),
-            "--nolog", "--noreleasecheck", f"--tmpdir={workdir}", f"--pidfile={os.path.join(workdir, 'imapsync.pid')}"]
+            "--addheader", "--nolog", "--noreleasecheck", f"--tmpdir={workdir}",
+            f"--pidfile={os.path.join(workdir, 'imapsync.pid')}"]
     if options.dry_run:
         args.append("--dry")
     if options.exclude:

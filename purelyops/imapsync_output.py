@@ -21,7 +21,7 @@ _NB_MESSAGES = re.compile(r"^Host([12]) Nb messages:\s+(\d+)")
 _TOTAL_SIZE = re.compile(r"^Host([12]) Total size:\s+(\d+)")
 _LEFT = re.compile(r"(\d+(?:\.\d+)?) s\s+(\d+)/(\d+) msgs left\s*$")
 _DRY = re.compile(r"^msg (.+?) copying to (.+?)\s+\(not really since --dry mode\)")
-_FOLDER = re.compile(r"^Folder\s+\d+/\d+ \[(.*)\]\s+->")
+_FOLDER = re.compile(r"^Folder\s+\d+/\d+ \[(.*)\]\s+-> \[(.*)\]\s*$")
 _ERR = re.compile(r"^Err (\d+)/\d+: (.*)")
 _STAT = re.compile(r"^(Messages transferred|Messages skipped|Total bytes transferred|Transfer time|Message rate)"
                    r"\s*:\s*([\d.]+)")
@@ -32,6 +32,9 @@ _FREQUENT = re.compile(r"^The most frequent error is \w+\. (.*)")
 _FOLDER_SIZE = re.compile(r"^Host([12]) folder\s+(\d+)/\d+ \[(.*)\]\s+"
                           r"(?:Size:\s+(\d+) Messages:\s+(\d+)|does not exist)")
 _QUOTA = re.compile(r"^Host2: Quota current storage is (\d+) bytes\. Limit is (\d+) bytes")
+_VOID = re.compile(r"^Messages void \(noheader\) on host1\s*:\s*(\d+)")
+_NOT_IN_HOST2 = re.compile(r"^Messages found in host1 not in host2\s*:\s*(\d+)")
+_NOT_FINISHED = re.compile(r"^The sync is not finished, there are (\d+) among (\d+) identified messages")
 _APPEND_FAILED = re.compile(r"^- msg .*? could not append .*? to folder (.*?): (.*)")
 
 
@@ -84,6 +87,35 @@ class Summary:
     excluded: list[str] = field(default_factory=list)  # folders --exclude left out
     quota: list[int] | None = None  # [current, limit] bytes of the destination, when it says
     folder_problems: dict[str, list[str]] = field(default_factory=dict)  # {folder: distinct reasons}
+    # Where each source folder went: {source folder: destination folder}, from imapsync's own
+    # "Folder 1/5 [a] -> [b]" lines and its numbered folder sizes (so --automap, --gmail1 and
+    # presets are followed as imapsync applied them).
+    mapping: dict[str, str] = field(default_factory=dict)
+    # Its closing statistics: messages it ignored for want of Message-Id and Received
+    # ("Messages void (noheader) on host1"), and those it counted as not on host2.
+    void_host1: int | None = None
+    not_in_host2: int | None = None
+    not_finished: int | None = None  # "The sync is not finished, there are N among M …"
+    check: dict | None = None  # filled by the runner: purelyops.mail_check's result (CheckResult.stored())
+    reconnecting: int = 0  # "Info: reconnecting to hostN" lines
+    reconnected: int = 0  # "Info: reconnected to …" lines
+
+    @property
+    def reconnect_failed(self) -> bool:
+        return self.reconnecting > self.reconnected
+
+    @property
+    def unsynced(self) -> int:
+        """The largest count imapsync itself gave of messages left behind (0: none said)."""
+        return max(self.void_host1 or 0, self.not_in_host2 or 0, self.not_finished or 0)
+
+
+def imap_name(shown: str) -> str:
+    """The IMAP name of a folder as imapsync shows it: "[X] = [Y]" (X its modified UTF-7
+    name, Y that in UTF-8, when they differ) is read between the outer brackets as
+    "X] = [Y"; X is what an IMAP client must ask for."""
+    at = shown.find("] = [")
+    return shown if at < 0 else shown[:at]
 
 
 class ImapsyncOutput:
@@ -123,7 +155,7 @@ class ImapsyncOutput:
         first = line[0]
         if self._excluding:
             if first == "[" and line.endswith("]"):
-                self._summary.excluded.append(line[1:-1])
+                self._summary.excluded.append(imap_name(line[1:-1]))
                 return None
             self._excluding = False
         if first == "-":
@@ -151,7 +183,14 @@ class ImapsyncOutput:
             match = _FOLDER.match(line)
             if match:
                 self._progress.folder = match.group(1)
+                self._map(match.group(1), match.group(2))
                 return self._progress
+            return None
+        if first == "I" and line.startswith("Info: reconnect"):
+            if line.startswith("Info: reconnecting"):
+                self._summary.reconnecting += 1
+            elif line.startswith("Info: reconnected to host"):  # not "…to both imap servers": said after each
+                self._summary.reconnected += 1
             return None
         if first in "MTD+":
             self._statistics(line)
@@ -242,16 +281,25 @@ class ImapsyncOutput:
         if not match:
             return
         host, index, folder, size, count = match.groups()
-        folder = folder[:MAX_FOLDER_NAME]
+        folder = imap_name(folder)[:MAX_FOLDER_NAME]
         if host == "1":
             self._paired[index] = folder
         else:  # host2's name for the folder may differ (mapped); the pair shares its number
-            folder = self._paired.get(index, folder)
+            source = self._paired.get(index)
+            if source is not None and source not in self._summary.mapping:
+                self._map(source, folder)
+            folder = source or folder
         s = self._summary
         sizes = (s.source_after if host == "1" else s.dest_after) if self._sizes_after else \
             (s.source_before if host == "1" else s.dest_before)
         if size is not None and (folder in sizes or len(sizes) < MAX_FOLDERS):
             sizes[folder] = [int(count), int(size)]
+
+    def _map(self, source: str, dest: str) -> None:
+        source, dest = imap_name(source), imap_name(dest)
+        mapping = self._summary.mapping
+        if source in mapping or len(mapping) < MAX_FOLDERS:
+            mapping[source[:MAX_FOLDER_NAME]] = dest[:MAX_FOLDER_NAME]
 
     def _append_failed(self, line: str) -> None:
         match = _APPEND_FAILED.match(line)
@@ -315,6 +363,20 @@ class ImapsyncOutput:
         if match:
             s.errors = max(s.errors, int(match.group(1)))
             return
+        if line.startswith("Messages "):
+            match = _VOID.match(line)
+            if match:
+                s.void_host1 = int(match.group(1))
+                return
+            match = _NOT_IN_HOST2.match(line)
+            if match:
+                s.not_in_host2 = int(match.group(1))
+            return
+        if line.startswith("The sync is not finished"):
+            match = _NOT_FINISHED.match(line)
+            if match:
+                s.not_finished = int(match.group(1))
+            return
         match = _FREQUENT.match(line)
         if match:
             s.most_frequent_error = match.group(1).strip()
@@ -372,10 +434,17 @@ def verdict(exit_code: int, summary: Summary, *, source: str, dest: str) -> str:
 # ---- what may pass by itself -------------------------------------------------------------------
 
 TRANSIENT = {10, 12, 101, 102}  # a server could not be reached, or the TLS handshake broke off
+LOST_AFTER_LOGIN = {1, 115}  # a server went away mid-run: 115 after fetches failed, 1 after "End looping"
+
+
+def lost_server(exit_code: int, summary: Summary) -> bool:
+    """A server dropped the session after the login (exit 115 or 1, or a reconnect that
+    did not succeed): what arrived is counted, and the run is tried again."""
+    return exit_code in LOST_AFTER_LOGIN or (exit_code != 0 and summary.reconnect_failed)
 
 
 def transient(exit_code: int, summary: Summary) -> bool:
     """A failure worth retrying by itself: a server could not be reached (connection refused,
-    a timeout, a TLS handshake cut off). Never a login failure (retrying would lock the
-    account), a full mailbox, or a certificate that is not trusted."""
-    return exit_code in TRANSIENT and not summary.untrusted
+    a timeout, a TLS handshake cut off) or went away mid-run. Never a login failure
+    (retrying would lock the account), a full mailbox, or a certificate that is not trusted."""
+    return (exit_code in TRANSIENT or lost_server(exit_code, summary)) and not summary.untrusted

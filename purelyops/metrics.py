@@ -115,7 +115,7 @@ class CopiedCounter:
 
 # --- states, read at scrape time -----------------------------------------------------------
 
-MIGRATION_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+MIGRATION_STATES = ("queued", "running", "done", "incomplete", "failed", "cancelled", "interrupted")
 
 
 class StateCollector(Collector):

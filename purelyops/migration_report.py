@@ -1,8 +1,8 @@
 """What a migration's output says, folder by folder: a dry run's plan and a real run's check.
 
-Pure functions over the summary the parser made (purelyops.imapsync_output.Summary, as
-the dict stored with the job). imapsync prints every folder's size on both sides before
-the copy and again after it; the plan reads the first listing, the check the second.
+Pure functions over the summary stored with the job (purelyops.imapsync_output.Summary as
+a dict). The plan reads imapsync's folder sizes before the copy; the check is purelyops'
+own (purelyops.mail_check, stored under "check"), never imapsync's counts.
 imapsync 2.229 never warns that the destination's quota will be exceeded (its own check
 is broken), so the plan works it out from "Host2: Quota current storage is X bytes.
 Limit is Y bytes" and the source's total size.
@@ -39,6 +39,7 @@ class Plan:
     total_bytes: int
     quota_free: int | None  # bytes free at the destination, when it reports a quota
     quota_limit: int | None
+    undated: int = 0  # with a maximum age: source messages without a usable Date, which it leaves out
 
     @property
     def over_by(self) -> int | None:
@@ -57,10 +58,16 @@ class Plan:
 
 @dataclass(frozen=True)
 class Check:
+    """The independent check after a real run (purelyops.mail_check), as the report shows it."""
+
     rows: list[FolderRow]
-    complete: bool  # every folder that was copied has at least as many messages at the destination
+    complete: bool  # every source message of every folder was found in its destination folder
     short: list[FolderRow] = field(default_factory=list)
-    counted: bool = True  # False: no folder sizes were printed (the run stopped before the end)
+    counted: bool = True  # False: no check was made (or stored) for this run
+    error: str | None = None  # why nothing could be checked
+    source_msgs: int = 0
+    missing: int = 0
+    undated: int = 0
 
     @property
     def short_words(self) -> str:
@@ -81,39 +88,54 @@ def plan(summary: dict[str, Any], max_age_days: int | None = None) -> Plan:
     total_bytes = sum(r.source_bytes for r in rows if r.state != "skipped")
     return Plan(rows, list(summary.get("excluded") or []), max_age_days,
                 sum(r.source_msgs for r in rows if r.state != "skipped"), total_bytes,
-                None if not quota else max(0, quota[1] - quota[0]), None if not quota else quota[1])
+                None if not quota else max(0, quota[1] - quota[0]), None if not quota else quota[1],
+                (summary.get("check") or {}).get("undated") or 0)
 
 
-GMAIL_ALL_MAIL = "[Gmail]/All Mail"
-CROSS_DUPLICATE = "its messages also carry an earlier label, copied once (Gmail)"
+EXCUSED = "{n} carried under another label, copied once (Gmail)"
 
 
 def check(summary: dict[str, Any], provider: str | None = None) -> Check:
-    """Every copied folder with both counts. From Gmail (imapsync's --gmail1 copies a message
-    with several labels once, into the first label's folder), a folder may hold fewer messages
-    at the destination with nothing lost: there, every message of "[Gmail]/All Mail" must have
-    arrived somewhere, and only then are such folders counted as arrived."""
-    source = summary.get("source_after") or {}
-    dest = summary.get("dest_after") or {}
+    """Every checked folder: how many of its source messages were found in the folder it
+    went to (summary["check"], stored by the runner from purelyops.mail_check). A run
+    without a check (it stopped before anything could be checked) shows none."""
+    stored = summary.get("check")
+    if not stored:
+        return Check([], False, counted=False)
+    if stored.get("error"):
+        return Check([], False, counted=False, error=stored["error"])
+    sizes = summary.get("source_after") or summary.get("source_before") or {}
     problems = summary.get("folder_problems") or {}
-    arrived_somewhere = False
-    if provider == "gmail" and GMAIL_ALL_MAIL in source:
-        arrived_somewhere = sum(counts[0] for counts in dest.values()) >= source[GMAIL_ALL_MAIL][0]
     rows = []
-    for name, (msgs, size) in sorted(source.items()):
-        got = (dest.get(name) or [0, 0])[0]
-        why = ", ".join(problems.get(name) or [])
-        if got >= msgs:
-            state = "ok"
-        elif arrived_somewhere and not why:
-            state, why = "ok", CROSS_DUPLICATE
-        else:
-            state = "short"
-        rows.append(FolderRow(name, msgs, size, got, state, why))
+    for f in stored.get("folders") or []:
+        why = []
+        if f["dest"] != f["source"]:
+            why.append(f"into {f['dest']}")
+        if f.get("gone"):
+            why.append("no longer at the source")
+        if f.get("excused"):
+            why.append(EXCUSED.format(n=f["excused"]))
+        if f["missing"]:
+            why += problems.get(f["dest"]) or problems.get(f["source"]) or []
+        rows.append(FolderRow(f["source"], f["source_msgs"], (sizes.get(f["source"]) or [0, 0])[1], f["arrived"],
+                              "short" if f["missing"] else "ok", ", ".join(why)))
+    rows.sort(key=lambda r: r.name)
     rows += [FolderRow(name, 0, 0, state="skipped", why="excluded by the folder pattern")
              for name in summary.get("excluded") or []]
     short = [r for r in rows if r.state == "short"]
-    return Check(rows, not short and bool(source), short, counted=bool(source))
+    missing = sum(f["missing"] for f in stored.get("folders") or [])
+    return Check(rows, not short and not missing, short, source_msgs=sum(r.source_msgs for r in rows),
+                 missing=missing, undated=stored.get("undated") or 0)
+
+
+def missing_table(missing: list) -> str:
+    """Every message the check did not find (mail_check.Missing): the file in the job's thread."""
+    head = f"{'Folder':<30}  {'Expected in':<30}  {'Date':<31}  {'Size':>9}  Message-Id"
+    lines = [head, "-" * len(head)]
+    for m in missing:
+        lines.append(f"{m.folder:<30}  {m.dest:<30}  {(m.date or '(no Date)')[:31]:<31}  {m.size:>9,}  "
+                     f"{m.message_id or '(none: --addheader gives its copy <' + str(m.uid) + '@imapsync>)'}")
+    return "\n".join(lines) + "\n"
 
 
 def largest(rows: list[FolderRow], count: int) -> tuple[list[FolderRow], int]:

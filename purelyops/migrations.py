@@ -5,7 +5,9 @@ is enqueued here by its dotted path, so no caller imports the workers. Credentia
 encrypted with AES-256-GCM (purelyops.crypto) bound to the job id, and purged when the
 job succeeds, when it is deleted, or CREDENTIAL_RETENTION_DAYS after it ended.
 
-The lifecycle: queued → running → done / failed / cancelled / interrupted. A runner
+The lifecycle: queued → running → done / incomplete / failed / cancelled / interrupted
+("incomplete": the independent check after the run found messages missing at the
+destination; see purelyops.mail_check). A runner
 `claim`s a queued job and gets a `Lease`: a fencing token written into the row and a
 Redis key that the runner's heartbeat renews. Every write a runner makes goes through
 `save`/`finish`, which say `WHERE lease = token`: a runner that lost its job changes
@@ -46,13 +48,14 @@ class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
+    INCOMPLETE = "incomplete"  # the run ended, and the check found messages missing at the destination
     FAILED = "failed"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
 
 
 STATES = tuple(state.value for state in JobState)
-ENDED = (JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED)
+ENDED = (JobState.DONE, JobState.INCOMPLETE, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED)
 MAX_INTERRUPTIONS = 3  # automatic re-runs after an interruption, counted since the admin's last action
 LEASE_KEY = "purelyops:migration:lease:{}"
 QUEUE = "migrations"
@@ -283,10 +286,11 @@ def requeue(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "", dr
     if job.ciphertext is None:
         raise MigrationError(f"The credentials of migration #{job_id} were purged; use Edit credentials first.")
     if dry_run is False or again:
-        allowed: tuple[str, ...] = (JobState.DONE,)
+        allowed: tuple[str, ...] = (JobState.DONE, JobState.INCOMPLETE) if again else (JobState.DONE,)
         action, words = ("sync_again", "synced again") if again else ("run_for_real", "run for real")
     else:
-        allowed, action, words = (JobState.FAILED, JobState.INTERRUPTED, JobState.CANCELLED), "rerun", "re-run"
+        allowed, action, words = ((JobState.FAILED, JobState.INTERRUPTED, JobState.CANCELLED, JobState.INCOMPLETE),
+                                  "rerun", "re-run")
     # The admin acted: the budget of automatic re-runs (retries, interruptions) starts again.
     values: dict[str, object] = {"status": JobState.QUEUED, "exit_code": None, "verdict": None, "finished_at": None,
                                  "msgs_done": 0, "bytes_done": 0, "retries": 0, "retry_at": None,
@@ -436,7 +440,7 @@ def batch_action(rt: Runtime, batch_id: int, action: str, *, actor_id: str,
             elif action == "cancel_all" and job.status in (JobState.QUEUED, JobState.RUNNING):
                 cancel_job(rt, job.id, actor_id=actor_id, actor_name=actor_name)
                 touched.append(job.id)
-            elif action == "rerun_failed" and job.status in ("failed", "interrupted", "cancelled"):
+            elif action == "rerun_failed" and job.status in ("failed", "interrupted", "cancelled", "incomplete"):
                 touched.append(requeue(rt, job.id, actor_id=actor_id, actor_name=actor_name).id)
         except MigrationError:
             continue  # it moved meanwhile (a double click); the others still go

@@ -162,13 +162,45 @@ def settings(clean_state: None, database_url: str, redis_url: str, slack_fake: F
     return make_settings(database_url, redis_url, slack_fake, purelymail_fake)
 
 
+# What the stand-in's logs (fixture 01) say was copied: the servers of its tests hold it, on both sides.
+STANDIN_FOLDERS = {"Archive/2024": 100, "INBOX": 100, "Projects/Acme": 100, "Sent": 100, "Trash": 100}
+
+
+@pytest.fixture
+def standin_imap() -> Iterator[tuple]:
+    """Two Dovecots for the stand-in's tests: every login works, every address sees one
+    mailbox, and both hold the same 500 messages in fixture 01's folders, so that the check
+    after a run (purelyops.mail_check) finds what the replayed log says was copied."""
+    from tests import imap_servers, migration_steps
+
+    if not os.path.exists(imap_servers.DOVECOT):
+        pytest.skip("dovecot is not installed (the README test command installs dovecot-imapd)")
+    root = Path(tempfile.mkdtemp(prefix="purelyops-standin-"))
+    root.chmod(0o755)
+    servers = []
+    for side in ("source", "dest"):
+        server = imap_servers.Dovecot(root / side, {}, any_login=True)
+        (root / side / "mail").mkdir(parents=True)
+        os.chown(root / side / "mail", server.uid, server.gid)
+        imap_servers.seed_maildir(server.mail_dir, STANDIN_FOLDERS, server.uid, server.gid)
+        servers.append(server.start())
+    migration_steps.SOURCE_PORT = servers[0].port
+    yield tuple(servers)
+    for server in servers:
+        server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
 def standin_settings(clean_state: None, database_url: str, redis_url: str, slack_fake: FakeSlack,
-                     purelymail_fake: FakePurelyMail) -> Settings:
-    """Settings for migration tests: the imapsync stand-in, quick progress and kill grace.
+                     purelymail_fake: FakePurelyMail, standin_imap) -> Settings:
+    """Settings for migration tests: the imapsync stand-in, quick progress and kill grace,
+    and real IMAP servers holding what its logs say was copied (standin_imap): the source
+    server of migration_steps.add_server, and PurelyMail's stand-in.
     A module uses them with `def settings(standin_settings)`."""
     return make_settings(database_url, redis_url, slack_fake, purelymail_fake, imapsync_bin=STANDIN,
-                         migration_progress_interval=0.3, migration_kill_grace=1.0)
+                         migration_progress_interval=0.3, migration_kill_grace=1.0,
+                         purelymail_imap_port=standin_imap[1].port, purelymail_imap_tls=False)
 
 
 @pytest.fixture

@@ -149,8 +149,11 @@ def make_certificates(directory: Path, names: Sequence[str] = ("localhost", "127
 
 class Dovecot:
     def __init__(self, root: Path, users: dict[str, str], tls: Certificates | None = None,
-                 quota_kib: int | None = None) -> None:
+                 quota_kib: int | None = None, any_login: bool = False) -> None:
         self.root = root
+        # any_login: every user and password logs in, and all share one mailbox (`mail_dir`),
+        # for the imapsync stand-in's tests, whose jobs use many addresses and canary passwords.
+        self.any_login = any_login
         self.quota_kib = quota_kib  # a storage quota per user, announced over IMAP (QUOTA)
         self.port = free_port()
         self.tls = tls
@@ -172,8 +175,14 @@ class Dovecot:
         quota = "" if self.quota_kib is None else (
             "mail_plugins = $mail_plugins quota\nprotocol imap {\n  mail_plugins = $mail_plugins imap_quota\n}\n"
             f"plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage={self.quota_kib}K\n}}\n")
-        config.write_text(CONFIG.format(root=self.root, uid=self.uid, gid=self.gid, port=self.port, ssl=ssl,
-                                        tls_port=self.tls_port) + quota)
+        text = CONFIG.format(root=self.root, uid=self.uid, gid=self.gid, port=self.port, ssl=ssl,
+                             tls_port=self.tls_port) + quota
+        if self.any_login:
+            text = text.replace(f"maildir:{self.root}/mail/%u", f"maildir:{self.mail_dir}")
+            text = re.sub(r"passdb \{.*?\n\}", "passdb {\n  driver = static\n  args = nopassword=y\n}", text,
+                          flags=re.S)
+            text += "namespace inbox {\n  inbox = yes\n  separator = /\n}\n"
+        config.write_text(text)
         self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -187,6 +196,11 @@ class Dovecot:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"dovecot did not start; see {self.root / 'dovecot.log'}")
+
+    @property
+    def mail_dir(self) -> Path:
+        """The shared maildir of an any_login server."""
+        return self.root / "mail" / "shared"
 
     def _write_users(self) -> None:
         (self.root / "passwd").write_text("".join(f"{u}:{{PLAIN}}{p}::::::\n" for u, p in self.users.items()))
@@ -244,6 +258,25 @@ class Dovecot:
             return total
         finally:
             client.logout()
+
+
+def seed_maildir(mail_dir: Path, folders: dict[str, int], uid: int, gid: int, *, tag: str = "seed") -> None:
+    """Messages written straight into a Dovecot maildir (Maildir++: "Archive/2024" is the
+    directory .Archive.2024), far faster than APPENDing them: `folders` {name: count}. The
+    same `tag` gives the same Message-Ids, so two servers seeded alike hold the same mail."""
+    body = "".join(f"Line {n} of a message body that is long enough to look like mail.\r\n" for n in range(40))
+    for folder, count in folders.items():
+        base = mail_dir if folder == "INBOX" else mail_dir / ("." + folder.replace("/", "."))
+        for sub in ("cur", "new", "tmp"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        for n in range(count):
+            raw = (f"From: sender@example.org\r\nTo: someone@example.org\r\nSubject: {folder} {n}\r\n"
+                   f"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-Id: <{tag}-{folder}-{n}@test>\r\n\r\n"
+                   + body).encode()
+            name = f"{1700000000 + n}.M{n}P1.{tag}.{folder.replace('/', '_')},S={len(raw)}:2,S"
+            (base / "cur" / name).write_bytes(raw)
+    for path in [mail_dir, *mail_dir.rglob("*")]:
+        os.chown(path, uid, gid)
 
 
 def run_dovecot_tls() -> Iterator[Dovecot]:

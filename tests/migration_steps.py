@@ -13,6 +13,7 @@ from tests.conftest import wait_until
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
 
+SOURCE_PORT = 10143  # the stand-in's source server (conftest.standin_imap sets it)
 CANARY_SOURCE = "canary-src-Zq8$(whoami)`id`\"'"
 CANARY_DEST = "canary-dst-Xk3 🔑"
 
@@ -21,7 +22,7 @@ def add_server(slack: SlackDriver, slack_fake: FakeSlack) -> None:
     slack.command("server add")
     slack_fake.wait_for("views.open")
     slack.view_submission("server_add", {"name": {"value": "oldhost"}, "host": {"value": "127.0.0.1"},
-                                         "port": {"value": "10143"}, "security": {"value": "none"}})
+                                         "port": {"value": str(SOURCE_PORT)}, "security": {"value": "none"}})
     slack_fake.wait_for("chat.postEphemeral", lambda c: "Source server *oldhost*" in c.args.get("text", ""))
 
 

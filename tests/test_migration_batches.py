@@ -126,3 +126,20 @@ def test_a_batch_of_300_posts_one_collapsed_message(rt: Runtime, slack: SlackDri
     assert lines[0] == ":hourglass: #1 `user0@old.example` → `user0@new.example` · queued (dry run)"
     assert texts(built).endswith("…and 200 more: :hourglass: 200 queued")
     assert not [c for c in slack_fake.calls if "pw-1-secret" in str(c.args)]
+
+
+def test_an_incomplete_job_is_counted_apart_from_done_and_says_what_is_missing() -> None:
+    """Issue 17: a job whose check found mail missing is not done, in the batch message too."""
+    jobs = [job(1, "done", 500, 500),
+            job(2, "incomplete", 8, 14, "6 of 14 message(s) are not at the destination, in 1 folder(s): INBOX (6 of "
+                                        "14 missing)")]
+    text, built = blocks.batch_blocks(MigrationBatch(id=1, name="wave 1"), jobs)
+    assert check_message_blocks(built) == []
+    assert text == "Batch wave 1: 2 of 2 migrations finished"
+    shown = texts(built)
+    assert ":white_check_mark: 1 done · :heavy_exclamation_mark: 1 incomplete" in shown
+    assert ("#2 `user2@old.example` → `user2@new.example` · incomplete · 8 of 14 messages: 6 of 14 message(s) are "
+            "not at the destination") in shown
+    assert "Re-run failed" in str(built)  # it offers to try the incomplete one again
+    _, status = blocks.status_blocks(jobs[1])
+    assert [b["text"]["text"] for b in status[1]["elements"]][:1] == ["Sync again"]

@@ -17,14 +17,17 @@ from db.models import SourceServer
 from db.session import session_scope
 from purelyops import migrations
 from purelyops.runtime import Runtime
+from tests import migration_steps
 from tests.conftest import ADMIN, ROOT, STANDIN, kill_session, make_settings, process_env, wait_until
 from workers.migration import reconcile
 
 
 @pytest.fixture
-def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake):
+def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake, standin_imap):
+    """The stand-in, between Dovecots that hold what its logs say was copied (conftest.standin_imap)."""
     return make_settings(database_url, redis_url, slack_fake, purelymail_fake, imapsync_bin=STANDIN,
-                         migration_progress_interval=0.5, migration_heartbeat=2, max_concurrent_migrations=1)
+                         migration_progress_interval=0.5, migration_heartbeat=2, max_concurrent_migrations=1,
+                         purelymail_imap_port=standin_imap[1].port, purelymail_imap_tls=False)
 
 
 def worker_env(settings, record: Path, **env: str) -> dict[str, str]:
@@ -35,7 +38,8 @@ def worker_env(settings, record: Path, **env: str) -> dict[str, str]:
 
 def new_jobs(rt: Runtime, count: int, host: str = "127.0.0.1") -> list[int]:
     with session_scope(rt.database_url) as session:
-        server = SourceServer(name=f"s{host}", host=host, port=993, security="tls", created_by=ADMIN)
+        server = SourceServer(name=f"s{host}", host=host, port=migration_steps.SOURCE_PORT, security="none",
+                              created_by=ADMIN)
         session.add(server)
         session.flush()
         server_id = server.id

@@ -23,15 +23,18 @@ from db.models import MigrationJob, SourceServer
 from db.session import session_scope
 from purelyops import migrations
 from purelyops.runtime import Runtime
+from tests import migration_steps
 from tests.conftest import ADMIN, OPS, ROOT, STANDIN, kill_session, make_settings, process_env, wait_until
 from workers.migration import reconcile
 
 
 @pytest.fixture
-def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake):
+def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake, standin_imap):
+    """The stand-in, between Dovecots that hold what its logs say was copied (conftest.standin_imap)."""
     return make_settings(database_url, redis_url, slack_fake, purelymail_fake, imapsync_bin=STANDIN,
                          migration_progress_interval=0.3, migration_kill_grace=1.0, migration_heartbeat=3,
-                         max_concurrent_migrations=4, max_per_source_host=4)
+                         max_concurrent_migrations=4, max_per_source_host=4,
+                         purelymail_imap_port=standin_imap[1].port, purelymail_imap_tls=False)
 
 
 def env(settings, record: Path, **extra: str) -> dict[str, str]:
@@ -55,7 +58,8 @@ def new_job(rt: Runtime, n: int = 0, *, dest: str | None = None, dest_password: 
     with session_scope(rt.database_url) as session:
         server = session.query(SourceServer).filter_by(name="old").one_or_none()
         if server is None:
-            server = SourceServer(name="old", host="127.0.0.1", port=993, security="tls", created_by=ADMIN)
+            server = SourceServer(name="old", host="127.0.0.1", port=migration_steps.SOURCE_PORT, security="none",
+                                  created_by=ADMIN)
             session.add(server)
             session.flush()
         server_id = server.id

@@ -1,6 +1,6 @@
 """Migrations people can plan and trust, with the real imapsync between real Dovecots: a
 dry run's plan counts every folder like an independent IMAP count does and says whether
-it fits the destination's quota; a real run checks every folder; a server that could not
+it fits the destination's quota; a real run's own check names every missing message; a server that could not
 be reached is retried by itself, a refused login never."""
 
 from __future__ import annotations
@@ -101,21 +101,44 @@ def test_a_dry_run_plans_every_folder_and_says_it_does_not_fit(clean_state, data
 
 def test_a_real_run_checks_every_folder_and_names_what_fell_short(clean_state, database_url, redis_url, slack_fake,
                                                                   purelymail_fake, servers) -> None:
+    """Over quota: not done, and the file in the thread lists exactly the messages that an
+    IMAP listing of both sides shows missing."""
     source, dest, _ = servers
     settings = settings_for(database_url, redis_url, slack_fake, purelymail_fake, dest)
     rt = Runtime(settings)
     job_id = new_job(rt, source.port, dry_run=False)
     burst(settings)
     row = job(rt, job_id)
-    assert row.status == "failed"
+    assert row.status == "incomplete", row.verdict
     result = migration_report.check(row.summary)
     arrived = dest.folder_counts("alice@new.example")
     for folder_row in result.rows:  # the check's counts are the servers' own
         assert folder_row.source_msgs == FOLDERS[folder_row.name]
         assert folder_row.dest_msgs == arrived.get(folder_row.name, 0)
     assert result.short and not result.complete
-    assert "Folders short at the destination: " in row.verdict and "over quota" in row.verdict
+    assert "message(s) are not at the destination" in row.verdict
     assert "❌" in str(report_blocks(row, row.summary))
+    assert (row.msgs_done, row.msgs_total) == (sum(arrived.values()), sum(FOLDERS.values()))
+    missing = set()
+    for folder in FOLDERS:
+        there = set(_message_ids(dest, "alice@new.example", folder))
+        missing |= {(folder, i) for i in _message_ids(source, "alice@old.example", folder) if i not in there}
+    listed = next(f for f in slack_fake.uploaded_files if f.completed
+                  and f.filename == f"migration-{job_id}-missing.txt").content.decode().splitlines()[2:]
+    assert missing and {(line.split()[0], line.split()[-1]) for line in listed} == missing
+    assert len(listed) == len(missing)
+
+
+def _message_ids(server: Dovecot, user: str, folder: str) -> list[str]:
+    client = server.login(user)
+    try:
+        status, count = client.select(f'"{folder}"', readonly=True)
+        if status != "OK" or count[0] == b"0":
+            return []
+        _, data = client.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+        return [item[1].decode().split(":", 1)[1].strip() for item in data if isinstance(item, tuple)]
+    finally:
+        client.logout()
 
 
 def test_a_source_that_comes_up_later_is_retried_by_itself(clean_state, database_url, redis_url, slack_fake,

@@ -26,7 +26,7 @@ from db.models import MigrationJob, SourceServer
 from db.session import session_scope
 from purelyops import crypto, migrations
 from purelyops.runtime import Runtime
-from tests import imap_servers
+from tests import imap_servers, migration_steps
 from tests.conftest import ADMIN, OPS, ROOT, STANDIN, make_settings, process_env, wait_until
 from tests.pg_stall import StallingProxy
 from tests.test_migration_guarantees import alive, job, runs, stop
@@ -39,10 +39,13 @@ DEST = "alice@new.example"
 
 
 @pytest.fixture
-def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake):
+def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake, standin_imap):
+    """The stand-in, with the real IMAP servers that hold what its logs say was copied (for
+    the check after each run)."""
     return make_settings(database_url, redis_url, slack_fake, purelymail_fake, imapsync_bin=STANDIN,
                          migration_progress_interval=0.3, migration_kill_grace=1.0, migration_heartbeat=3,
-                         max_concurrent_migrations=4, max_per_source_host=4)
+                         max_concurrent_migrations=4, max_per_source_host=4,
+                         purelymail_imap_port=standin_imap[1].port, purelymail_imap_tls=False)
 
 
 @pytest.fixture
@@ -63,12 +66,13 @@ def worker(settings, record: Path, *, burst: bool = True, prefix: tuple[str, ...
 
 
 def new_job(rt: Runtime, n: int = 0, *, dest: str | None = None, dest_password: str = "pw-dest",
-            host: str = "127.0.0.1", port: int = 993, security: str = "tls", source: str | None = None,
+            host: str = "127.0.0.1", port: int | None = None, security: str = "none", source: str | None = None,
             source_password: str = "pw-source", dry_run: bool = False) -> int:
     with session_scope(rt.database_url) as session:
         server = session.query(SourceServer).filter_by(name="old").one_or_none()
         if server is None:
-            server = SourceServer(name="old", host=host, port=port, security=security, created_by=ADMIN)
+            server = SourceServer(name="old", host=host, port=port or migration_steps.SOURCE_PORT, security=security,
+                                  created_by=ADMIN)
             session.add(server)
             session.flush()
         server_id = server.id

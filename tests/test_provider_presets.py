@@ -171,7 +171,9 @@ def test_a_migration_from_a_provider_passes_its_options_even_after_the_server_is
                             env=process_env(settings, IMAPSYNC_BIN=STANDIN, IMAPSYNC_STANDIN_RECORD=str(record),
                                             IMAPSYNC_STANDIN_FIXTURE="01"), capture_output=True, text=True)
     assert worker.returncode == 0, worker.stdout + worker.stderr
-    assert job_row(rt).status == "done"
+    # The replayed log says it copied; nobody answers IMAP at the provider's address here, so
+    # purelyops' own check proves nothing and the run is not done: it is tried again later.
+    assert job_row(rt).status == "queued" and "nothing could be checked" in job_row(rt).verdict
     argv = json.loads(next(record.glob("run-*.json")).read_text())["argv"]
     option = OPTIONS[provider][0]
     assert argv[1] == option and argv.count(option) == 1

@@ -12,8 +12,11 @@ these apart so that none can hold up another:
   wait a minute delays a message, nothing else); only while the lease is held;
 - the main loop reads imapsync's output and feeds the parser.
 Every state write goes through the lease. The end of a run is in one place, `_end`, in a
-fixed order (see there). At the end the thread gets a summary, the verdict in words, and
-the whole log with secrets masked.
+fixed order (see there): when imapsync's last process has ended, purelyops checks the
+destination itself (purelyops.mail_check) before the temporary app password goes, and
+purelyops.run_outcome decides from both how the run ended. At the end the thread gets a
+summary, the verdict in words, a file of every missing message, and the whole log with
+secrets masked.
 """
 
 from __future__ import annotations
@@ -26,20 +29,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from datetime import datetime, timedelta, timezone
 
 from rq import get_current_job
 
 from bot import migration_messages as slack_out
 from bot.blocks.migrations import duration
 from db.models import MigrationJob
-from purelyops import imapsync, metrics, migration_report, migrations, servers
+from purelyops import imapsync, mail_check, metrics, migration_report, migrations, servers
 from purelyops.crypto import CredentialsUnreadable
 from purelyops.errors import Refused
 from purelyops.failures import describe_failure
-from purelyops.imapsync_output import ImapsyncOutput, Progress, transient, verdict
+from purelyops.imap_session import ImapAuth
+from purelyops.imapsync_output import ImapsyncOutput, Progress
 from purelyops.logs import MASK
 from purelyops.migrations import JobState, Lease
 from purelyops.purelymail import PurelyMailError
+from purelyops.run_outcome import Outcome, decide, needs_check
 from purelyops.runtime import Runtime
 from workers.queues import job_runtime
 
@@ -48,7 +54,6 @@ MAX_LOG_BYTES = 20 * 2**20
 POLL_SECONDS = 0.2
 MIN_UPDATE_GAP = 3.0  # one update of a job's message every 3 s at most, whatever happens
 FENCE = 0.6  # a runner that could not renew its lease for this share of MIGRATION_HEARTBEAT stops imapsync
-SIGNALLED = (6, 137, 143)  # imapsync's own "ended by a signal" (6), and a shell's 128+signal
 STOPPED_EARLY = (111, 112, 113, 114, 118)  # errors, too many errors, over quota…: no end-of-run folder sizes
 
 
@@ -259,7 +264,9 @@ class Runner:
         self.log_lines: list[str] = []
         self.log_bytes = 0
         self.secrets: list[str] = []
-        self.dest_password: str | None = None
+        self.sides: tuple[tuple[imapsync.Endpoint, ImapAuth], tuple[imapsync.Endpoint, ImapAuth]] | None = None
+        self.checked: mail_check.CheckResult | None = None
+        self.planned: mail_check.CheckResult | None = None  # a dry run's: messages without a usable Date
 
     def run(self) -> str:
         claimed = migrations.claim(self.rt, self.job_id)
@@ -305,8 +312,9 @@ class Runner:
             if made is None:
                 raise LeaseLost
             dest = made
-        self.dest_password = dest  # the run's destination login, for the check after imapsync (see _end)
         self.secrets = [s for s in (source, dest) if s]
+        # The run's own logins, for the check after imapsync (see _end), while the app password exists.
+        self.sides = ((source_end, ImapAuth(job.source_email, source)), (dest_end, ImapAuth(job.dest_email, dest)))
         options = imapsync.Options(job.dry_run, job.exclude, job.max_age_days)
         ca_file = imapsync.ca_bundle(self.rt.settings, workdir)
 
@@ -385,24 +393,50 @@ class Runner:
 
     # ---- the end --------------------------------------------------------------------------
 
-    def _outcome(self, job: MigrationJob, code: int | None, problem: str | None,
-                 cancelled_by: str | None) -> tuple[JobState, str]:
+    def _check(self, job: MigrationJob, code: int | None, problem: str | None, heartbeat: Heartbeat,
+               reporter: Reporter) -> None:
+        """The independent check (purelyops.mail_check): after imapsync's last process ended,
+        with the run's own credentials and checked addresses; the lease is still held."""
+        if self.sides is not None and job.dry_run and job.max_age_days and code == 0 and not problem:
+            summary = self.output.summary()  # a plan with a maximum age says what it leaves out for want of a Date
+            since = (datetime.now(timezone.utc) - timedelta(days=job.max_age_days)).date()
+            self.planned = mail_check.undated(self.rt, self.sides[0], list(summary.mapping), since)
+            summary.check = self.planned.stored()
+            return
+        if self.sides is None or not needs_check(dry_run=job.dry_run, code=code, problem=problem,
+                                                 cancelled_by=heartbeat.cancelled_by):
+            return
+        reporter.show(self.output.progress, "checking every message at the destination", force=True)
         summary = self.output.summary()
-        if problem:
-            return JobState.FAILED, problem
-        if cancelled_by:
-            return JobState.CANCELLED, migrations.cancelled_words(cancelled_by)
-        if code is not None and (code < 0 or code in SIGNALLED):
-            return JobState.INTERRUPTED, ("imapsync was stopped by a signal that purelyops did not send (the system "
-                                          "ran out of memory, or an operator stopped it)")
-        words = verdict(code if code is not None else -1, summary, source=job.source_email, dest=job.dest_email)
-        if not job.dry_run:
-            result = migration_report.check(asdict(summary), job.source_provider)
-            if result.short:
-                words += f". Folders short at the destination: {result.short_words}"
-        if code == 0 and summary.looped:
-            return JobState.DONE, words
-        return JobState.FAILED, words
+        since = (datetime.now(timezone.utc) - timedelta(days=job.max_age_days)).date() if job.max_age_days else None
+        # A run that could not reach a server printed no folders: the last run's mapping says what to count.
+        mapping = summary.mapping or dict((job.summary or {}).get("mapping") or {})
+        self.checked = mail_check.check(self.rt, *self.sides, mapping, since=since,
+                                        gmail=job.source_provider == "gmail")
+        summary.mapping = mapping
+        summary.check = self.checked.stored()
+        heartbeat.check()
+        log.info("migration #%s checked: %s of %s messages at the destination, %s missing, in %.1f s%s", job.id,
+                 self.checked.arrived_total, self.checked.source_total, len(self.checked.missing),
+                 self.checked.seconds, f" ({self.checked.error})" if self.checked.error else "")
+
+    def _outcome(self, job: MigrationJob, code: int | None, problem: str | None,
+                 cancelled_by: str | None) -> Outcome:
+        return decide(dry_run=job.dry_run, code=code, summary=self.output.summary(),
+                      check=self.planned if job.dry_run else self.checked,
+                      problem=problem, cancelled_by=cancelled_by, source=job.source_email, dest=job.dest_email)
+
+    def _counts(self) -> dict:
+        """The counts the job keeps: after a check, what arrived at the destination; else imapsync's progress."""
+        progress = self.output.progress
+        values = dict(msgs_done=progress.msgs_done, msgs_total=progress.msgs_total, bytes_done=progress.bytes_done,
+                      bytes_total=progress.bytes_total)
+        checked = self.checked
+        if checked is not None and checked.error is None:
+            values.update(msgs_done=checked.arrived_total, msgs_total=checked.source_total)
+            progress.msgs_done, progress.msgs_total = checked.arrived_total, checked.source_total
+            progress.msgs_left = checked.source_total - checked.arrived_total
+        return values
 
     def _end(self, job: MigrationJob, lease: Lease, heartbeat: Heartbeat, reporter: Reporter, code: int | None,
              problem: str | None, started: float) -> str:
@@ -420,16 +454,21 @@ class Runner:
         The heartbeat keeps the Redis lease until the final state is written."""
         if heartbeat.lost.is_set():
             return self._lost(reporter, job, lease)
-        # 2. (the independent check goes here)
+        try:
+            self._check(job, code, problem, heartbeat, reporter)  # 2.
+        except LeaseLost:
+            return self._lost(reporter, job, lease)
+        except Exception as error:  # noqa: BLE001 - the job must end in a state, whatever happened
+            log.exception("migration #%s: its check failed unexpectedly", job.id)
+            problem = describe_failure(error)
         summary = self.output.summary()
         summary.error_lines = [self._mask(line) for line in summary.error_lines]
-        state, words = self._outcome(job, code, problem, heartbeat.cancelled_by)  # 3.
-        progress = self.output.progress
-        values = dict(exit_code=code, verdict=words, msgs_done=progress.msgs_done, msgs_total=progress.msgs_total,
-                      bytes_done=progress.bytes_done, bytes_total=progress.bytes_total, summary=asdict(summary))
+        outcome = self._outcome(job, code, problem, heartbeat.cancelled_by)  # 3.
+        state, words = outcome.state, outcome.words
+        values = dict(exit_code=code, verdict=words, summary=asdict(summary), **self._counts())
         delays = self.rt.settings.retry_delays
         retry_in: int | None = None
-        if state == JobState.FAILED and code is not None and transient(code, summary) and job.retries < len(delays):
+        if outcome.retry and job.retries < len(delays):
             retry_in = delays[job.retries]
             values["verdict"] = words = (f"{words}. Retrying by itself in {duration(retry_in)} (retry {job.retries + 1}"
                                          f" of {len(delays)}); Cancel stops the retries")
@@ -465,6 +504,8 @@ class Runner:
         reporter.close(ended, progress)
         if ended.batch_id is None or ended.status != JobState.DONE:  # in a batch, only what needs a look gets a post
             slack_out.post_summary(self.rt, ended, summary, time.monotonic() - started)
+            if self.checked is not None and self.checked.missing:
+                slack_out.upload_missing(self.rt, ended, migration_report.missing_table(self.checked.missing))
             if self.log_lines:
                 slack_out.upload_log(self.rt, ended, self._mask("".join(self.log_lines)))
         migrations.enqueue_waiting(self.rt)  # a slot and a mailbox are free: the next may start

@@ -15,7 +15,8 @@ def dashboard_blocks(d: Dashboard) -> list[dict]:
         f"*Mailboxes*\n{d.mailboxes}",
         f"*Domains healthy*\n{d.healthy_domains} of {d.domains}",
         f"*Credit*\n{credit}",
-        f"*Migrations*\n{d.migrations_running} running, {d.migrations_queued} queued",
+        f"*Migrations*\n{d.migrations_running} running, {d.migrations_queued} queued"
+        + (f", {d.migrations_incomplete} incomplete (messages missing)" if d.migrations_incomplete else ""),
         f"*Pending deletions*\n{d.pending_deletions}",
         f"*Last mailbox sync*\n{when(d.last_sync)}",
     ]

@@ -50,7 +50,8 @@ BATCH_RERUN_FAILED = "batch_rerun_failed"
 BAR = 20
 MESSAGE_BLOCKS = 50  # Slack's limit for one message
 ICONS = {"queued": ":hourglass:", "running": ":arrows_counterclockwise:", "done": ":white_check_mark:",
-         "failed": ":x:", "cancelled": ":no_entry_sign:", "interrupted": ":warning:"}
+         "incomplete": ":heavy_exclamation_mark:", "failed": ":x:", "cancelled": ":no_entry_sign:",
+         "interrupted": ":warning:"}
 
 
 def size(n: int | None) -> str:
@@ -87,8 +88,9 @@ def job_buttons(job: MigrationJob) -> list[dict]:
         buttons.append(button("Re-run", RERUN_ACTION, value, "primary"))
     if job.status == "done" and job.dry_run:
         buttons.append(button("Run for real", RUN_REAL_ACTION, value, "primary"))
-    if job.status == "done" and not job.dry_run:
-        buttons.append(button("Sync again", SYNC_AGAIN_ACTION, value))
+    if job.status in ("done", "incomplete") and not job.dry_run:
+        style = "primary" if job.status == "incomplete" else None
+        buttons.append(button("Sync again", SYNC_AGAIN_ACTION, value, style))
     if job.status != "running":
         buttons.append(button("Edit credentials", CREDENTIALS_ACTION, value))
         buttons.append(button("Delete", DELETE_ACTION, value, confirm=confirm(
@@ -138,18 +140,26 @@ def report_blocks(job: MigrationJob, summary: dict) -> list[dict]:
                  f"{len([r for r in plan.rows if r.state != 'skipped'])} folder(s); {escape(plan.fits_words)}"]
         if job.max_age_days:
             lines.append(f"Only mail newer than {job.max_age_days} days is counted and copied.")
+        if plan.undated:
+            lines.append(f"{plan.undated:,} message(s) without a usable Date are left out: imapsync cannot tell their "
+                         "age.")
         lines += [f"{r.icon} {code(clip(r.name, 80))}: " + (escape(r.why) if r.state == "skipped" else
                   f"{r.source_msgs:,} messages, {migration_report.mib(r.source_bytes)}") for r in shown]
     else:
         result = migration_report.check(summary, job.source_provider)
+        if result.error:
+            return [section(clip(f"*Check*: nothing could be checked: {escape(result.error)}", 3000))]
         if not result.rows:
             return []
         shown, rest = migration_report.largest(result.rows, SHOWN_FOLDERS)
-        head = ("every folder arrived" if result.complete else f"short: {result.short_words}")
-        lines = [f"*Check*, folder by folder: {escape(clip(head, 1500))}"]
+        head = (f"all {result.source_msgs:,} messages found at the destination" if result.complete
+                else f"{result.missing:,} of {result.source_msgs:,} messages missing: {result.short_words}")
+        lines = [f"*Check* at the destination, folder by folder: {escape(clip(head, 1500))}"]
         lines += [f"{r.icon} {code(clip(r.name, 80))}: " + (escape(r.why) if r.state == "skipped" else
                   f"{r.dest_msgs or 0:,} of {r.source_msgs:,}" + (f" ({escape(r.why)})" if r.why else ""))
                   for r in shown]
+        if result.undated:
+            lines.append(f"{result.undated:,} message(s) without a usable Date were left out by the maximum age.")
     if rest:
         lines.append(f"…and {rest} more folder(s): the whole table is in a file in the migration's thread.")
     return [section(clip("\n".join(lines), 3000))]
@@ -165,11 +175,23 @@ def report_table(job: MigrationJob, summary: dict) -> str | None:
 
 
 def summary_blocks(job: MigrationJob, summary: Summary, seconds: float) -> tuple[str, list[dict]]:
+    """The end of a run. Its counts are what the check found at the destination, never what
+    imapsync says it tried; a dry run's are imapsync's plan."""
     rate = summary.rate_msgs_per_s or (summary.transferred / seconds if seconds else 0)
     text = f"Migration #{job.id} {job.status}: {job.verdict}"
-    lines = [f"{ICONS.get(job.status, '')} *Migration #{job.id} {job.status}*: {escape(job.verdict or '')}",
-             f"Transferred {summary.transferred:,} · skipped {summary.skipped:,} · errors {summary.errors:,} · "
-             f"{size(summary.bytes_transferred)} in {duration(seconds)} ({rate:.1f} msgs/s)"]
+    lines = [f"{ICONS.get(job.status, '')} *Migration #{job.id} {job.status}*: {escape(job.verdict or '')}"]
+    checked = (summary.check or {}) if not job.dry_run else {}
+    if checked and not checked.get("error"):
+        folders = checked.get("folders") or []
+        arrived, total = sum(f["arrived"] for f in folders), sum(f["source_msgs"] for f in folders)
+        lines.append(f"At the destination: {arrived:,} of {total:,} messages (checked by purelyops) · "
+                     f"{size(summary.bytes_transferred)} moved in {duration(seconds)} ({rate:.1f} msgs/s) · "
+                     f"errors {summary.errors:,}")
+    elif job.dry_run:
+        lines.append(f"Would copy {summary.would_copy:,} · errors {summary.errors:,} · in {duration(seconds)}")
+    else:
+        lines.append(f"Not checked at the destination · {size(summary.bytes_transferred)} moved in "
+                     f"{duration(seconds)} · errors {summary.errors:,}")
     if summary.most_frequent_error:
         lines.append(f"imapsync says: {escape(clip(summary.most_frequent_error, 300))}")
     if summary.error_lines:
@@ -279,7 +301,7 @@ def mailbox_options(addresses: list[str], typed: str | None) -> list[dict]:
 BATCH_LINES = 100  # mailbox lines in a batch message; past them, counts by state and "N more"
 # Which mailboxes a collapsed batch message still shows, first: those that need a look, then
 # those moving; a line each in the batch's order.
-BATCH_SHOWN_FIRST = ("failed", "interrupted", "running", "cancelled", "queued", "done")
+BATCH_SHOWN_FIRST = ("failed", "incomplete", "interrupted", "running", "cancelled", "queued", "done")
 
 
 def batch_line(job: MigrationJob) -> str:
@@ -288,7 +310,7 @@ def batch_line(job: MigrationJob) -> str:
             f"{code(clip(job.dest_email, 80))} · {job.status}{' (dry run)' if job.dry_run else ''}")
     if job.msgs_total:
         line += f" · {job.msgs_done:,} of {job.msgs_total:,} messages"
-    if job.status in ("failed", "interrupted") and job.verdict:
+    if job.status in ("failed", "incomplete", "interrupted") and job.verdict:
         line += f": {escape(clip(job.verdict, 150))}"
     return line
 
@@ -327,7 +349,7 @@ def batch_blocks(batch: MigrationBatch, jobs: list[MigrationJob]) -> tuple[str, 
     counts = {state: sum(1 for j in jobs if j.status == state) for state in ICONS}
     dry = sum(1 for j in jobs if j.dry_run)
     done_msgs, total_msgs = sum(j.msgs_done for j in jobs), sum(j.msgs_total for j in jobs)
-    finished = counts["done"] + counts["failed"] + counts["cancelled"] + counts["interrupted"]
+    finished = counts["done"] + counts["incomplete"] + counts["failed"] + counts["cancelled"] + counts["interrupted"]
     text = f"Batch {batch.name}: {finished} of {len(jobs)} migrations finished"
     filled = round(finished / len(jobs) * BAR) if jobs else 0
     lines = [f"*Batch {escape(batch.name)}*: {len(jobs)} migration(s)" + (f", {dry} dry run(s)" if dry else ""),
@@ -340,7 +362,7 @@ def batch_blocks(batch: MigrationBatch, jobs: list[MigrationJob]) -> tuple[str, 
         buttons.append(button("Cancel all", BATCH_CANCEL_ALL, str(batch.id), "danger", confirm(
             "Cancel the whole batch?", "Queued migrations will not run; running ones stop. Copied mail stays.",
             "Cancel all")))
-    if counts["failed"] + counts["interrupted"] + counts["cancelled"]:
+    if counts["failed"] + counts["incomplete"] + counts["interrupted"] + counts["cancelled"]:
         buttons.append(button("Re-run failed", BATCH_RERUN_FAILED, str(batch.id)))
     blocks = [section("\n".join(lines))]
     blocks += batch_mailbox_sections(jobs, MESSAGE_BLOCKS - len(blocks) - (1 if buttons else 0))

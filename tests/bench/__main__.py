@@ -15,14 +15,14 @@ from contextlib import ExitStack
 import psycopg
 
 from db.schema import upgrade
-from tests.bench import migrations, p1_ack, p2_p3_mailboxes, p4_parser, p6_dns
+from tests.bench import migrations, p1_ack, p2_p3_mailboxes, p4_parser, p6_dns, p8_check
 from tests.conftest import APP_TOKEN, BOT_TOKEN, PG_ADMIN, PM_TOKEN, REDIS_BASE, make_settings
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 
 BENCHMARKS = {"p1": p1_ack.run, "p2": p2_p3_mailboxes.run, "p3": p2_p3_mailboxes.run_p3, "p4": migrations.p4,
               "p4parser": p4_parser.run, "p5": migrations.p5, "p6": p6_dns.run, "p7": migrations.p7,
-              "p7io": migrations.p7io}
+              "p7io": migrations.p7io, "p8": p8_check.run}
 
 
 def main() -> int:
