@@ -258,18 +258,26 @@ class BotServer:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    def __init__(self, rt: Runtime, port: int = 0) -> None:
+    def __init__(self, rt: Runtime, port: int = 0, *, metrics_port: bool = False) -> None:
+        """With `metrics_port`, the app also answers on a second port, as on METRICS_PORT
+        (its URL is `metrics_url`)."""
         self.rt = rt
         self.app = build_app(rt)
-        self.server = self.Server(("127.0.0.1", port), self.QuietHandler)
-        self.server.set_app(make_wsgi_app(rt, self.app))
+        self.servers = [self.Server(("127.0.0.1", port), self.QuietHandler)]
+        if metrics_port:
+            self.servers.append(self.Server(("127.0.0.1", 0), self.QuietHandler))
+        self.server = self.servers[0]
+        app = make_wsgi_app(rt, self.app, self.servers[1].server_port if metrics_port else None)
+        for server in self.servers:
+            server.set_app(app)
+            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True, name="bot-http").start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True, name="bot-http")
-        self.thread.start()
+        self.metrics_url = f"http://127.0.0.1:{self.servers[-1].server_port}" if metrics_port else None
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
 
 
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:
