@@ -193,7 +193,8 @@ def test_a_superuser_url_gets_a_role_of_its_own_that_takes_the_old_database_over
     assert owner_of(database) == role
     with psycopg.connect(written.replace("+psycopg", ""), autocommit=True) as conn:
         owners = conn.execute(
-            "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'v')").fetchall()
         assert owners and {owner for _, owner in owners} == {role}, owners
         conn.execute("ALTER TABLE jobs ADD COLUMN note text")  # a schema revision can run
