@@ -66,6 +66,16 @@ class RedactingFormatter(logging.Formatter):
         return scrub(super().format(record))
 
 
+def _url_password(url: str) -> str | None:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
 def setup_logging(settings: Settings) -> None:
     redact(
         settings.slack_bot_token,
@@ -73,6 +83,8 @@ def setup_logging(settings: Settings) -> None:
         settings.slack_app_token,
         settings.purelymail_api_token,
         settings.metrics_token,
+        _url_password(settings.database_url),
+        _url_password(settings.redis_url),
         *(base64.b64encode(k.key).decode() for k in settings.credential_keys),
     )
     handler = logging.StreamHandler()
