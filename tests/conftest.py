@@ -118,8 +118,11 @@ def purelymail_fake() -> Iterator[FakePurelyMail]:
 
 
 @pytest.fixture
-def clean_state(database_url: str, redis_url: str, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> None:
-    """Every test starts with empty tables, an empty Redis database and fresh fakes."""
+def clean_state(database_url: str, redis_url: str, slack_fake: FakeSlack,
+                purelymail_fake: FakePurelyMail) -> Iterator[None]:
+    """Every test starts with empty tables, an empty Redis database and fresh fakes. After it,
+    nothing the bot sent Slack held markup that Slack would notify or link from (a
+    `<!channel>`, a `<https://…|…>` in a text or a block): every value was escaped."""
     with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as conn:
         tables = [r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"
@@ -129,6 +132,8 @@ def clean_state(database_url: str, redis_url: str, slack_fake: FakeSlack, purely
     redis.Redis.from_url(redis_url).flushdb()
     slack_fake.reset()
     purelymail_fake.reset()
+    yield
+    assert slack_fake.live_markup == [], "unescaped Slack markup reached Slack"
 
 
 def make_settings(database_url: str, redis_url: str, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail,
