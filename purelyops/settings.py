@@ -73,7 +73,7 @@ SOURCES: dict[str, str] = {
     "SLACK_APP_TOKEN": "Slack app → Basic Information → App-Level Tokens, scope connections:write (xapp-…)",
     "SLACK_API_URL": "leave unset for Slack itself; tests point it at a local fake",
     "SLACK_COMMAND": "the slash command in manifest.yml, e.g. /pm",
-    "PORT": "the HTTP port for /slack/events and /healthz in HTTP mode",
+    "PORT": "the public HTTP port: /slack/events (HTTP mode), the credential form and /healthz",
     "WEB_WORKERS": "HTTP mode: processes answering Slack; one per core acks bursts fastest",
     "METRICS_PORT": "the web process serves /metrics (and a /healthz that names the failing store) on this "
                     "port of METRICS_HOST; unset: no such port",
@@ -88,7 +88,7 @@ SOURCES: dict[str, str] = {
     "PURELYMAIL_RATE": "requests per second to PurelyMail, shared by every process",
     "PURELYMAIL_BURST": "requests PurelyMail may receive at once before the rate applies",
     "DATABASE_URL": "your PostgreSQL server, e.g. postgresql+psycopg://user@host:5432/purelyops",
-    "REDIS_URL": "your Redis server, e.g. redis://127.0.0.1:6379/0",
+    "REDIS_URL": "your Redis server, with its password: redis://:PASSWORD@127.0.0.1:6379/0",
     "CREDENTIALS_KEY": f"generate one with: {GENERATE_KEY}",
     "ADMIN_USER_IDS": "Slack member IDs (Profile → ⋮ → Copy member ID), comma-separated",
     "ADMIN_USERGROUP_ID": "a Slack user group ID (S…) whose members are admins",

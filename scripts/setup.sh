@@ -145,7 +145,15 @@ setup_redis() {
     echo "Something that is not Redis listens on 127.0.0.1:$port (REDIS_URL): give REDIS_URL another port." >&2
     exit 1
   fi
-  command -v redis-server >/dev/null || ensure_apt redis-server
+  if ! command -v redis-server >/dev/null; then
+    ensure_apt redis-server
+    # With systemd, the package starts a Redis of its own at once, without a password: not
+    # what we were asked for, and used by nobody yet. It is stopped and left disabled.
+    if [ "$(redis_ping 127.0.0.1 "$port" "")" = PONG ] && command -v systemctl >/dev/null; then
+      say "Stopping the Redis the redis-server package just started (no password); ours replaces it"
+      as_root systemctl disable --now redis-server >/dev/null 2>&1 || true
+    fi
+  fi
   password=$(random_secret)
   start_redis "$port" "$password"
   export REDIS_URL="redis://:$password@127.0.0.1:$port/${database:-0}"
@@ -187,11 +195,14 @@ pg_admin_psql() {
   fi
 }
 
+PG_ROLE_MARK="made by purelyops scripts/setup.sh"  # the comment on a role setup_database made
+
 # setup_database ENVFILE: the database of DATABASE_URL, when it is on this machine, owned by
 # a role of its own: LOGIN and CREATEDB, never SUPERUSER, with a random password, written to
 # ENVFILE in DATABASE_URL and exported. A URL whose role logs in with its password and is
 # no superuser is left as it is. The role is the URL's, unless that is a superuser (like
-# postgres): then it is "purelyops" (PURELYOPS_DB_ROLE). The server's configuration is never changed.
+# postgres): then it is "purelyops" (PURELYOPS_DB_ROLE). Of the roles that exist, only one an
+# earlier run made is changed (a new password); the server's configuration never is.
 setup_database() {
   local envfile=$1 url=${DATABASE_URL:-} scheme host port user password database role
   [ -n "$url" ] || return 0
@@ -214,18 +225,28 @@ setup_database() {
       exit 1
     fi
   done
-  if [ "$(pg_admin_psql "$port" -c "select rolsuper from pg_roles where rolname = '$role'" </dev/null)" = t ]; then
-    echo "The PostgreSQL role $role is a superuser: purelyops will not use it. Name another role in DATABASE_URL." >&2
-    exit 1
-  fi
+  # A role that exists is changed only when an earlier run made it (its comment says so).
+  case $(pg_admin_psql "$port" -c "select case when rolsuper then 'superuser' when shobj_description(oid, \
+      'pg_authid') = '$PG_ROLE_MARK' then 'ours' else 'theirs' end from pg_roles where rolname = '$role'" </dev/null) in
+    superuser)
+      echo "The PostgreSQL role $role is a superuser: purelyops will not use it. Name another role in" \
+        "DATABASE_URL." >&2
+      exit 1 ;;
+    theirs)
+      echo "The PostgreSQL role $role exists, and DATABASE_URL has no password that logs in as it. It is not" \
+        "ours to change: put its password in DATABASE_URL (postgresql+psycopg://$role:PASSWORD@…)," \
+        "or name a role that does not exist yet." >&2
+      exit 1 ;;
+  esac
   password=$(random_secret)
   say "PostgreSQL: role $role (no superuser) owns database $database, with a new random password"
   pg_admin_psql "$port" >/dev/null <<SQL
 DO \$\$BEGIN
   IF EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN
-    ALTER ROLE "$role" LOGIN CREATEDB PASSWORD '$password';
+    ALTER ROLE "$role" LOGIN CREATEDB NOSUPERUSER PASSWORD '$password';
   ELSE
     CREATE ROLE "$role" LOGIN CREATEDB NOSUPERUSER PASSWORD '$password';
+    COMMENT ON ROLE "$role" IS '$PG_ROLE_MARK';
   END IF;
 END\$\$;
 SQL

@@ -167,6 +167,23 @@ def test_the_database_role_is_no_superuser_and_has_a_random_password(tmp_path: P
     assert dotenv_values(envfile)["DATABASE_URL"] == written
 
 
+def test_a_role_that_is_not_ours_is_left_as_it_is(tmp_path: Path, sandbox_names) -> None:
+    """Another program's role, named in a DATABASE_URL without its password: refused in words."""
+    role, database = sandbox_names
+    _, port = admin_host_port()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'their-own-password'").format(sql.Identifier(role)))
+        before = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()
+    envfile = tmp_path / ".env"
+    url = f"postgresql+psycopg://{role}@127.0.0.1:{port}/{database}"
+    result = run_setup("setup_database", envfile, DATABASE_URL=url, PGCONNECT_TIMEOUT="5")
+    assert result.returncode != 0 and "It is not ours to change" in result.stderr
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        assert conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone() == before
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None
+    assert not envfile.exists()
+
+
 def test_a_superuser_url_gets_a_role_of_its_own_that_takes_the_old_database_over(tmp_path: Path,
                                                                                  sandbox_names) -> None:
     """An older set-up: DATABASE_URL names a superuser, whose tables are in the database."""
