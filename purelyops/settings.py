@@ -370,6 +370,12 @@ class Settings(DatabaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _metrics_port_is_not_public(self) -> Settings:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError("METRICS_PORT: it is PORT, the public port; give the metrics a port of their own")
+        return self
+
     @cached_property
     def credential_keys(self) -> list[CredentialKey]:
         return parse_credential_keys(self.credentials_key)
