@@ -10,6 +10,7 @@ import logging
 
 from slack_sdk.errors import SlackClientError
 
+from bot.blocks.account import low_credit_blocks
 from bot.blocks.deletions import outcome_blocks
 from bot.blocks.domains import alert_blocks
 from bot.blocks.mailboxes import sync_report_blocks
@@ -18,14 +19,14 @@ from purelyops.credit import CreditCheck
 from purelyops.dns_monitor import Change
 from purelyops.failures import failure_reason
 from purelyops.mailboxes import SyncReport
-from purelyops.money import format_money
 from purelyops.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def _post(rt: Runtime, what: str, text: str, blocks: list[dict] | None = None, *, channel: str | None = None,
+def _post(rt: Runtime, what: str, text: str, blocks: list[dict], *, channel: str | None = None,
           thread_ts: str | None = None) -> None:
+    """A builder's message (bot.blocks.kit.message: the text escaped like the blocks)."""
     try:
         rt.slack.chat_postMessage(channel=channel or rt.settings.alert_channel, text=text, blocks=blocks,
                                   thread_ts=thread_ts)
@@ -40,10 +41,7 @@ def sync_report(rt: Runtime, report: SyncReport) -> None:
 
 
 def low_credit(rt: Runtime, check: CreditCheck) -> None:
-    _post(rt, "the low-credit alert",
-          f":money_with_wings: PurelyMail credit is down to {format_money(check.credit)}, "
-          f"below the {format_money(check.threshold)} threshold. "
-          "Top it up in PurelyMail → Billing before mailboxes are suspended.")
+    _post(rt, "the low-credit alert", *low_credit_blocks(check.credit, check.threshold))
 
 
 def dns_change(rt: Runtime, change: Change) -> None:

@@ -11,10 +11,10 @@ from bot import account, audit, deletions, domains, gather, general, mailboxes, 
 from bot.delivery import dedupe_middleware
 from bot.router import Router
 from purelyops import metrics
+from purelyops.logs import quiet_verification_logger
 from purelyops.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
 
 
 class TimedApp(App):
@@ -39,6 +39,9 @@ def build_app(rt: Runtime, *, verify_token: bool = True) -> App:
         process_before_response=True,
         logger=logging.getLogger("bot.bolt"),
     )
+    # Made with the App, Bolt's verification logger took bot.bolt's level: it would write
+    # the body of every request it refuses at INFO, modal passwords included.
+    quiet_verification_logger()
     app.middleware(dedupe_middleware(rt))
     router = Router(rt.settings.slack_command)
     # Bolt tries listeners in order, and most requests are slash commands: the command's

@@ -13,8 +13,7 @@ import logging
 from slack_sdk.errors import SlackClientError
 
 from bot.blocks import gather as blocks
-from bot.blocks.kit import notice_modal, section
-from bot.mrkdwn import escape
+from bot.blocks.kit import notice_modal, said, section
 from purelyops import gather
 from purelyops.failures import failure_reason
 from purelyops.runtime import Runtime
@@ -113,6 +112,6 @@ def jobs_created(rt: Runtime, link_id: int, outcome: gather.JobsOutcome, *, dry_
 
 def failed(rt: Runtime, channel_id: str, user_id: str, view_id: str, title: str, words: str) -> None:
     """Create jobs could not be done: why, in words, where the admin looks."""
-    text = f":warning: {escape(words)}"
+    text, message = said(f":warning: {words}")
     tell_in_modal(rt, view_id, title, text)
-    ephemeral(rt, channel_id, user_id, text, [section(text)])
+    ephemeral(rt, channel_id, user_id, text, message)

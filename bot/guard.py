@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from bot.blocks.kit import message
 from bot.mrkdwn import clip, escape
 from bot.request import Request
 from purelyops import purelymail
@@ -59,8 +60,8 @@ def guard(request: Request, role: Role | None, what: str, work: Callable[[], Non
 def failure_message(words: str) -> tuple[str, list[dict]]:
     """A failure in words, as a message: the fallback text escaped for mrkdwn, and the block
     in plain text, so nothing in the words (a `<!channel>`, a `*`) is read as markup."""
-    return f":warning: {escape(words)}", [
-        {"type": "section", "text": {"type": "plain_text", "text": clip(f":warning: {words}", 3000), "emoji": True}}]
+    return message(f":warning: {words}", [
+        {"type": "section", "text": {"type": "plain_text", "text": clip(f":warning: {words}", 3000), "emoji": True}}])
 
 
 _ICONS = ((NotAllowed, ":no_entry:"), (Busy, ":hourglass:"))  # any other refusal: ":warning:"

@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from slack_sdk.errors import SlackClientError
 
-from bot.blocks.migrations import batch_blocks, report_table, status_blocks, summary_blocks, title
+from bot.blocks.migrations import batch_blocks, queued_blocks, report_table, status_blocks, summary_blocks
 from db.models import MigrationJob
 from purelyops import migrations
 from purelyops.failures import failure_reason
@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 def start(rt: Runtime, job: MigrationJob) -> None:
     """Post the thread's first message ("… queued"), then queue the job."""
     try:
-        posted = rt.slack.chat_postMessage(channel=job.channel_id, text=f"{title(job)} queued",
-                                           blocks=status_blocks(job)[1])
+        text, blocks = queued_blocks(job)
+        posted = rt.slack.chat_postMessage(channel=job.channel_id, text=text, blocks=blocks)
         migrations.remember_thread(rt, job.id, posted["ts"])
     except SlackClientError as error:
         log.warning("chat.postMessage for migration #%s failed: %s", job.id, failure_reason(error))
@@ -75,7 +75,7 @@ def show_status(rt: Runtime, job: MigrationJob, progress: Progress | None = None
 
 
 def post(rt: Runtime, job: MigrationJob, text: str, blocks: list[dict] | None = None) -> None:
-    """A message in the job's thread."""
+    """A message in the job's thread: a builder's text and blocks (bot.blocks.kit.message)."""
     try:
         rt.slack.chat_postMessage(channel=job.channel_id, thread_ts=job.thread_ts, text=text, blocks=blocks)
     except SlackClientError as error:

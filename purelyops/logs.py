@@ -39,6 +39,10 @@ def scrub(text: str) -> str:
 # Libraries that write whole request and response bodies at DEBUG: message texts, modal
 # values, passwords on their way to the one admin meant to see them. They never log below INFO.
 PAYLOAD_LOGGERS = ("slack_sdk", "slack_bolt", "bot.bolt", "httpx", "httpcore", "urllib3")
+# Bolt's request verification writes the whole body of every request it refuses at INFO
+# (a wrong signature, a timestamp over 5 minutes old): during a signing-secret rotation or
+# with clock skew, every modal's passwords. It logs nothing at WARNING or above.
+VERIFICATION_LOGGER = "slack_bolt.RequestVerification"
 
 
 def quiet_payload_loggers() -> None:
@@ -46,11 +50,30 @@ def quiet_payload_loggers() -> None:
         logger = logging.getLogger(name)
         if logger.level < logging.INFO:
             logger.setLevel(logging.INFO)
+    quiet_verification_logger()
+
+
+def quiet_verification_logger() -> None:
+    """Bolt copies its base logger's level to this logger whenever an App is made
+    (bot.app calls this after): at WARNING it writes no refused body."""
+    logger = logging.getLogger(VERIFICATION_LOGGER)
+    if logger.level < logging.WARNING:
+        logger.setLevel(logging.WARNING)
 
 
 class RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return scrub(super().format(record))
+
+
+def _url_password(url: str) -> str | None:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 def setup_logging(settings: Settings) -> None:
@@ -59,6 +82,9 @@ def setup_logging(settings: Settings) -> None:
         settings.slack_signing_secret,
         settings.slack_app_token,
         settings.purelymail_api_token,
+        settings.metrics_token,
+        _url_password(settings.database_url),
+        _url_password(settings.redis_url),
         *(base64.b64encode(k.key).decode() for k in settings.credential_keys),
     )
     handler = logging.StreamHandler()

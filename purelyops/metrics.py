@@ -15,7 +15,10 @@ it), each writes its counts to files there (prometheus_client's multiprocess mod
 work horse that has exited still shows. Work horses of one worker never run at once, so
 they share one set of files (named after their worker) instead of leaving one per job.
 Without it, /metrics shows the answering process's own counts only. A worker on another
-machine serves its machine's counts on METRICS_PORT (`serve_on_port`).
+machine serves its machine's counts on WORKER_METRICS_PORT (`serve_on_port`).
+
+None of it is for the public: the web process serves /metrics on METRICS_PORT (loopback
+by default) and, on its public port, only to a bearer of METRICS_TOKEN (bot.web).
 """
 
 from __future__ import annotations
@@ -203,7 +206,7 @@ class Scrape:
             yield from source.collect()
 
 
-def serve_on_port(port: int, host: str = "0.0.0.0") -> None:
+def serve_on_port(port: int, host: str = "127.0.0.1") -> None:
     """Serve this machine's counts (not the states: the web process serves those) on `port`,
     from a thread of this process: for workers on a machine without a web process."""
     from prometheus_client import start_http_server

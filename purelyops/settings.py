@@ -73,16 +73,22 @@ SOURCES: dict[str, str] = {
     "SLACK_APP_TOKEN": "Slack app → Basic Information → App-Level Tokens, scope connections:write (xapp-…)",
     "SLACK_API_URL": "leave unset for Slack itself; tests point it at a local fake",
     "SLACK_COMMAND": "the slash command in manifest.yml, e.g. /pm",
-    "PORT": "the HTTP port for /slack/events and /healthz in HTTP mode",
+    "PORT": "the public HTTP port: /slack/events (HTTP mode), the credential form and /healthz",
     "WEB_WORKERS": "HTTP mode: processes answering Slack; one per core acks bursts fastest",
-    "METRICS_PORT": "a worker on a machine without the web process serves its metrics on this port; "
-                    "unset: none (the web process's /metrics has them)",
+    "METRICS_PORT": "the web process serves /metrics (and a /healthz that names the failing store) on this "
+                    "port of METRICS_HOST; unset: no such port",
+    "METRICS_HOST": "the address METRICS_PORT and WORKER_METRICS_PORT listen on: loopback (127.0.0.1) unless your "
+                    "Prometheus is on another machine and that address is not reachable from the internet",
+    "METRICS_TOKEN": "a random secret of at least 24 characters without spaces; a scrape of /metrics on the "
+                     "public PORT must send it as Authorization: Bearer …; unset: /metrics is not on PORT at all",
+    "WORKER_METRICS_PORT": "a worker on a machine without the web process serves that machine's counts on this "
+                           "port of METRICS_HOST; unset: none",
     "PURELYMAIL_API_TOKEN": "PurelyMail → Account → API → Create API token",
     "PURELYMAIL_API_URL": "leave unset for PurelyMail itself; tests point it at a local fake",
     "PURELYMAIL_RATE": "requests per second to PurelyMail, shared by every process",
     "PURELYMAIL_BURST": "requests PurelyMail may receive at once before the rate applies",
     "DATABASE_URL": "your PostgreSQL server, e.g. postgresql+psycopg://user@host:5432/purelyops",
-    "REDIS_URL": "your Redis server, e.g. redis://127.0.0.1:6379/0",
+    "REDIS_URL": "your Redis server, with its password: redis://:PASSWORD@127.0.0.1:6379/0",
     "CREDENTIALS_KEY": f"generate one with: {GENERATE_KEY}",
     "ADMIN_USER_IDS": "Slack member IDs (Profile → ⋮ → Copy member ID), comma-separated",
     "ADMIN_USERGROUP_ID": "a Slack user group ID (S…) whose members are admins",
@@ -147,6 +153,9 @@ class Settings(DatabaseSettings):
     port: int = Field(default=3000, gt=0, lt=65536)
     web_workers: int = Field(default=1, ge=1, le=64)
     metrics_port: int | None = Field(default=None, gt=0, lt=65536)
+    metrics_host: str = Field(default="127.0.0.1", min_length=1)
+    metrics_token: str = Field(default="", pattern=r"^(\S{24,})?$")
+    worker_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
 
     purelymail_api_token: str = Field(min_length=1)
     purelymail_api_url: str = "https://purelymail.com"
@@ -359,6 +368,12 @@ class Settings(DatabaseSettings):
                 "ADMIN_USER_IDS / ADMIN_USERGROUP_ID: no admin is configured, and purelyops "
                 "has no open mode; set at least one"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_port_is_not_public(self) -> Settings:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError("METRICS_PORT: it is PORT, the public port; give the metrics a port of their own")
         return self
 
     @cached_property

@@ -118,8 +118,11 @@ def purelymail_fake() -> Iterator[FakePurelyMail]:
 
 
 @pytest.fixture
-def clean_state(database_url: str, redis_url: str, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail) -> None:
-    """Every test starts with empty tables, an empty Redis database and fresh fakes."""
+def clean_state(database_url: str, redis_url: str, slack_fake: FakeSlack,
+                purelymail_fake: FakePurelyMail) -> Iterator[None]:
+    """Every test starts with empty tables, an empty Redis database and fresh fakes. After it,
+    nothing the bot sent Slack held markup that Slack would notify or link from (a
+    `<!channel>`, a `<https://…|…>` in a text or a block): every value was escaped."""
     with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as conn:
         tables = [r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"
@@ -129,6 +132,8 @@ def clean_state(database_url: str, redis_url: str, slack_fake: FakeSlack, purely
     redis.Redis.from_url(redis_url).flushdb()
     slack_fake.reset()
     purelymail_fake.reset()
+    yield
+    assert slack_fake.live_markup == [], "unescaped Slack markup reached Slack"
 
 
 def make_settings(database_url: str, redis_url: str, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail,
@@ -290,18 +295,26 @@ class BotServer:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    def __init__(self, rt: Runtime, port: int = 0) -> None:
+    def __init__(self, rt: Runtime, port: int = 0, *, metrics_port: bool = False) -> None:
+        """With `metrics_port`, the app also answers on a second port, as on METRICS_PORT
+        (its URL is `metrics_url`)."""
         self.rt = rt
         self.app = build_app(rt)
-        self.server = self.Server(("127.0.0.1", port), self.QuietHandler)
-        self.server.set_app(make_wsgi_app(rt, self.app))
+        self.servers = [self.Server(("127.0.0.1", port), self.QuietHandler)]
+        if metrics_port:
+            self.servers.append(self.Server(("127.0.0.1", 0), self.QuietHandler))
+        self.server = self.servers[0]
+        app = make_wsgi_app(rt, self.app, self.servers[1].server_port if metrics_port else None)
+        for server in self.servers:
+            server.set_app(app)
+            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True, name="bot-http").start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True, name="bot-http")
-        self.thread.start()
+        self.metrics_url = f"http://127.0.0.1:{self.servers[-1].server_port}" if metrics_port else None
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
 
 
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:

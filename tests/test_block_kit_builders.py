@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -219,6 +220,7 @@ Case = tuple[Callable[..., Any], str, Callable[[], Any]]
 CASES: list[Case] = [
     (account.credit_blocks, "low", lambda: account.credit_blocks(Decimal("1.239"), Decimal("5"))),
     (account.credit_blocks, "fine", lambda: account.credit_blocks(Decimal("123456.78"), Decimal("5"))),
+    (account.low_credit_blocks, "", lambda: account.low_credit_blocks(Decimal("1.239"), Decimal("5"))),
     (routing_rules.list_blocks, "none", lambda: routing_rules.list_blocks([], "example.com")),
     (routing_rules.list_blocks, "120 rules", lambda: routing_rules.list_blocks(sample_rules(120), None)),
     (routing_rules.add_modal, "150 domains", lambda: routing_rules.add_modal(domain_names(150), CHANNEL)),
@@ -264,6 +266,7 @@ CASES: list[Case] = [
     (home.home_view, "viewer", lambda: home.home_view("/pm", False)),
     (migrations.status_blocks, "running", lambda: migrations.status_blocks(job(), progress(), "a note " * 100)),
     (migrations.status_blocks, "queued", lambda: migrations.status_blocks(job(status="queued"))),
+    (migrations.queued_blocks, "", lambda: migrations.queued_blocks(job(status="queued"))),
     (migrations.status_blocks, "dry run done", lambda: migrations.status_blocks(job(status="done", dry_run=True))),
     (migrations.summary_blocks, "failed", lambda: migrations.summary_blocks(job(status="failed"), summary(), 4321.5)),
     (migrations.report_blocks, "plan of 300 folders", lambda: migrations.report_blocks(
@@ -365,6 +368,17 @@ def problems(output: Any) -> list[str]:
                          ids=[f"{b.__module__.rsplit('.', 1)[1]}.{b.__name__}:{s}".rstrip(":") for b, s, _ in CASES])
 def test_slack_accepts_what_the_builder_makes(build: Callable[[], Any], sample: str) -> None:
     assert problems(build()) == []
+
+
+@pytest.mark.parametrize(("build", "sample"), [(build, sample) for _, sample, build in CASES],
+                         ids=[f"{b.__module__.rsplit('.', 1)[1]}.{b.__name__}:{s}".rstrip(":") for b, s, _ in CASES])
+def test_a_messages_text_is_escaped_like_its_blocks(build: Callable[[], Any], sample: str) -> None:
+    """Slack notifies from `text`: what a builder gives there went through kit.fallback, so
+    nothing in it is Slack markup (no `<…>` sequence, no bare `&`)."""
+    output = build()
+    if isinstance(output, tuple):
+        text = output[0]
+        assert not re.search(r"[<>]|&(?!amp;|lt;|gt;)", text), text
 
 
 def test_help_for_a_much_larger_group() -> None:

@@ -10,19 +10,32 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 import redis
 from dotenv import dotenv_values
 from honcho.environ import parse as honcho_parse
+from psycopg import sql
 from rq import Worker
 from rq.cron import CronScheduler
 
 from purelyops.envfile import shell_exports
 from purelyops.settings import Settings, load_settings
-from tests.conftest import ADMIN, ALERTS, BOT_TOKEN, CREDENTIALS_KEY, PM_TOKEN, SIGNING_SECRET, free_port, wait_until
+from tests.conftest import (
+    ADMIN,
+    ALERTS,
+    BOT_TOKEN,
+    CREDENTIALS_KEY,
+    PG_ADMIN,
+    PM_TOKEN,
+    SIGNING_SECRET,
+    free_port,
+    wait_until,
+)
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
 
@@ -111,7 +124,7 @@ def test_scripts_run_reads_a_hand_written_env_as_the_processes_do(tmp_path: Path
 
 @pytest.mark.timeout(240)
 def test_a_fresh_clone_runs_with_the_shipped_env_example(settings: Settings, slack_fake: FakeSlack,
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path, request: pytest.FixtureRequest) -> None:
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode != 0 or not shutil.which("git"):
         pytest.skip("not a git checkout: nothing committed to clone")
@@ -120,12 +133,16 @@ def test_a_fresh_clone_runs_with_the_shipped_env_example(settings: Settings, sla
     subprocess.run(["git", "-C", str(clone), "checkout", "-q", head.stdout.strip()], check=True)
 
     # cp .env.example .env, then fill it in with an editor: HTTP mode, Slack and PurelyMail
-    # played by the fakes, this test's own database and Redis.
+    # played by the fakes, this test's own Redis, and a database (and role) that do not exist
+    # yet on the local server: scripts/run makes them, the role no superuser.
     port = free_port()
     text = (clone / ".env.example").read_text()
+    tag = uuid.uuid4().hex[:10]
+    role, database = f"purelyops_run_{tag}", f"purelyops_run_db_{tag}"
+    request.addfinalizer(lambda: drop_database_and_role(database, role))
     values = dict(REQUIRED, SLACK_APP_TOKEN="", PORT=str(port), SLACK_API_URL=settings.slack_api_url,
-                  PURELYMAIL_API_URL=settings.purelymail_api_url, DATABASE_URL=settings.database_url,
-                  REDIS_URL=settings.redis_url)
+                  PURELYMAIL_API_URL=settings.purelymail_api_url,
+                  DATABASE_URL=f"postgresql+psycopg://{role}@127.0.0.1:5432/{database}", REDIS_URL=settings.redis_url)
     for name, value in values.items():
         text = fill(text, name, value)
     (clone / ".env").write_text(text)
@@ -157,6 +174,12 @@ def test_a_fresh_clone_runs_with_the_shipped_env_example(settings: Settings, sla
         assert crons["run_mailbox_sync"] == "0 2 * * *"
         log = log_path.read_text()
         assert "Traceback" not in log and "command not found" not in log
+        # The database's own role, with the random password scripts/run wrote to .env.
+        written = dotenv_values(clone / ".env")["DATABASE_URL"]
+        assert written.startswith(f"postgresql+psycopg://{role}:") and written.endswith(f"/{database}")
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            assert conn.execute("SELECT rolsuper, rolpassword IS NOT NULL FROM pg_authid WHERE rolname = %s",
+                                (role,)).fetchone() == (False, True)
     finally:
         stop_process_tree(proc, log_path)
     wait_until(lambda: not Worker.all(connection=connection), 20, "the worker to leave")
@@ -179,3 +202,9 @@ def stop_process_tree(proc: subprocess.Popen, log_path: Path) -> None:
                 os.killpg(group, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def drop_database_and_role(database: str, role: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from bot import web
 from bot.web import dispatch
 from purelyops.runtime import make_redis
 from tests.conftest import ADMIN, SIGNING_SECRET, BotServer
@@ -75,26 +77,48 @@ def test_app_home_publishes_a_view(slack: SlackDriver, slack_fake: FakeSlack) ->
     assert "You are an admin" in json.dumps(view)
 
 
-def test_healthz_reports_database_and_redis(bot: BotServer) -> None:
+def test_healthz_on_the_public_port_says_only_ok(bot: BotServer) -> None:
     response = httpx.get(bot.url + "/healthz")
     assert response.status_code == 200
-    assert response.json() == {"database": "ok", "redis": "ok"}
+    assert response.text == "ok\n"
 
 
-def test_healthz_is_503_when_redis_is_down(rt, bot: BotServer) -> None:
+def test_healthz_is_503_when_redis_is_down_and_only_the_metrics_port_says_which(rt) -> None:
     rt.__dict__["redis"] = make_redis("redis://127.0.0.1:1/0")
-    response = httpx.get(bot.url + "/healthz")
-    assert response.status_code == 503
-    assert response.json() == {"database": "ok", "redis": "unreachable"}
+    server = BotServer(rt, metrics_port=True)
+    try:
+        public = httpx.get(server.url + "/healthz")
+        assert public.status_code == 503 and public.text == "not ok\n"
+        private = httpx.get(server.metrics_url + "/healthz")
+        assert private.status_code == 503
+        assert private.json() == {"database": "ok", "redis": "unreachable"}
+    finally:
+        server.close()
 
 
-def test_healthz_is_503_when_postgres_is_down(rt, bot: BotServer) -> None:
+def test_healthz_is_503_when_postgres_is_down_and_only_the_metrics_port_says_which(rt) -> None:
     rt.settings = rt.settings.model_copy(
         update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/nothing"}
     )
-    response = httpx.get(bot.url + "/healthz")
-    assert response.status_code == 503
-    assert response.json() == {"database": "unreachable", "redis": "ok"}
+    server = BotServer(rt, metrics_port=True)
+    try:
+        public = httpx.get(server.url + "/healthz")
+        assert public.status_code == 503 and public.text == "not ok\n"
+        assert httpx.get(server.metrics_url + "/healthz").json() == {"database": "unreachable", "redis": "ok"}
+    finally:
+        server.close()
+
+
+def test_a_flood_of_healthz_asks_the_stores_once_every_few_seconds(bot: BotServer, monkeypatch) -> None:
+    """Anyone can ask the public /healthz: a thousand askers must not become a thousand
+    database connections."""
+    checks = []
+    real = web.database_reachable
+    monkeypatch.setattr(web, "database_reachable", lambda url: checks.append(url) or real(url))
+    with httpx.Client() as client, ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: client.get(bot.url + "/healthz").status_code, range(200)))
+    assert answers == [200] * 200
+    assert 1 <= len(checks) <= 3
 
 
 def test_other_paths_are_not_found(bot: BotServer) -> None:

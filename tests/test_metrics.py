@@ -1,9 +1,11 @@
 """/metrics as an operator's Prometheus scrapes it: after a command, a failed PurelyMail
 call, a Slack 429 and a migration, the counters have moved; the states are read from
-PostgreSQL and Redis at scrape time."""
+PostgreSQL and Redis at scrape time. It is not public: on the web process's public port
+only with METRICS_TOKEN as a bearer token, else on METRICS_PORT (loopback)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -19,15 +21,17 @@ from tests.fakes.slack_fake import FakeSlack
 from tests.migration_steps import add_server, job_row, queued, submit_migration
 from tests.slack_requests import SlackDriver
 
+TOKEN = "metrics-token-" + "7" * 24
+
 
 @pytest.fixture
 def settings(standin_settings):
-    return standin_settings
+    return standin_settings.model_copy(update={"metrics_token": TOKEN})
 
 
 def scrape(bot: BotServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of /metrics: {(name, sorted labels): value}."""
-    response = httpx.get(bot.url + "/metrics")
+    response = httpx.get(bot.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -115,9 +119,66 @@ def test_a_migration_in_a_worker_process_moves_the_copy_counters(rt: Runtime, se
     assert value(after, "purelyops_queue_jobs", queue="migrations") == 0
 
 
-def test_a_worker_serves_its_machines_counts_on_metrics_port(settings, spawn) -> None:
+def test_a_worker_serves_its_machines_counts_on_worker_metrics_port(settings, spawn) -> None:
     port = free_port()
-    spawn([sys.executable, "-m", "workers.worker"], process_env(settings, METRICS_PORT=str(port)))
+    spawn([sys.executable, "-m", "workers.worker"], process_env(settings, WORKER_METRICS_PORT=str(port)))
     text = wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/metrics").text, 20, "the worker's metrics port")
     assert "purelyops_migration_messages_copied_total" in text
     assert "purelyops_migrations{" not in text  # the states are the web process's to serve
+
+
+def test_metrics_on_the_public_port_needs_the_token(bot: BotServer) -> None:
+    assert httpx.get(bot.url + "/metrics").status_code == 401
+    for wrong in (f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN}x", TOKEN, f"Basic {TOKEN}", "Bearer", f"bearer  {TOKEN}"):
+        response = httpx.get(bot.url + "/metrics", headers={"Authorization": wrong})
+        assert response.status_code == 401, wrong
+        assert "purelyops" not in response.text
+    assert "purelyops_state_up" in httpx.get(bot.url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).text
+
+
+def test_without_a_token_metrics_is_not_on_the_public_port_at_all(rt: Runtime) -> None:
+    rt.settings = rt.settings.model_copy(update={"metrics_token": ""})
+    server = BotServer(rt, metrics_port=True)
+    try:
+        assert httpx.get(server.url + "/metrics").status_code == 404
+        assert httpx.get(server.url + "/metrics", headers={"Authorization": "Bearer"}).status_code == 404
+        assert "purelyops_state_up" in httpx.get(server.metrics_url + "/metrics").text
+        # The metrics port answers the operator's paths only: not Slack's, not the form.
+        assert httpx.post(server.metrics_url + "/slack/events", content=b"x").status_code == 404
+        assert httpx.get(server.metrics_url + "/gather/abc").status_code == 404
+    finally:
+        server.close()
+
+
+def test_the_web_process_serves_metrics_on_metrics_port_on_loopback_only(settings, spawn) -> None:
+    port, metrics_port = free_port(), free_port()
+    proc = spawn([sys.executable, "-m", "bot"],
+                 process_env(settings, PORT=str(port), METRICS_PORT=str(metrics_port), METRICS_TOKEN=TOKEN,
+                             WEB_WORKERS="2"))
+    public, private = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
+    wait_until(lambda: httpx.get(public + "/healthz").status_code == 200, what="the web process")
+    assert httpx.get(public + "/healthz").text == "ok\n"
+    assert httpx.get(public + "/metrics").status_code == 401
+    assert httpx.get(public + "/metrics", headers={"Host": f"127.0.0.1:{metrics_port}"}).status_code == 401
+    text = httpx.get(private + "/metrics").text
+    assert 'purelyops_state_up{store="postgresql"} 1.0' in text
+    assert httpx.get(private + "/healthz").json() == {"database": "ok", "redis": "ok"}
+    assert httpx.get(public + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    # Bound to loopback: another address of this machine does not answer on METRICS_PORT.
+    other = _non_loopback_address()
+    if other is not None:
+        assert httpx.get(f"http://{other}:{port}/healthz").status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://{other}:{metrics_port}/metrics")
+    assert TOKEN not in open(proc.log_path, errors="replace").read()
+
+
+def _non_loopback_address() -> str | None:
+    """An IPv4 address of this machine other than loopback, if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing address
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") or address == "0.0.0.0" else address

@@ -85,6 +85,17 @@ def test_good_configuration_parses() -> None:
     assert settings.purelymail_imap_host == "imap.purelymail.com" and settings.purelymail_imap_port == 993
 
 
+def test_metrics_settings_keep_metrics_off_the_public_port() -> None:
+    values = {k.lower(): v for k, v in GOOD.items()}
+    settings = load_settings(_env_file=None, **values)
+    assert (settings.metrics_port, settings.metrics_host, settings.metrics_token) == (None, "127.0.0.1", "")
+    with pytest.raises(SettingsError, match="METRICS_PORT: it is PORT"):
+        load_settings(_env_file=None, **values, port=9000, metrics_port=9000)
+    with pytest.raises(SettingsError, match="METRICS_TOKEN: has the wrong format"):
+        load_settings(_env_file=None, **values, metrics_token="short")
+    assert load_settings(_env_file=None, **values, metrics_token="t" * 24).metrics_token == "t" * 24
+
+
 def test_credential_keys_rotate_by_id() -> None:
     first, second = parse_credential_keys("k2:" + KEY[3:] + ",k1:" + KEY[3:])
     assert (first.key_id, second.key_id) == ("k2", "k1")

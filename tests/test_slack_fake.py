@@ -321,6 +321,17 @@ def test_blocks_without_text_are_accepted_with_a_missing_text_warning(fake: Fake
     assert error_of(lambda: client.chat_postMessage(channel="C1"))["error"] == "no_text"
 
 
+def test_markup_slack_would_notify_or_link_from_is_recorded(fake: FakeSlack, client: WebClient) -> None:
+    """Slack accepts `<!channel>` and links in a bot's text and blocks, and acts on them: the
+    fake records each (what the bot escaped, `&lt;!channel&gt;`, is words and is not)."""
+    client.chat_postMessage(channel="C0OPS0001", text="Folder <!channel> <https://evil.example|x> is short",
+                            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "<!here> <@U0ADMIN001>"}}])
+    client.chat_postMessage(channel="C0OPS0001", text="Folder &lt;!channel&gt; is short <!date^1700000000^{date}|x>")
+    assert [(m.method, m.where, m.markup) for m in fake.live_markup] == [
+        ("chat.postMessage", "text", "<!channel>"), ("chat.postMessage", "text", "<https://evil.example|x>"),
+        ("chat.postMessage", "blocks", "<!here>")]
+
+
 def test_long_text_is_cut_in_posts_and_refused_in_updates(fake: FakeSlack, client: WebClient) -> None:
     r = client.chat_postMessage(channel="C1", text="x" * 40_001)
     assert len(fake.messages("C1")[0].text or "") == 40_000

@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings)
     # RQ forks a work horse per job: its counts go to files shared by this worker's horses.
     os.register_at_fork(after_in_child=metrics.forked_as_work_horse)
-    if settings.metrics_port is not None:
-        metrics.serve_on_port(settings.metrics_port)
+    if settings.worker_metrics_port is not None:
+        metrics.serve_on_port(settings.worker_metrics_port, settings.metrics_host)
     rt = Runtime(settings)
     try:  # migrations whose worker died are taken up again before this one starts working
         reconcile(rt)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot.blocks.kit import actions, button, header, line_sections, section, slack_date
+from bot.blocks.kit import actions, button, header, line_sections, message, said, slack_date
 from bot.mrkdwn import clip, code, escape
 from bot.payloads import audit_page_value
 from db.models import AuditEntry
@@ -16,7 +16,7 @@ ICONS = {"ok": ":white_check_mark:", "refused": ":no_entry:", "failed": ":x:"}
 
 def audit_blocks(entries: list[AuditEntry], more: bool, query: AuditQuery) -> tuple[str, list[dict]]:
     if not entries:
-        return "No audit entries match.", [section("No audit entries match.")]
+        return said("No audit entries match.")
     lines = []
     for entry in entries:
         who = f"<@{escape(entry.actor_id)}>" if entry.actor_id[:1] in "UW" else escape(entry.actor_id)
@@ -28,4 +28,4 @@ def audit_blocks(entries: list[AuditEntry], more: bool, query: AuditQuery) -> tu
     blocks = [header("Audit log"), *line_sections([clip(line, 1000) for line in lines])]
     if more:
         blocks.append(actions(button("Older", OLDER_ACTION, audit_page_value(query, entries[-1].id))))
-    return f"{len(entries)} audit entries", blocks
+    return message(f"{len(entries)} audit entries", blocks)

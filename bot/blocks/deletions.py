@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bot.blocks.kit import actions, button, confirm, context, header, section, slack_date
+from bot.blocks.kit import actions, button, confirm, context, header, message, said, section, slack_date
 from bot.mrkdwn import code, escape
 from db.models import PendingDeletion
 from purelyops.deletions import KINDS
@@ -33,14 +33,14 @@ def scheduled_blocks(deletion: PendingDeletion, consequence: str = "") -> tuple[
              f"in *{time_left(deletion.due_at)}* ({due})."]
     if consequence:
         lines.append(escape(consequence))
-    return text, [section("\n".join(lines)), actions(cancel_button(deletion))]
+    return message(text, [section("\n".join(lines)), actions(cancel_button(deletion))])
 
 
 def cancelled_blocks(deletion: PendingDeletion, by: str) -> tuple[str, list[dict]]:
     noun = KINDS[deletion.kind]
     text = f"Deletion of the {noun} {deletion.target} cancelled."
-    return text, [section(f":white_check_mark: Deletion of the {noun} {code(deletion.target)} cancelled by "
-                          f"<@{escape(by)}>. Nothing was deleted.")]
+    return message(text, [section(f":white_check_mark: Deletion of the {noun} {code(deletion.target)} cancelled by "
+                          f"<@{escape(by)}>. Nothing was deleted.")])
 
 
 def outcome_blocks(deletion: PendingDeletion) -> tuple[str, list[dict]]:
@@ -54,13 +54,13 @@ def outcome_blocks(deletion: PendingDeletion) -> tuple[str, list[dict]]:
         line = (f":x: The {noun} {code(deletion.target)} could not be deleted: "
                 f"{escape(deletion.error or 'unknown error')}\n"
                 f"Schedule it again when the cause is fixed.")
-    return text, [section(line)]
+    return message(text, [section(line)])
 
 
 def pending_blocks(deletions: list[PendingDeletion], now: datetime | None = None) -> tuple[str, list[dict]]:
     """Every scheduled deletion with who asked, the time left and Cancel (at most 45 shown)."""
     if not deletions:
-        return "Nothing is scheduled for deletion.", [section("Nothing is scheduled for deletion.")]
+        return said("Nothing is scheduled for deletion.")
     text = f"{len(deletions)} deletion(s) scheduled"
     blocks = [header("Scheduled deletions")]
     for deletion in deletions[:45]:
@@ -69,4 +69,4 @@ def pending_blocks(deletions: list[PendingDeletion], now: datetime | None = None
                               cancel_button(deletion)))
     if len(deletions) > 45:
         blocks.append(context(f"…and {len(deletions) - 45} more."))
-    return text, blocks
+    return message(text, blocks)

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from bot.blocks.kit import actions, button, confirm, context, header, input_block, modal, section, text_input, when
+from bot.blocks.kit import (
+    actions,
+    button,
+    confirm,
+    context,
+    header,
+    input_block,
+    message,
+    modal,
+    said,
+    section,
+    text_input,
+    when,
+)
 from bot.mrkdwn import clip, code, escape
 from db.models import Domain
 from purelyops.dnscheck import DomainCheck, RecordResult
@@ -52,7 +65,7 @@ def ownership_needed_blocks(outcome: AddOutcome, fix: str) -> tuple[str, list[di
         section(f"```{escape(fix)}```"),
         actions(button("Check again", ADD_RETRY_ACTION, name.ascii, style="primary")),
     ]
-    return text, blocks
+    return message(text, blocks)
 
 
 def record_block(record: RecordResult) -> dict:
@@ -83,7 +96,7 @@ def check_blocks(check: DomainCheck, *, kinds: tuple[str, ...] | None = None,
     blocks.append(context(
         f"Asked {where} ({escape(', '.join(check.servers) or 'none found')}) in {check.elapsed * 1000:.0f} ms."))
     blocks.append(actions(*domain_buttons(check.domain)))
-    return text, blocks
+    return message(text, blocks)
 
 
 def domain_buttons(name: str) -> list[dict]:
@@ -101,7 +114,7 @@ def added_blocks(outcome: AddOutcome) -> tuple[str, list[dict]]:
     intro = (f":tada: *{_names(outcome.name.ascii, outcome.name.unicode)} was added to PurelyMail.* "
              "Now publish the other six records below; each shows what is there and the line to publish.")
     _, blocks = check_blocks(outcome.check, kinds=("mx", "spf", "dkim1", "dkim2", "dkim3", "dmarc"), intro=intro)
-    return f"{outcome.name.ascii} was added to PurelyMail.", blocks
+    return message(f"{outcome.name.ascii} was added to PurelyMail.", blocks)
 
 
 def _badges(row: Domain) -> str:
@@ -115,7 +128,7 @@ def _badges(row: Domain) -> str:
 def list_blocks(page: DomainPage) -> tuple[str, list[dict]]:
     if not page.total:
         text = "There are no domains on the PurelyMail account yet. Add one with `domain add example.com`."
-        return text, [section(text)]
+        return said(text)
     end = page.start + len(page.domains) - 1
     text = f"Domains {page.start}–{end} of {page.total} ({page.failing} failing)"
     blocks: list[dict] = [header(f"Domains ({page.total})")]
@@ -131,7 +144,7 @@ def list_blocks(page: DomainPage) -> tuple[str, list[dict]]:
         buttons.append(button("Next", NEXT_ACTION, page.next_cursor))
     if buttons:
         blocks.append(actions(*buttons))
-    return text, blocks
+    return message(text, blocks)
 
 
 def recheck_blocks(row: Domain) -> tuple[str, list[dict]]:
@@ -139,7 +152,7 @@ def recheck_blocks(row: Domain) -> tuple[str, list[dict]]:
     badges = " ".join(f"{ICONS['pass' if ok else 'fail']}{name}" for name, ok in flags.items())
     states = ", ".join(f"{k} {'ok' if v else 'failing'}" for k, v in flags.items())
     text = f"PurelyMail re-checked {row.name}: " + states
-    return text, [section(f"PurelyMail re-checked {code(row.name)}: {badges}")]
+    return message(text, [section(f"PurelyMail re-checked {code(row.name)}: {badges}")])
 
 
 def alert_blocks(name: str, broken: list[RecordResult], recovered: list[str]) -> tuple[str, list[dict]]:
@@ -155,4 +168,4 @@ def alert_blocks(name: str, broken: list[RecordResult], recovered: list[str]) ->
     blocks.extend(record_block(r) for r in broken[:8])
     if recovered:
         blocks.append(section(":white_check_mark: Passing again: " + ", ".join(LABELS[k] for k in recovered)))
-    return text, blocks
+    return message(text, blocks)

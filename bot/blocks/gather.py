@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.blocks.kit import button, confirm, plain, section, when
+from bot.blocks.kit import button, confirm, message, plain, said, section, when
 from bot.mrkdwn import clip, code, escape
 from bot.payloads import modal_metadata
 from db.models import GatherSubmission, SourceServer
@@ -65,16 +65,16 @@ def link_blocks(summary: LinkSummary, url: str | None = None) -> tuple[str, list
     buttons = [button("Show submissions", SHOW_ACTION, str(link.id))]
     if summary.state is LinkState.ACTIVE:
         buttons.append(_close_button(link.id))
-    return text, [section("\n".join(lines)), {"type": "actions", "elements": buttons}]
+    return message(text, [section("\n".join(lines)), {"type": "actions", "elements": buttons}])
 
 
 def link_secret_blocks(summary: LinkSummary, url: str) -> tuple[str, list[dict]]:
     """The link, for the one admin who asked (ephemeral, or in their own modal)."""
     text = f"The link of credential link {summary.link.id} (only you can see this)"
-    return text, [section(f":link: {_title(summary)}, {_state(summary)}. Only you can see this message.\n"
+    return message(text, [section(f":link: {_title(summary)}, {_state(summary)}. Only you can see this message.\n"
                           f"```{escape(url)}```"),
                   section("Send it to the people whose mailboxes move. Anyone who has it can submit a login until "
-                          "it closes; each login is checked on the source server before anything is kept.")]
+                          "it closes; each login is checked on the source server before anything is kept.")])
 
 
 def announcement_blocks(submission: GatherSubmission) -> tuple[str, list[dict]]:
@@ -85,17 +85,17 @@ def announcement_blocks(submission: GatherSubmission) -> tuple[str, list[dict]]:
              "gave the login of their old mailbox; it was checked on the source server."]
     if submission.new_address:
         lines.append(f"New address: {code(submission.new_address)}")
-    return escape(clip(text, 3000)), [section("\n".join(lines))]
+    return message(clip(text, 3000), [section("\n".join(lines))])
 
 
 def list_blocks(summaries: list[LinkSummary]) -> tuple[str, list[dict]]:
     if not summaries:
         text = "No credential links yet. An admin creates one with `gather new`."
-        return text, [section(text)]
+        return said(text)
     text = f"{len(summaries)} credential link(s)"
     lines = [f"{STATE_ICONS[s.state]} {_title(s)} · {escape(s.link.source_name)} · {s.state.value}, "
              f"{_state(s)} · {_counts(s)}" for s in summaries[:MAX_LISTED]]
-    return text, _sections([f"*{text}* (newest first)", *lines])
+    return message(text, _sections([f"*{text}* (newest first)", *lines]))
 
 
 def _destination(planned: Planned) -> str:
@@ -129,7 +129,7 @@ def show_blocks(summary: LinkSummary, planned: list[Planned]) -> tuple[str, list
         buttons.append(_close_button(summary.link.id))
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
-    return text, blocks
+    return message(text, blocks)
 
 
 def _sections(lines: list[str], limit: int = 2900) -> list[dict]:
@@ -221,7 +221,7 @@ def jobs_outcome_blocks(link_id: int, outcome: JobsOutcome, dry_run: bool) -> tu
         lines += [f"• {escape(clip(problem, 300))}" for problem in outcome.problems[:30]]
         if len(outcome.problems) > 30:
             lines.append(f"…and {len(outcome.problems) - 30} more")
-    return text, _sections(lines)
+    return message(text, _sections(lines))
 
 
 def passwords_blocks(created: list[tuple[str, str]]) -> tuple[str, list[dict]]:
@@ -230,7 +230,7 @@ def passwords_blocks(created: list[tuple[str, str]]) -> tuple[str, list[dict]]:
     text = f"{len(created)} new mailbox(es). Their passwords are shown only here, once."
     lines = [f":key: *{escape(text)}* They are not kept anywhere; give each to its person."]
     lines += [f"{code(address)} {code(password)}" for address, password in created]
-    return text, _sections(lines)
+    return message(text, _sections(lines))
 
 
 def passwords_shown_words(count: int) -> str:

@@ -7,7 +7,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.mrkdwn import clip
+from bot.mrkdwn import clip, escape
+
+Message = tuple[str, list[dict]]  # a message's text fallback and its blocks, as a builder returns them
+
+# ---- messages ------------------------------------------------------------------------------
+# A message's `text` is mrkdwn too, and it is what Slack notifies from: a `<!channel>` in it
+# pings the channel even when the blocks show it escaped. A builder gives its fallback as
+# plain words, and `fallback` escapes them with the very function that escapes the values in
+# the blocks (bot.mrkdwn.escape), so that the two cannot differ.
+
+
+def fallback(words: str) -> str:
+    """A message's `text`, from plain words: every value in them shown, none read as markup."""
+    return escape(words)
+
+
+def message(words: str, blocks: list[dict]) -> Message:
+    """A message: these blocks, and `words` (plain words, never mrkdwn) as its text fallback."""
+    return fallback(words), blocks
+
+
+def said(words: str) -> Message:
+    """A message of these words alone: the same escaped text in its one section and its fallback."""
+    text = fallback(words)
+    return text, [section(text)]
+
 
 # ---- text ----------------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ from bot.blocks.kit import (
     checkboxes,
     confirm,
     context,
+    fallback,
     input_block,
+    message,
     modal,
     option,
     radio_buttons,
@@ -41,7 +43,7 @@ def list_blocks(page: MailboxPage, search: str, domain: str | None) -> tuple[str
                                   f"on {code(domain)}" if domain else ""]))
     if not page.addresses:
         text = f"No mailboxes {what}." if what else "The mailbox cache is empty: run `mailbox sync`."
-        return text, [section(text), _context(page)]
+        return message(text, [section(fallback(text)), _context(page)])
     end = page.start + len(page.addresses) - 1
     text = f"Mailboxes {page.start}–{end} of {page.matched}" + (
         f" ({page.total} in all)" if page.matched != page.total else "")
@@ -55,7 +57,7 @@ def list_blocks(page: MailboxPage, search: str, domain: str | None) -> tuple[str
         buttons.append(button("Next", NEXT_ACTION, pack(search, domain or "", page.next_cursor)))
     if buttons:
         blocks.append(actions(*buttons))
-    return text, blocks
+    return message(text, blocks)
 
 
 def _context(page: MailboxPage) -> dict:
@@ -113,7 +115,7 @@ def password_once_blocks(address: str, generated: str | None, what: str, hint: s
                  f"Password (shown only here, once; it is not kept anywhere): {code(generated)}"]
     if hint:
         lines.append(f"Strength: {escape(hint)}")
-    return text, [section("\n".join(lines))]
+    return message(text, [section("\n".join(lines))])
 
 
 def password_shown_words(address: str, what: str) -> str:
@@ -150,7 +152,7 @@ def user_blocks(details: UserDetails) -> tuple[str, list[dict]]:
                 confirm=confirm("Delete this mailbox?", f"{code(a)} and all its mail will be deleted in 24 hours, "
                                  "unless someone cancels.", "Schedule deletion")),
     ]
-    return f"Mailbox {a}", [section("\n".join(lines)), actions(*buttons)]
+    return message(f"Mailbox {a}", [section("\n".join(lines)), actions(*buttons)])
 
 
 def recovery_blocks(address: str, methods: list) -> tuple[str, list[dict]]:
@@ -162,7 +164,7 @@ def recovery_blocks(address: str, methods: list) -> tuple[str, list[dict]]:
                       f"{code(m.target)} will no longer be able to reset {code(address)}'s password.", "Remove")
         blocks.append(section(line, button("Remove", RECOVERY_REMOVE_ACTION, pack(address, m.target), confirm=ask)))
     blocks.append(actions(button("Add or update a method", RECOVERY_ADD_ACTION, address)))
-    return f"Recovery methods of {address}", blocks
+    return message(f"Recovery methods of {address}", blocks)
 
 
 def recovery_modal(address: str, channel_id: str) -> dict:
@@ -176,8 +178,9 @@ def recovery_modal(address: str, channel_id: str) -> dict:
 
 def sync_report_blocks(report: SyncReport) -> tuple[str, list[dict]]:
     if report.error:
-        text = f"User sync failed; the cache was left as it was. {escape(report.error)}"
-        return text, [section(f":x: *User sync failed*; the cache was left as it was.\n{escape(report.error)}")]
+        text = f"User sync failed; the cache was left as it was. {report.error}"
+        return message(text, [section(f":x: *User sync failed*; the cache was left as it was.\n"
+                                      f"{escape(report.error)}")])
     text = f"User sync: {len(report.added)} added, {len(report.removed)} removed, {report.total} in all."
     lines = [f":arrows_counterclockwise: *User sync*: {len(report.added)} added, {len(report.removed)} removed, "
              f"{report.total} mailboxes in all."]
@@ -198,7 +201,7 @@ def sync_report_blocks(report: SyncReport) -> tuple[str, list[dict]]:
             lines.append("If those mailboxes really were deleted at PurelyMail, `mailbox sync confirm` removes them "
                          "from the cache.")
         text += f" Nothing removed: {report.distrust}."
-    return text, [section("\n".join(lines))]
+    return message(text, [section("\n".join(lines))])
 
 
 def _more(items: list, shown: int) -> str:

@@ -15,10 +15,12 @@ from bot.blocks.kit import (
     file_input,
     input_block,
     line_sections,
+    message,
     modal,
     option,
     options,
     radio_buttons,
+    said,
     section,
     static_select,
     text_input,
@@ -123,7 +125,12 @@ def status_blocks(job: MigrationJob, progress: Progress | None = None, note: str
     buttons = job_buttons(job)
     if buttons:
         blocks.append(actions(*buttons))
-    return text, blocks
+    return message(text, blocks)
+
+
+def queued_blocks(job: MigrationJob) -> tuple[str, list[dict]]:
+    """The thread's first message: the job is queued."""
+    return message(f"{title(job)} queued", status_blocks(job)[1])
 
 
 SHOWN_FOLDERS = 20  # folders listed in a message; the full table goes into a file beyond that
@@ -197,13 +204,13 @@ def summary_blocks(job: MigrationJob, summary: Summary, seconds: float) -> tuple
     if summary.error_lines:
         shown = "\n".join(escape(clip(line, 280)) for line in summary.error_lines[:3])
         lines.append(f"First errors:\n```{shown}```")
-    return text, [section("\n".join(lines))] + report_blocks(job, asdict(summary))
+    return message(text, [section("\n".join(lines))] + report_blocks(job, asdict(summary)))
 
 
 def jobs_blocks(jobs: list[MigrationJob], status: str | None) -> tuple[str, list[dict]]:
     if not jobs:
         text = f"No {status + ' ' if status else ''}migrations."
-        return text, [section(text)]
+        return said(text)
     text = f"{len(jobs)} migration(s)" + (f" {status}" if status else "")
     blocks = [section(f"*{escape(text)}* (newest first)")]
     for job in jobs[:40]:
@@ -211,7 +218,7 @@ def jobs_blocks(jobs: list[MigrationJob], status: str | None) -> tuple[str, list
         blocks.append(section(f"{ICONS.get(job.status, '')} *#{job.id}* "
                                f"{code(job.source_email)} → {code(job.dest_email)}"
                                f"{' (dry run)' if job.dry_run else ''} · {job.status}{progress}"))
-    return text, blocks
+    return message(text, blocks)
 
 
 def job_blocks(job: MigrationJob) -> tuple[str, list[dict]]:
@@ -219,16 +226,16 @@ def job_blocks(job: MigrationJob) -> tuple[str, list[dict]]:
                         bytes_total=job.bytes_total)
     note = f"Result: {job.verdict}" if job.verdict else ""
     text, blocks = status_blocks(job, progress, note)
-    return text, blocks[:1] + report_blocks(job, job.summary or {}) + blocks[1:]
+    return message(text, blocks[:1] + report_blocks(job, job.summary or {}) + blocks[1:])
 
 
 def servers_blocks(servers: list[SourceServer]) -> tuple[str, list[dict]]:
     if not servers:
         text = "No source servers yet. Add one with `server add`."
-        return text, [section(text)]
+        return said(text)
     lines = [f"*{escape(s.name)}* {code(f'{s.host}:{s.port}')} · {SECURITY[s.security]} · "
              f"{escape(provider_label(s.provider))}" for s in servers]
-    return f"{len(servers)} source server(s)", line_sections(lines)[:50]
+    return message(f"{len(servers)} source server(s)", line_sections(lines)[:50])
 
 
 def server_add_modal(channel_id: str) -> dict:
@@ -368,19 +375,19 @@ def batch_blocks(batch: MigrationBatch, jobs: list[MigrationJob]) -> tuple[str, 
     blocks += batch_mailbox_sections(jobs, MESSAGE_BLOCKS - len(blocks) - (1 if buttons else 0))
     if buttons:
         blocks.append(actions(*buttons))
-    return text, blocks
+    return message(text, blocks)
 
 
 def bulk_template_blocks(template: str) -> tuple[str, list[dict]]:
     """The reply to `migrate bulk`: the CSV to start from, to copy into a file or the form."""
     text = "The CSV for migrate bulk: its first line, then a line per mailbox"
-    return text, [
+    return message(text, [
         section("*The CSV for `migrate bulk`*: keep the first line and put one mailbox on each line after it, like "
                 "the example. Save it as a `.csv` file for the form, or paste it into the form's text box. A blank "
                 "`dest_password` means a temporary app password. A password with a comma goes in double quotes. "
                 "The filled-in file holds passwords: give it only to the form, never to a channel."),
         section(f"```{escape(template)}```"),
-    ]
+    ])
 
 
 def bulk_modal(servers: list[SourceServer], channel_id: str) -> dict:
@@ -401,5 +408,5 @@ def csv_problems_blocks(problems: list[tuple[int, str]]) -> tuple[str, list[dict
     lines = [(f"line {line}: " if line else "") + escape(clip(message, 200)) for line, message in problems[:40]]
     if len(problems) > 40:
         lines.append(f"…and {len(problems) - 40} more")
-    return text, [section(f":warning: *{escape(text)}* Fix these and submit again:"),
-                  section("\n".join(lines))]
+    return message(text, [section(f":warning: *{escape(text)}* Fix these and submit again:"),
+                  section("\n".join(lines))])

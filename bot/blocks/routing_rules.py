@@ -5,10 +5,12 @@ from __future__ import annotations
 from bot.blocks.kit import (
     context,
     input_block,
+    message,
     modal,
     option,
     options,
     radio_buttons,
+    said,
     section,
     static_select,
     text_input,
@@ -32,12 +34,12 @@ def list_blocks(rules: list[RoutingRule], domain: str | None) -> tuple[str, list
     where = f" on {domain}" if domain else ""
     if not rules:
         text = f"No routing rules{where}."
-        return text, [section(text)]
+        return said(text)
     text = f"{len(rules)} routing rule(s){where}"
     blocks = [section(f"*{escape(text)}*")] + [section(_rule_line(r)) for r in rules[:MAX_SHOWN]]
     if len(rules) > MAX_SHOWN:
         blocks.append(context(f"…and {len(rules) - MAX_SHOWN} more: add a domain to narrow the list."))
-    return text, blocks
+    return message(text, blocks)
 
 
 def add_modal(domains: list[str], channel_id: str) -> dict:
@@ -61,5 +63,5 @@ def add_modal(domains: list[str], channel_id: str) -> dict:
 def created_blocks(rule: RoutingRule | None) -> tuple[str, list[dict]]:
     if rule is None:
         text = "The routing rule was created, but PurelyMail's list does not show it yet; check `rule list`."
-        return text, [section(text)]
-    return f"Routing rule #{rule.id} created.", [section(":white_check_mark: Created " + _rule_line(rule))]
+        return said(text)
+    return message(f"Routing rule #{rule.id} created.", [section(":white_check_mark: Created " + _rule_line(rule))])

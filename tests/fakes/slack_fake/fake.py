@@ -27,6 +27,7 @@ from tests.fakes.slack_fake.records import (
     VIEW_STACK_LIMIT,
     Ack,
     Call,
+    LiveMarkup,
     Message,
     ResponseUrl,
     SlackError,
@@ -139,6 +140,8 @@ class FakeSlack(WebApi, SocketMode, RateLimits):
             self.envelopes: list[SocketEnvelope] = []
             self.socket_messages: list[dict[str, Any]] = []
             self.uploaded_files: list[UploadedFile] = []
+            # Markup in the bot's text that Slack acts on: who it would notify, where it would link.
+            self.live_markup: list[LiveMarkup] = []
             self.views: dict[str, ViewRecord] = {}
             self.home_views: dict[str, ViewRecord] = {}
             self.users: dict[str, dict[str, Any]] = {}

@@ -50,6 +50,25 @@ class Call:
         return not self.ok
 
 
+# Slack's special sequences in mrkdwn that notify or link, as Slack reads them in a message's
+# text (the notification comes from `text`) and in its blocks: a mention of everyone in the
+# channel, of those online, of the workspace, of a user group, and a link with a label of
+# its own. The bot may write `<@U…>` (a member it names) and `<!date^…>`; any of these in
+# its text came from a value it did not escape.
+LIVE_MARKUP = re.compile(r"<(!channel|!here|!everyone|!subteam\^[^>]*|(?:https?|mailto|ftp|file):[^>]*)>", re.I)
+
+
+@dataclass
+class LiveMarkup:
+    """A sequence of LIVE_MARKUP that Slack would act on in a message from the bot: the
+    method or path it came through, where in the message (`text`, `blocks`, a file's
+    `initial_comment`) and the sequence."""
+
+    method: str
+    where: str
+    markup: str
+
+
 @dataclass
 class Message:
     """A message as the fake's Slack workspace holds it now (edits applied).

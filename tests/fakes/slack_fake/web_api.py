@@ -15,6 +15,7 @@ from tests.fakes.slack_fake.records import (
     BOT_ID,
     BOT_USER_ID,
     CHANNEL_ID,
+    LIVE_MARKUP,
     MESSAGE_TEXT_LIMIT,
     RESPONSE_URL_POSTS,
     RESPONSE_URL_TTL,
@@ -23,6 +24,7 @@ from tests.fakes.slack_fake.records import (
     USER_ID,
     VIEW_STACK_LIMIT,
     Call,
+    LiveMarkup,
     Message,
     ResponseUrl,
     SlackError,
@@ -64,6 +66,7 @@ class WebApi:
     channels: set[str] | None
     not_member_of: set[str]
     uploaded_files: list[UploadedFile]
+    live_markup: list[LiveMarkup]
     trigger_ttl: float
     bot_token: str
     app_token: str
@@ -143,12 +146,21 @@ class WebApi:
                 raise SlackError("invalid_blocks", errors)
             if not text:
                 warnings.append("missing_text")
+        self._notice_live_markup(method, "text", text)
+        for mrkdwn in _mrkdwn_texts(blocks):
+            self._notice_live_markup(method, "blocks", mrkdwn)
         if text and len(text) > MESSAGE_TEXT_LIMIT:
             if method in ("chat.update", "chat.postEphemeral"):
                 raise SlackError("msg_too_long")
             text = text[:MESSAGE_TEXT_LIMIT]
             warnings.append("message_truncated")  # guess: Slack truncates silently
         return text, blocks, warnings
+
+    def _notice_live_markup(self, method: str, where: str, text: str | None) -> None:
+        """Slack accepts it and acts on it (a notification to the channel, a link that says
+        what it likes): the fake records it, for tests to assert that none came."""
+        for found in LIVE_MARKUP.finditer(text or ""):
+            self.live_markup.append(LiveMarkup(method, where, found.group(0)))
 
     def _check_channel(self, args: dict[str, Any], key: str = "channel") -> str:
         channel = args.get(key)
@@ -364,6 +376,7 @@ class WebApi:
             rec.title = entry.get("title") or rec.filename
             rec.channel_id, rec.thread_ts = channel_id, args.get("thread_ts")
             rec.initial_comment = args.get("initial_comment")
+            self._notice_live_markup(call.method, "initial_comment", rec.initial_comment)
             rec.completed = True
             out.append(
                 {
@@ -498,3 +511,17 @@ class WebApi:
         if ts is None or url.channel_id is None:
             return None
         return self._find_message(url.channel_id, ts)
+
+
+def _mrkdwn_texts(node: Any) -> list[str]:
+    """Every mrkdwn text object's text in blocks (sections, fields, context, confirm dialogs)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
+            found.append(node["text"])
+        for value in node.values():
+            found += _mrkdwn_texts(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += _mrkdwn_texts(item)
+    return found

@@ -1,0 +1,91 @@
+"""The web process's public edge, driven as the internet would: /slack/events takes no body
+over 1 MiB, and a request Bolt refuses (a wrong signature, a stale timestamp) leaves its
+body, modal passwords and all, in no log."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from urllib.parse import quote, quote_plus, urlencode
+
+import httpx
+import pytest
+
+from purelyops.settings import Settings
+from tests.conftest import SIGNING_SECRET, free_port, process_env, wait_until
+from tests.fakes.slack_fake import FakeSlack
+from tests.slack_requests import SlackDriver, sign
+
+# One word that reads the same raw, URL-encoded and JSON-escaped, in a password that does not.
+CANARY = "zq7781canary"
+PASSWORD = f"Pa55 w0rd&{CANARY}!"
+LIMIT = 2**20
+
+
+def web_process(settings: Settings, spawn, **env: str) -> tuple[str, object]:
+    port = free_port()
+    proc = spawn([sys.executable, "-m", "bot"], process_env(settings, PORT=str(port), **env))
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, what="the web process")
+    return url, proc
+
+
+def stopped_log(proc) -> str:
+    """Everything the process wrote (stdout and stderr), once it has stopped."""
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(15)
+    with open(proc.log_path, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
+def password_submission(driver: SlackDriver, **sign_opts) -> httpx.Response:
+    """A `migrate` modal submitted with a source and a destination password."""
+    state = {"source_password": {"value": {"type": "plain_text_input", "value": PASSWORD}},
+             "dest_password": {"value": {"type": "plain_text_input", "value": PASSWORD}},
+             "source_email": {"value": {"type": "plain_text_input", "value": "alice@old.example"}}}
+    return driver.view_submission("migrate", state, **sign_opts)
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_a_refused_modal_leaves_its_passwords_in_no_log(settings: Settings, slack_fake: FakeSlack, spawn,
+                                                        level: str) -> None:
+    url, proc = web_process(settings, spawn, LOG_LEVEL=level)
+    driver = SlackDriver(url + "/slack/events", SIGNING_SECRET, slack_fake)
+    # A signing secret being rotated: signed, but with another secret.
+    rotated = SlackDriver(url + "/slack/events", "the-next-signing-secret-0000", slack_fake)
+    assert password_submission(rotated).status_code == 401
+    # A forged signature, and a clock 6 minutes off (signed right, too old).
+    assert password_submission(driver, signature="v0=" + "1" * 64).status_code == 401
+    assert password_submission(driver, timestamp=int(time.time()) - 360).status_code == 401
+    assert driver.command("help").status_code == 200  # the process is up and logging
+    log = stopped_log(proc)
+    for form in (CANARY, PASSWORD, quote_plus(PASSWORD), quote(PASSWORD), json.dumps(PASSWORD)):
+        assert form not in log
+    assert "payload=" not in log and "view_submission" not in log
+
+
+def test_a_body_over_1_mib_is_refused_before_anyone_reads_it(settings: Settings, slack_fake: FakeSlack,
+                                                             spawn) -> None:
+    url, proc = web_process(settings, spawn)
+    events = url + "/slack/events"
+    big = urlencode({"command": "/pm", "text": "help", "filler": CANARY + "x" * (2 * LIMIT)}).encode()
+    ts = str(int(time.time()))
+    signed = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
+              "X-Slack-Signature": sign(SIGNING_SECRET, ts, big)}
+    with httpx.Client(timeout=30) as client:
+        # Declared: refused by its Content-Length, even signed right.
+        response = client.post(events, content=big, headers=signed)
+        assert response.status_code == 413
+        # Sent chunked, with no length: refused once 1 MiB + 1 byte has come.
+        response = client.post(events, content=(big[i:i + 65536] for i in range(0, len(big), 65536)), headers=signed)
+        assert response.status_code == 413
+        # Exactly the limit is still read (and refused for its signature, as any forged body).
+        at_limit = b"x" * LIMIT
+        assert client.post(events, content=at_limit, headers=signed).status_code == 401
+    # Slack's own requests still pass, the connection handling intact.
+    driver = SlackDriver(events, SIGNING_SECRET, slack_fake)
+    assert driver.command("help").status_code == 200
+    assert CANARY not in stopped_log(proc)
