@@ -149,9 +149,16 @@ def make_certificates(directory: Path, names: Sequence[str] = ("localhost", "127
 
 class Dovecot:
     def __init__(self, root: Path, users: dict[str, str], tls: Certificates | None = None,
-                 quota_kib: int | None = None) -> None:
+                 quota_kib: int | None = None, *, auth_failure_delay: float | None = None,
+                 auth_penalty: bool = True) -> None:
         self.root = root
         self.quota_kib = quota_kib  # a storage quota per user, announced over IMAP (QUOTA)
+        # Dovecot answers a wrong password after auth_failure_delay (its default: 2 s), and
+        # with the auth penalty on (its default) waits longer for each failure from one IP,
+        # doubling up to 15 s. `auth_penalty=False` makes its anvil socket unusable: Dovecot
+        # then skips the penalty.
+        self.auth_failure_delay = auth_failure_delay
+        self.auth_penalty = auth_penalty
         self.port = free_port()
         self.tls = tls
         self.tls_port = free_port() if tls else 0  # implicit TLS; STARTTLS is on `port`
@@ -172,8 +179,11 @@ class Dovecot:
         quota = "" if self.quota_kib is None else (
             "mail_plugins = $mail_plugins quota\nprotocol imap {\n  mail_plugins = $mail_plugins imap_quota\n}\n"
             f"plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage={self.quota_kib}K\n}}\n")
+        auth = "" if self.auth_failure_delay is None else f"auth_failure_delay = {self.auth_failure_delay:g}s\n"
+        if not self.auth_penalty:
+            auth += "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
         config.write_text(CONFIG.format(root=self.root, uid=self.uid, gid=self.gid, port=self.port, ssl=ssl,
-                                        tls_port=self.tls_port) + quota)
+                                        tls_port=self.tls_port) + quota + auth)
         self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
