@@ -710,38 +710,37 @@ def submit(rt: Runtime, token: str, fields: dict[str, str], client_ip: str) -> R
         destination = _destination_problem(link, answer)
     except FieldProblems as invalid:
         return Result(Verdict.INVALID, link, problems=invalid.problems)
-    attempt = Attempt(rt, answer.email, client_ip)
-    wait = attempt.begin()
-    if wait:
-        return Result(Verdict.TOO_MANY, link, retry_after=wait)
-    counted = False
-    try:
-        if _submitted(rt, link.id, answer.email):
-            counted = True  # asking who already submitted costs attempts
-            return Result(Verdict.DUPLICATE, link)
-        with CheckSlot(rt) as slot:
-            if not slot.taken:
-                return Result(Verdict.BUSY, link)
+    with CheckSlot(rt) as slot:
+        if not slot.taken:  # before anything else is asked of Redis or the database: a flood costs little
+            return Result(Verdict.BUSY, link)
+        attempt = Attempt(rt, answer.email, client_ip)
+        wait = attempt.begin()
+        if wait:
+            return Result(Verdict.TOO_MANY, link, retry_after=wait)
+        counted = False
+        try:
+            if _submitted(rt, link.id, answer.email):
+                counted = True  # asking who already submitted costs attempts
+                return Result(Verdict.DUPLICATE, link)
             verdict = _login(rt, link, link.source_host, link.source_port, link.source_security, answer.email,
                              answer.password)
-            if verdict is Verdict.LOGIN_FAILED:
-                counted = True
+            counted = verdict is Verdict.LOGIN_FAILED
             if verdict is not None:
                 return Result(verdict, link)
             proven = None
-            if answer.new_password:
+            if answer.new_password and destination:
                 verdict = _login(rt, link, rt.settings.purelymail_imap_host, rt.settings.purelymail_imap_port,
                                  "tls" if rt.settings.purelymail_imap_tls else "none", destination,
                                  answer.new_password)
-                if verdict is Verdict.LOGIN_FAILED:
-                    counted = True
+                counted = verdict is Verdict.LOGIN_FAILED
+                if counted:
                     return Result(Verdict.NEW_LOGIN_FAILED, link, destination=destination)
                 if verdict is not None:
                     return Result(verdict, link)
                 proven = destination
-    finally:
-        if not counted:
-            attempt.forget()
+        finally:
+            if not counted:
+                attempt.forget()
     redact(answer.password, answer.new_password)
     return _store(rt, link, answer, proven)
 
@@ -798,9 +797,8 @@ def _store(rt: Runtime, link: GatherLink, answer: Answer, proven: str | None) ->
                                    new_address=answer.new_address, dest_proven=proven)
             session.add(row)
             session.flush()
-            row.key_id, row.ciphertext = crypto.encrypt(rt.settings.credential_keys,
-                                                        {"source": answer.password, "dest": answer.new_password},
-                                                        _submission_aad(row.id))
+            secret = {"source": answer.password, "dest": answer.new_password if proven else ""}
+            row.key_id, row.ciphertext = crypto.encrypt(rt.settings.credential_keys, secret, _submission_aad(row.id))
             audit.record(session, actor_id=PUBLIC_ACTOR, actor_name=answer.email[:255], action="gather.submit",
                          target=f"link {link.id}", params={"email": answer.email, "name": answer.full_name,
                                                            "new_address": answer.new_address,

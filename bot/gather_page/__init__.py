@@ -191,7 +191,7 @@ class GatherPage:
         if result.verdict is v.LOGIN_FAILED:
             return self.form(422, result.link, fields, {
                 "password": "We could not log in to your old mailbox with this email address and password. "
-                            "Check both and try again."}, "The login did not succeed: we could not log in with "
+                            "Check both and try again."}, "The login did not succeed. We could not log in with "
                                                           "these details.")
         if result.verdict is v.NEW_LOGIN_FAILED:
             return self.form(422, result.link, fields, {
