@@ -96,6 +96,7 @@ class GatherPage:
                                      trim_blocks=True, lstrip_blocks=True)
         self.stylesheet = (HERE / STYLESHEET).read_bytes()
         self.threads = threading.BoundedSemaphore(THREADS)
+        self._busy: Page | None = None
         self.announce = announce or (lambda link_id, submission_id: after_ack(
             gather_messages.announce, rt, link_id, submission_id))
 
@@ -226,10 +227,13 @@ class GatherPage:
                            errors=errors or {}, alert=alert, labels=LABELS, limits=gather.LIMITS)
 
     def busy(self) -> Page:
-        status, headers, body = self.message(503, "The form is busy", [
-            "Many people are sending it right now. Nothing was stored and nothing was counted: try again in a "
-            "minute."])
-        return status, headers + [("Retry-After", "60")], body
+        """503 "busy", rendered once: under a flood it is most of what the form answers."""
+        if self._busy is None:
+            status, headers, body = self.message(503, "The form is busy", [
+                "Many people are sending it right now. Nothing was stored and nothing was counted: try again in a "
+                "minute."])
+            self._busy = status, headers + [("Retry-After", "60")], body
+        return self._busy
 
     def unknown(self) -> Page:
         return self.message(404, "This link is not valid", [

@@ -1,8 +1,10 @@
-"""A flood of credential-form posts: `python -m tests.bench.form_flood URL SECONDS [IN_FLIGHT]`.
+"""Many clients posting the credential form at once:
+`python -m tests.bench.form_flood URL SECONDS [CLIENTS] [PAUSE]`.
 
-IN_FLIGHT (64) connections each post the form with a wrong password, and post again as
-soon as the answer arrives (after 50 ms, to keep up pressure without spinning), until
-SECONDS are over; every post carries a made-up X-Forwarded-For. It prints, as JSON, the
+CLIENTS (64) connections each post the form with a wrong password, and post again PAUSE
+seconds (1) after the answer arrives, until SECONDS are over; every post carries a made-up
+X-Forwarded-For (with FORWARDED_FOR_HOPS=1, each is a client of its own, so no attempt limit
+stops them). It prints, as JSON, the
 count of each status seen and how many posts were in flight at most. It runs in its own
 process, so that it takes nothing from the process that measures the bot.
 """
@@ -18,7 +20,7 @@ from collections import Counter
 from urllib.parse import urlencode, urlsplit
 
 
-async def flood(url: str, seconds: float, in_flight: int) -> dict:
+async def flood(url: str, seconds: float, in_flight: int, pause: float) -> dict:
     parts = urlsplit(url)
     statuses: Counter[str] = Counter()
     state = {"now": 0, "most": 0}
@@ -33,7 +35,7 @@ async def flood(url: str, seconds: float, in_flight: int) -> dict:
                 reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
             except OSError:
                 statuses["connect failed"] += 1
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(pause)
                 continue
             state["now"] += 1
             state["most"] = max(state["most"], state["now"])
@@ -50,7 +52,7 @@ async def flood(url: str, seconds: float, in_flight: int) -> dict:
             finally:
                 state["now"] -= 1
                 writer.close()
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(pause)
 
     await asyncio.gather(*(poster(n) for n in range(in_flight)))
     return {"statuses": dict(statuses), "most_in_flight": state["most"]}
@@ -59,7 +61,8 @@ async def flood(url: str, seconds: float, in_flight: int) -> dict:
 def main() -> None:
     url, seconds = sys.argv[1], float(sys.argv[2])
     in_flight = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-    print(json.dumps(asyncio.run(flood(url, seconds, in_flight))))
+    pause = float(sys.argv[4]) if len(sys.argv) > 4 else 1.0
+    print(json.dumps(asyncio.run(flood(url, seconds, in_flight, pause))))
 
 
 if __name__ == "__main__":
