@@ -97,6 +97,7 @@ class GatherPage:
         self.stylesheet = (HERE / STYLESHEET).read_bytes()
         self.threads = threading.BoundedSemaphore(THREADS)
         self._busy: Page | None = None
+        self.warned = False
         self.announce = announce or (lambda link_id, submission_id: after_ack(
             gather_messages.announce, rt, link_id, submission_id))
 
@@ -144,8 +145,11 @@ class GatherPage:
             return fields
         client = client_ip(environ, self.rt.settings.forwarded_for_hops)
         if client is None:
-            log.warning("a credential form post without the client's address in X-Forwarded-For "
-                        "(FORWARDED_FOR_HOPS=%s): refused", self.rt.settings.forwarded_for_hops)
+            if not self.warned:  # once a process: a flood of such posts must not fill the log
+                self.warned = True
+                log.warning("a credential form post came without the client's address where FORWARDED_FOR_HOPS=%s "
+                            "says (the port reached directly, or a proxy that does not append to X-Forwarded-For): "
+                            "refused, as every such post is", self.rt.settings.forwarded_for_hops)
             return self.message(400, "The form could not be sent", [
                 "Open the link you were sent, exactly as it is, and try again."])
         result = gather.submit(self.rt, rest, fields, client)
