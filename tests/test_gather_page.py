@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -402,6 +405,70 @@ def test_a_server_that_delays_wrong_passwords_still_reaches_too_many_attempts(
     refused = answer(link, email="bob@old.example")
     assert refused.status_code == 429 and "Too many attempts" in refused.text
     assert submission_rows(rt) == []
+
+
+class HangsUpOnLogin:
+    """An IMAP server that greets, and drops the connection as soon as a login arrives."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"* OK IMAP4rev1 ready\r\n")
+                conn.settimeout(5)
+                try:
+                    for line in conn.makefile("rb"):
+                        tag, _, command = line.partition(b" ")
+                        if command.upper().startswith(b"CAPABILITY"):
+                            conn.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+                        else:  # LOGIN (or anything else): hang up, with a reset (as a dropped link reads)
+                            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                            break
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_connection_dropped_once_the_login_was_sent_is_a_failed_attempt(
+        slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime) -> None:
+    hangs_up = HangsUpOnLogin()
+    try:
+        add_old_server(slack, slack_fake, hangs_up)
+        link = new_link(slack, slack_fake, rt)
+        for n in range(5):
+            response = answer(link, email="bob@old.example", password=f"wrong-{n}")
+            assert response.status_code == 422 and "The login did not succeed" in response.text
+        assert answer(link, email="bob@old.example").status_code == 429
+    finally:
+        hangs_up.close()
+
+
+def test_at_most_a_few_login_checks_at_once_across_processes_beyond_that_busy_and_not_counted(
+        link: str, rt: Runtime) -> None:
+    now_ms = int(time.time() * 1000)
+    # Other web processes hold every slot: this one answers "busy", and counts nothing.
+    rt.redis.zadd(gather.CHECK_SLOTS_KEY, {f"elsewhere-{n}": now_ms + 60_000 for n in range(gather.CHECK_SLOTS)})
+    for _ in range(7):
+        busy = answer(link, email="bob@old.example", password="wrong")
+        assert busy.status_code == 503 and "The form is busy" in busy.text and "try again in a minute" in busy.text
+        assert busy.headers["retry-after"] == "60"
+    # A process that died holding its slots leaks nothing: their time is up.
+    rt.redis.delete(gather.CHECK_SLOTS_KEY)
+    rt.redis.zadd(gather.CHECK_SLOTS_KEY, {f"crashed-{n}": now_ms - 1 for n in range(gather.CHECK_SLOTS)})
+    statuses = [answer(link, email="bob@old.example", password=f"wrong-{n}").status_code for n in range(6)]
+    assert statuses == [422] * 5 + [429]  # the seven busy answers were not attempts
+    assert rt.redis.zcard(gather.CHECK_SLOTS_KEY) == 0  # every check gave its slot back
 
 
 def test_64_form_posts_in_flight_and_slack_still_acks_within_100_ms(
