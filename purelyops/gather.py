@@ -1,22 +1,30 @@
 """Credential links: mailbox owners give the login of their old mailbox through a public
 web form, never through Slack.
 
-An admin creates a link (`create_link`) for one source server; it is open for a few days.
-Each person opens PUBLIC_URL/gather/<token> and types their old address and password;
-`submit` tries a real IMAP login on the link's source server first (`purelyops.servers`:
-the host checked by resolve_source, TLS verified) and stores nothing unless it works. Then
-the passwords are encrypted with CREDENTIALS_KEY (purelyops.crypto, bound to the row, like
-migration credentials). The admin turns the submissions into one batch of migrations
-(`create_jobs`); a submission's ciphertext is deleted as soon as its job holds its own
-copy, and a closed or expired link's unused credentials CREDENTIAL_RETENTION_DAYS after
-it ended (`purge_unused_credentials`).
+An admin creates a link (`create_link`) for one source server and names the destination
+domain(s): where the mail goes is the admin's choice, never the form's. Each person opens
+PUBLIC_URL/gather/<token> and types their old address and password, and maybe a new
+address (at one of the link's domains, or refused) and the new mailbox's password. `submit`
+tries a real IMAP login on the link's source server first (`purelyops.servers`: the host
+checked by resolve_source, TLS verified), and a given new password at PURELYMAIL_IMAP_HOST,
+and stores nothing unless both work. Then the passwords are encrypted with CREDENTIALS_KEY
+(purelyops.crypto, bound to the row, like migration credentials). The admin turns the
+submissions into one batch of migrations (`create_jobs`), a page of PAGE rows at a time,
+each listed first; a mailbox that already exists is copied into only with its password
+proven at submit (`dest_proven`) or with the admin's approval of that row. A submission's
+ciphertext is deleted as soon as its job holds its own copy, and a closed or expired
+link's unused credentials CREDENTIAL_RETENTION_DAYS after it ended
+(`purge_unused_credentials`).
 
 The token (at least 32 URL-safe characters from `secrets`) is a secret like a password:
 the database keeps its SHA-256, to find the link, and an encrypted copy, to show the link
 again to an admin; it is never logged, and never posted where a channel can read it.
 Failed logins are counted in Redis, so that every web process shares one limit: more than
-FAIL_LIMIT failures for one address, or from one IP address, within FAIL_WINDOW_S answer
-"too many attempts".
+FAIL_LIMIT failures for one address, or from one IP address (an IPv6 /64), within
+FAIL_WINDOW_S answer "too many attempts". A login that was sent and never answered (a
+timeout, a dropped connection: servers delay wrong passwords) is a failure too. At most
+CHECK_SLOTS logins are tried at once across every web process (slots in Redis that expire
+by themselves); beyond, "busy", which is not counted.
 """
 
 from __future__ import annotations
@@ -319,12 +327,12 @@ class Planned:
 
     @property
     def reason(self) -> str:
-        """Why the row needs approval, in words (empty when it does not)."""
+        """Why the row needs approval, in words (empty when it does not; at most 75 characters)."""
         if not self.needs_approval:
             return ""
-        given = "its password was not given" if not self.submission.new_address else \
-            "the person named it, without its password"
-        return f"{self.destination} already exists and {given}"
+        if self.submission.new_address:
+            return "named on the form; it exists, and no password for it was given"
+        return "the same name at the link's domain; it exists, no password given"
 
 
 def plan(rt: Runtime, link_id: int, *, checks: int = EXISTENCE_CHECKS, rows: list[GatherSubmission] | None = None,

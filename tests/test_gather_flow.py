@@ -370,7 +370,7 @@ def test_the_ceo_case_the_admin_decides_where_mail_goes_and_an_existing_mailbox_
     assert "`dave@new.example` · exists, its password was proven" in listed
     (approve,) = [b for b in view["blocks"] if b.get("block_id", "").startswith("approve_")]
     assert [o["value"] for o in approve["element"]["options"]] == [str(rows["bob@old.example"].id)]
-    assert "ceo@new.example exists; its password was not proven" in str(approve["element"]["options"])
+    assert "named on the form; it exists, and no password for it was given" in str(approve["element"]["options"])
     assert "initial_options" not in approve["element"]
     # Run without ticking it: Dave's job is made, the CEO's mailbox gets none.
     assert slack.view_submission("gather_create_jobs", {"options": {"value": ["dry"]}}).status_code == 200

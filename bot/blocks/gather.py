@@ -241,7 +241,7 @@ def create_modal(summary: LinkSummary, page: list[Planned], total: int, domains:
     for start in range(0, len(asked), APPROVALS_PER_BLOCK):
         chunk = asked[start:start + APPROVALS_PER_BLOCK]
         options = [{"text": plain(clip(f"{item.submission.email} → {item.destination}", 75)),
-                    "description": plain(clip(f"{item.destination} exists; its password was not proven", 75)),
+                    "description": plain(clip(item.reason, 75)),
                     "value": str(item.submission.id)} for item in chunk]
         label = "Copy into these existing mailboxes anyway" + (f" ({start + 1}–{start + len(chunk)})"
                                                               if len(asked) > APPROVALS_PER_BLOCK else "")
