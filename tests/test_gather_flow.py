@@ -35,8 +35,10 @@ from tests.gather_steps import (
     new_link,
     run_new_server,
     run_old_server,
+    server_id,
     submission_rows,
 )
+from tests.migration_steps import open_modal
 from tests.slack_requests import SlackDriver
 
 old_server = pytest.fixture(run_old_server, name="old_server")
@@ -149,6 +151,21 @@ def test_a_link_is_posted_with_the_server_and_expiry_and_each_submission_is_anno
     assert [c for c in channel_calls(slack_fake) if token in str(c.args) and "thread_ts" in c.args] == []
     assert [c for c in slack_fake.calls if any(p in str(c.args) for p in PEOPLE.values())] == []
     assert audit_actions(rt)[-2:] == ["gather.create", "gather.submit"]
+
+
+def test_gather_new_needs_the_destination_domains(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
+                                                   old_server) -> None:
+    add_old_server(slack, slack_fake, old_server)
+    for typed, words in ((",", "name the domain(s) the mail goes to"), ("not a domain", "has no dot"),
+                         ("https://new.example/", "without http://")):
+        open_modal(slack, slack_fake, "gather new", "gather_new")
+        response = slack.view_submission("gather_new", {"server": {"value": server_id(rt)}, "expiry": {"value": "7"},
+                                                        "domains": {"value": typed}})
+        assert words in response.json()["errors"]["domains"], (typed, response.json())
+    assert submission_rows(rt) == [] and audit_actions(rt).count("gather.create") == 0
+    url = new_link(slack, slack_fake, rt, domains=("New.Example", "second.example", "new.example"))
+    assert link_row(rt).dest_domains == "new.example,second.example"
+    assert answer(url, email="bob@old.example", new_address="bob@second.example").status_code == 200
 
 
 def test_viewers_may_list_links_but_not_make_or_open_them(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
