@@ -6,6 +6,7 @@ bot.gather_page, served by the web process."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 from slack_bolt import App
 
@@ -46,9 +47,9 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         if not known:
             request.reply(":warning: Add the old IMAP host first, with `server add`: the form checks each login there.")
             return
-        request.open_modal(blocks.new_modal(known, request.channel_id))
+        request.open_modal(blocks.new_modal(known, mailboxes.cached_domains(request.rt), request.channel_id))
 
-    def valid_new(values: dict) -> tuple[int, int, str]:
+    def valid_new(values: dict) -> tuple[int, int, str, list[str]]:
         errors: dict[str, str] = {}
         days = str(values.get("expiry") or "")
         if not days.isdigit() or int(days) not in gather.EXPIRY_DAYS:
@@ -61,18 +62,24 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         server = str(values.get("server") or "")
         if not server.isdigit():
             errors["server"] = "choose the source server"
+        domains: list[str] = []
+        try:
+            raw = values.get("domains") or ""
+            domains = gather.check_domains(raw if isinstance(raw, list) else str(raw))
+        except FieldErrors as invalid:
+            errors.update(invalid.problems)
         if errors:
             raise FieldErrors(errors)
-        return int(server), int(days), name
+        return int(server), int(days), name, domains
 
     @guarded_view(rt, Role.ADMIN, "create a credential link", valid_new, working="Creating the link…")
     def submit_new(request: Request, parsed: tuple[int, int, str]) -> None:
-        server_id, days, name = parsed
+        server_id, days, name, domains = parsed
         key = hashlib.sha256(f"{request.user_id}:{request.idempotency}".encode()).hexdigest()
         try:
             link, token, created = gather.create_link(request.rt, server_id, days, name, actor_id=request.user_id,
                                                       actor_name=request.user_name, channel_id=request.channel_id,
-                                                      idempotency_key=key)
+                                                      idempotency_key=key, dest_domains=domains)
         except gather.GatherError as error:
             request.reply(f":warning: {escape(error)}")
             return
@@ -156,12 +163,11 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     @guarded(rt, Role.ADMIN, "create migration jobs")
     def open_create(request: Request) -> None:
         summary = gather.summary(request.rt, int(request.value))
-        pending = gather.waiting(request.rt, summary.link.id)
-        if not pending:
+        page, total = gather.next_page(request.rt, summary.link.id)
+        if not page:
             request.reply(f":warning: Credential link {summary.link.id} has no submission waiting for a job.")
             return
-        without = sum(1 for s in pending if not s.new_address)
-        request.open_modal(blocks.create_modal(summary, len(pending), without, mailboxes.cached_domains(request.rt),
+        request.open_modal(blocks.create_modal(summary, page, total, mailboxes.cached_domains(request.rt),
                                                request.channel_id))
 
     app.action(blocks.CREATE_ACTION)(open_create)
@@ -177,12 +183,18 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         exclude, max_age = migrations.run_options(values, errors)
         if errors:
             raise FieldErrors(errors)
-        return gather.JobOptions(domain, "dry" in (values.get("options") or []), exclude, max_age)
+        approved = frozenset(int(v) for block, chosen in values.items() if block.startswith(blocks.APPROVE_BLOCK)
+                             for v in (chosen if isinstance(chosen, list) else []) if str(v).isdigit())
+        return gather.JobOptions(domain, "dry" in (values.get("options") or []), exclude, max_age,
+                                 approved=approved)
 
     @guarded_view(rt, Role.ADMIN, "create migration jobs", valid_create, working=CREATE_WORKING)
     def submit_create(request: Request, options: gather.JobOptions) -> None:
+        link_id, rows = blocks.read_create_metadata(request.value)
+        # Only the rows the modal listed, and of the approvals only theirs.
+        options = replace(options, rows=rows, approved=options.approved & frozenset(rows))
         key = hashlib.sha256(f"{request.user_id}:{request.idempotency}".encode()).hexdigest()
-        gather.enqueue_create_jobs(request.rt, int(request.value), options, actor_id=request.user_id,
+        gather.enqueue_create_jobs(request.rt, link_id, options, actor_id=request.user_id,
                                    actor_name=request.user_name, channel_id=request.channel_id,
                                    view_id=request.view_id, title=request.title, idempotency_key=key)
 

@@ -30,6 +30,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.gather_page import PREFIX as GATHER_PREFIX
+from bot.gather_page import THREADS as GATHER_THREADS
 from bot.gather_page import GatherPage
 from bot.work import answering
 from db.session import database_reachable
@@ -258,7 +259,10 @@ def serve(settings: Settings, worker: Callable[[Runtime], WSGIApp], workers: int
             if settings.metrics_port is not None:  # answered by make_wsgi_app's metrics routes
                 binds.append(_bind(settings.metrics_host, settings.metrics_port))
             for key, value in {"bind": binds, "workers": workers, "worker_class": "gthread",
-                               "threads": 16, "timeout": 30, "graceful_timeout": 10, "loglevel": "warning",
+                               # 16 threads for Slack, and the credential form's own few on top
+                               # (it never takes more: bot.gather_page), so a flooded form leaves Slack's.
+                               "threads": 16 + GATHER_THREADS,
+                               "timeout": 30, "graceful_timeout": 10, "loglevel": "warning",
                                "accesslog": None}.items():
                 self.cfg.set(key, value)
 

@@ -300,6 +300,9 @@ class GatherLink(Base):
     source_host: Mapped[str] = mapped_column(String(253))
     source_port: Mapped[int] = mapped_column(Integer)
     source_security: Mapped[str] = mapped_column(String(16))
+    # Where the mail may go, chosen by the admin: domains comma-separated, the first one the
+    # destination of a person who gives no new address ("" for links older than this column).
+    dest_domains: Mapped[str] = mapped_column(String(2600), default="", server_default="")
     channel_id: Mapped[str] = mapped_column(String(32))
     message_ts: Mapped[str | None] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(32))
@@ -323,6 +326,10 @@ class GatherSubmission(Base):
     full_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str] = mapped_column(String(320))
     new_address: Mapped[str | None] = mapped_column(String(320))
+    # The destination whose own password the person gave and a real IMAP login at PurelyMail
+    # proved before the row was stored; None: no password proven (an existing mailbox then
+    # needs the admin's approval in Create jobs).
+    dest_proven: Mapped[str | None] = mapped_column(String(320))
     key_id: Mapped[str | None] = mapped_column(String(16))
     ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = _now()

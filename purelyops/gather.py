@@ -1,22 +1,30 @@
 """Credential links: mailbox owners give the login of their old mailbox through a public
 web form, never through Slack.
 
-An admin creates a link (`create_link`) for one source server; it is open for a few days.
-Each person opens PUBLIC_URL/gather/<token> and types their old address and password;
-`submit` tries a real IMAP login on the link's source server first (`purelyops.servers`:
-the host checked by resolve_source, TLS verified) and stores nothing unless it works. Then
-the passwords are encrypted with CREDENTIALS_KEY (purelyops.crypto, bound to the row, like
-migration credentials). The admin turns the submissions into one batch of migrations
-(`create_jobs`); a submission's ciphertext is deleted as soon as its job holds its own
-copy, and a closed or expired link's unused credentials CREDENTIAL_RETENTION_DAYS after
-it ended (`purge_unused_credentials`).
+An admin creates a link (`create_link`) for one source server and names the destination
+domain(s): where the mail goes is the admin's choice, never the form's. Each person opens
+PUBLIC_URL/gather/<token> and types their old address and password, and maybe a new
+address (at one of the link's domains, or refused) and the new mailbox's password. `submit`
+tries a real IMAP login on the link's source server first (`purelyops.servers`: the host
+checked by resolve_source, TLS verified), and a given new password at PURELYMAIL_IMAP_HOST,
+and stores nothing unless both work. Then the passwords are encrypted with CREDENTIALS_KEY
+(purelyops.crypto, bound to the row, like migration credentials). The admin turns the
+submissions into one batch of migrations (`create_jobs`), a page of PAGE rows at a time,
+each listed first; a mailbox that already exists is copied into only with its password
+proven at submit (`dest_proven`) or with the admin's approval of that row. A submission's
+ciphertext is deleted as soon as its job holds its own copy, and a closed or expired
+link's unused credentials CREDENTIAL_RETENTION_DAYS after it ended
+(`purge_unused_credentials`).
 
 The token (at least 32 URL-safe characters from `secrets`) is a secret like a password:
 the database keeps its SHA-256, to find the link, and an encrypted copy, to show the link
 again to an admin; it is never logged, and never posted where a channel can read it.
 Failed logins are counted in Redis, so that every web process shares one limit: more than
-FAIL_LIMIT failures for one address, or from one IP address, within FAIL_WINDOW_S answer
-"too many attempts".
+FAIL_LIMIT failures for one address, or from one IP address (an IPv6 /64), within
+FAIL_WINDOW_S answer "too many attempts". A login that was sent and never answered (a
+timeout, a dropped connection: servers delay wrong passwords) is a failure too. At most
+CHECK_SLOTS logins are tried at once across every web process (slots in Redis that expire
+by themselves); beyond, "busy", which is not counted.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from sqlalchemy.exc import IntegrityError
 from db.models import GatherLink, GatherSubmission, Mailbox, SourceServer
 from db.session import session_scope
 from purelyops import audit, crypto, mailboxes, migrations, servers
+from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.errors import Refused
 from purelyops.fields import FieldProblems
 from purelyops.logs import redact
@@ -55,15 +64,23 @@ TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 EXPIRY_DAYS = (3, 7, 14, 30)
 DEFAULT_EXPIRY_DAYS = 7
 MAX_NAME = 80
+MAX_DOMAINS = 10
 FAIL_LIMIT = 5
 FAIL_WINDOW_S = 15 * 60
+CHECK_SLOTS = 4  # login checks (IMAP) at once, across every web process
+CHECK_SLOTS_KEY = "purelyops:gather:login-checks"
+LOGIN_CHECK_TIMEOUT = servers.LOGIN_TIMEOUT  # seconds one login check may wait for its answer
 PUBLIC_ACTOR = "web form"  # the audit log's actor for what people do on the public form
 EXISTENCE_CHECKS = 8  # getUser calls at most per `gather show` (PurelyMail answers about one a second)
 
 # The public form's fields, with their limits (the page's maxlength says the same).
 LIMITS = {"full_name": 200, "email": 320, "password": migrations.MAX_PASSWORD, "new_address": 320,
           "new_password": migrations.MAX_PASSWORD}
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The old address as the person typed it is what IMAP logs in with: only an unquoted
+# local part (RFC 5322 atext, dots between) is taken, so that what keys the attempt limit
+# and the duplicate check is exactly what the server reads (no quotes, backslashes or spaces
+# that IMAP would unquote into the same login).
+_LOCAL_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -121,10 +138,36 @@ def check_name(raw: str) -> str:
     return name
 
 
+def check_domains(raw: list[str] | str) -> list[str]:
+    """The destination domains an admin chose (a list, or text with commas or spaces
+    between them), normalised, in their order, each once; FieldProblems on "domains"."""
+    items = raw.replace(",", " ").split() if isinstance(raw, str) else [str(item) for item in raw]
+    found: list[str] = []
+    for item in items:
+        try:
+            domain = normalize_domain(item).ascii
+        except InvalidDomain as error:
+            raise FieldProblems({"domains": error.message}) from None
+        if domain not in found:
+            found.append(domain)
+    if not found:
+        raise FieldProblems({"domains": "name the domain(s) the mail goes to, like example.com"})
+    if len(found) > MAX_DOMAINS:
+        raise FieldProblems({"domains": f"at most {MAX_DOMAINS} domains a link"})
+    return found
+
+
+def link_domains(link: GatherLink) -> list[str]:
+    """The link's destination domains, the first one for people who give no new address."""
+    return [domain for domain in (link.dest_domains or "").split(",") if domain]
+
+
 def create_link(rt: Runtime, server_id: int, days: int, name: str, *, actor_id: str, actor_name: str,
-                channel_id: str, idempotency_key: str) -> tuple[GatherLink, str, bool]:
-    """A new link open for `days`: (the link, its token, True); the same idempotency key
+                channel_id: str, idempotency_key: str, dest_domains: list[str]) -> tuple[GatherLink, str, bool]:
+    """A new link open for `days`, whose mail goes to `dest_domains` (the first one for a
+    person who gives no new address): (the link, its token, True); the same idempotency key
     again gives the first link, its token and False (a double-submitted form makes one)."""
+    dest_domains = check_domains(dest_domains)
     if days not in EXPIRY_DAYS:
         raise GatherError(f"a link is open for {', '.join(map(str, EXPIRY_DAYS))} days")
     if not rt.settings.public_url:
@@ -140,7 +183,8 @@ def create_link(rt: Runtime, server_id: int, days: int, name: str, *, actor_id: 
         token = secrets.token_urlsafe(TOKEN_BYTES)
         link = GatherLink(name=name, token_hash=token_digest(token), token_key_id="", token_ciphertext=b"",
                           source_server_id=server.id, source_name=server.name, source_host=server.host,
-                          source_port=server.port, source_security=server.security, channel_id=channel_id,
+                          source_port=server.port, source_security=server.security,
+                          dest_domains=",".join(dest_domains), channel_id=channel_id,
                           created_by=actor_id, expires_at=datetime.now(timezone.utc) + timedelta(days=days),
                           idempotency_key=idempotency_key)
         session.add(link)
@@ -148,7 +192,8 @@ def create_link(rt: Runtime, server_id: int, days: int, name: str, *, actor_id: 
         link.token_key_id, link.token_ciphertext = crypto.encrypt(rt.settings.credential_keys, {"token": token},
                                                                   _token_aad(link.id))
         audit.record(session, actor_id=actor_id, actor_name=actor_name, action="gather.create",
-                     target=f"link {link.id}", params={"name": name, "server": server.name, "days": days})
+                     target=f"link {link.id}", params={"name": name, "server": server.name, "days": days,
+                                                       "domains": dest_domains})
         session.flush()
         session.expunge(link)
         return link, token, True
@@ -242,13 +287,17 @@ def submissions(rt: Runtime, link_id: int) -> list[GatherSubmission]:
 
 def default_destination(submission: GatherSubmission, domain: str | None) -> str | None:
     """Where the submission's mail goes: the new address the person gave, else the same
-    local part on `domain` (None when neither is known yet)."""
-    if submission.new_address:
-        return submission.new_address
+    local part on `domain`, the link's first domain (None when neither is known).
+    MailboxError when that local part cannot be a mailbox name."""
+    return destination_of(submission.email, submission.new_address, domain)
+
+
+def destination_of(email: str, new_address: str | None, domain: str | None) -> str | None:
+    if new_address:
+        return new_address
     if domain is None:
         return None
-    local = submission.email.rpartition("@")[0]
-    return f"{mailboxes.check_local_part(local)}@{domain}"
+    return f"{mailboxes.check_local_part(email.rpartition('@')[0])}@{domain}"
 
 
 class Existence(StrEnum):
@@ -259,37 +308,73 @@ class Existence(StrEnum):
 
 @dataclass(frozen=True)
 class Planned:
-    """A submission as `gather show` presents it."""
+    """A submission as `gather show` and Create jobs present it."""
 
     submission: GatherSubmission
-    destination: str | None  # None: the local part on the domain chosen in Create jobs
-    existence: Existence | None  # None when there is no destination yet, or the job exists
+    destination: str | None  # None: no destination can be named (see `problem`), or the job exists
+    existence: Existence | None  # None when there is no destination, or the job exists
+    problem: str = ""  # why this row cannot become a job, in words
+
+    @property
+    def proven(self) -> bool:
+        """The person gave the destination's own password, and a login at PurelyMail proved it."""
+        return self.destination is not None and self.submission.dest_proven == self.destination
+
+    @property
+    def needs_approval(self) -> bool:
+        """The destination is a mailbox that exists and whose password was not proven: it
+        becomes a job only with the admin's explicit approval of this row."""
+        return self.existence is Existence.EXISTS and not self.proven
+
+    @property
+    def reason(self) -> str:
+        """Why the row needs approval, in words (empty when it does not; at most 75 characters)."""
+        if not self.needs_approval:
+            return ""
+        if self.submission.new_address:
+            return "named on the form; it exists, and no password for it was given"
+        return "the same name at the link's domain; it exists, no password given"
 
 
-def plan(rt: Runtime, link_id: int, *, checks: int = EXISTENCE_CHECKS) -> list[Planned]:
-    """Every submission with its destination and whether that mailbox exists on PurelyMail:
-    "exists" from the mailbox cache, else asked of PurelyMail (getUser, at most `checks`
-    calls; a mailbox found is added to the cache)."""
-    rows = submissions(rt, link_id)
-    wanted = {s.new_address for s in rows if s.new_address and s.job_id is None}
-    cached = _cached(rt, wanted)
+def plan(rt: Runtime, link_id: int, *, checks: int = EXISTENCE_CHECKS, rows: list[GatherSubmission] | None = None,
+         domain: str | None = None) -> list[Planned]:
+    """Every submission (or `rows`) with its destination and whether that mailbox exists on
+    PurelyMail: "exists" from the mailbox cache, else asked of PurelyMail (getUser, at most
+    `checks` calls; a mailbox found is added to the cache). The destination of a person who
+    gave no new address is the same name on the link's first domain (or on `domain`, for a
+    link made before links named their domains)."""
+    link = get_link(rt, link_id)
+    domain = (link_domains(link) or [domain])[0]
+    rows = submissions(rt, link_id) if rows is None else rows
+    targets: dict[int, str | None] = {}
+    problems: dict[int, str] = {}
+    for row in rows:
+        try:
+            targets[row.id] = default_destination(row, domain)
+        except mailboxes.MailboxError:
+            targets[row.id], problems[row.id] = None, ("the part before the @ cannot be a mailbox name; ask for a "
+                                                       "new address")
+    cached = _cached(rt, {t for t in targets.values() if t})
     out: list[Planned] = []
     for row in rows:
         existence: Existence | None = None
-        if row.job_id is None and row.new_address:
-            if row.new_address in cached:
+        target = targets[row.id] if row.job_id is None else None
+        if target is not None:
+            if target in cached:
                 existence = Existence.EXISTS
             elif checks > 0:
                 checks -= 1
                 try:
-                    existence = Existence.EXISTS if mailbox_exists(rt, row.new_address) else \
-                        Existence.WILL_BE_CREATED
+                    existence = Existence.EXISTS if mailbox_exists(rt, target) else Existence.WILL_BE_CREATED
                 except PurelyMailError as error:  # the list still shows; Create jobs asks again
                     _log.warning("getUser for a credential link's destination failed: %s", error)
                     existence, checks = Existence.UNCHECKED, 0
             else:
                 existence = Existence.UNCHECKED
-        out.append(Planned(row, row.new_address, existence))
+        problem = problems.get(row.id, "") if row.job_id is None else ""
+        if row.job_id is None and target is None and not problem:
+            problem = "no new address, and the link names no destination domain"
+        out.append(Planned(row, target, existence, problem))
     return out
 
 
@@ -314,16 +399,28 @@ def mailbox_exists(rt: Runtime, address: str) -> bool:
 
 
 def waiting(rt: Runtime, link_id: int) -> list[GatherSubmission]:
-    """Submissions still waiting for their migration job (their credentials are there)."""
+    """Submissions still waiting for their migration job (their credentials are there), oldest first."""
     return [s for s in submissions(rt, link_id) if s.job_id is None and s.ciphertext is not None]
+
+
+PAGE = 50  # rows one Create jobs shows, and then turns into jobs: every one of them listed first
+
+
+def next_page(rt: Runtime, link_id: int, *, checks: int = 2) -> tuple[list[Planned], int]:
+    """The waiting rows the next Create jobs shows and runs (at most PAGE, oldest first),
+    each with its destination and existence, and how many wait in all."""
+    pending = waiting(rt, link_id)
+    return plan(rt, link_id, checks=checks, rows=pending[:PAGE]), len(pending)
 
 
 @dataclass(frozen=True)
 class JobOptions:
-    domain: str | None  # for submissions without a new address
+    domain: str | None  # for submissions without a new address, on a link that names no domain
     dry_run: bool = True
     exclude: str | None = None
     max_age_days: int | None = None
+    rows: tuple[int, ...] | None = None  # the submissions the admin was shown; None: the next page
+    approved: frozenset[int] = frozenset()  # submissions whose existing, unproven destination the admin approved
 
 
 @dataclass
@@ -403,19 +500,34 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
                           "add it again with `server add` and create a new link.")
     outcome = JobsOutcome()
     pending = waiting(rt, link_id)
+    if options.rows is not None:  # exactly the rows the admin was shown (still waiting)
+        shown = set(options.rows)
+        pending = [row for row in pending if row.id in shown]
+    else:
+        pending = pending[:PAGE]
     if not pending:
         raise GatherError(f"Credential link {link_id} has no submission waiting for a job.")
+    domain = (link_domains(link) or [options.domain])[0]
     specs: list[migrations.JobSpec] = []
     chosen: list[GatherSubmission] = []
     for row in pending:
         try:
-            destination = default_destination(row, options.domain)
+            destination = default_destination(row, domain)
         except mailboxes.MailboxError:
             outcome.problems.append(f"{row.email}: the part before the @ cannot be a mailbox name here; ask for "
                                     "a new address")
             continue
         if destination is None:
             outcome.problems.append(f"{row.email} gave no new address, and no destination domain was chosen")
+            continue
+        proven = row.dest_proven == destination
+        # An existing mailbox receives someone else's mail only with its own password, proven
+        # when it was submitted, or with the admin's approval of this very row.
+        # (a mailbox an earlier Create jobs of this row made, and died before showing, is its own)
+        exists = not _ours(row, destination) and (bool(_cached(rt, {destination})) or mailbox_exists(rt, destination))
+        if exists and not proven and row.id not in options.approved:
+            outcome.problems.append(f"{row.email} → {destination}: that mailbox already exists and its password was "
+                                    "not proven; approve the row in Create jobs to copy into it")
             continue
         try:
             secret = crypto.decrypt(rt.settings.credential_keys, row.key_id or "", row.ciphertext or b"",
@@ -427,10 +539,17 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
         if lost.is_set():
             raise GatherError(f"Creating the jobs of credential link {link_id} stopped: its lock could not be kept "
                               "(is Redis reachable?). Mailboxes already created stay; Create jobs again to go on.")
-        existed = _ensure_mailbox(rt, row, destination, outcome, actor_id=actor_id, actor_name=actor_name)
+        existed = _ensure_mailbox(rt, row, destination, outcome, actor_id=actor_id, actor_name=actor_name,
+                                  exists=exists)
         if existed is None:
             continue
-        dest_password = secret.get("dest", "") if existed else ""
+        if existed and not exists and not proven and row.id not in options.approved:
+            # made by someone else between the check and now: not ours to fill without approval
+            outcome.existing -= 1
+            outcome.problems.append(f"{row.email} → {destination}: that mailbox was created meanwhile by someone "
+                                    "else; approve the row in Create jobs to copy into it")
+            continue
+        dest_password = secret.get("dest", "") if existed and proven else ""
         specs.append(migrations.JobSpec(link.source_server_id, row.email, secret["source"], destination, dest_password,
                                         dry_run=options.dry_run, exclude=options.exclude,
                                         max_age_days=options.max_age_days))
@@ -454,24 +573,30 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
                                         mailbox_pending=None))
         audit.record(session, actor_id=actor_id, actor_name=actor_name, action="gather.jobs",
                      target=f"link {link_id}", params={"batch": batch.id, "jobs": len(jobs),
+                                                       "approved": sorted(options.approved & {r.id for r in chosen}),
                                                        "mailboxes_created": len(outcome.created),
                                                        "dry_run": options.dry_run, "skipped": len(outcome.problems)})
     outcome.batch_id, outcome.jobs = batch.id, len(jobs)
     return outcome
 
 
+def _ours(row: GatherSubmission, address: str) -> bool:
+    """The mailbox was noted as being created for this submission by an earlier Create jobs."""
+    return bool(row.mailbox_pending) and row.mailbox_pending.lower() == address.lower()
+
+
 def _ensure_mailbox(rt: Runtime, row: GatherSubmission, address: str, outcome: JobsOutcome, *, actor_id: str,
-                    actor_name: str) -> bool | None:
+                    actor_name: str, exists: bool | None = None) -> bool | None:
     """True: it existed; False: created now (its password in the outcome); None: it could
-    not be created (the problem in the outcome). The submission notes the mailbox before
-    PurelyMail is asked to create it: if this run dies before the admin sees the password,
-    the next run finds the note and the mailbox, and resets its password (shown then):
-    never a password nobody knows, nor a wrong one."""
-    if row.mailbox_pending and row.mailbox_pending.lower() == address.lower() and mailbox_exists(rt, address):
+    not be created (the problem in the outcome). `exists`: already asked. The submission
+    notes the mailbox before PurelyMail is asked to create it: if this run dies before the
+    admin sees the password, the next run finds the note and the mailbox, and resets its
+    password (shown then): never a password nobody knows, nor a wrong one."""
+    if _ours(row, address) and mailbox_exists(rt, address):
         password = mailboxes.reset_password(rt, address, None, actor_id=actor_id, actor_name=actor_name)
         outcome.created.append((address, password))
         return False
-    if _cached(rt, {address}) or mailbox_exists(rt, address):
+    if exists if exists is not None else (_cached(rt, {address}) or mailbox_exists(rt, address)):
         outcome.existing += 1
         return True
     with session_scope(rt.database_url) as session:
@@ -499,7 +624,9 @@ def enqueue_create_jobs(rt: Runtime, link_id: int, options: JobOptions, *, actor
     a click may take. Its arguments are plain and hold no secret."""
     Queue("default", connection=rt.redis).enqueue(
         CREATE_JOB, link_id, options.domain, options.dry_run, options.exclude, options.max_age_days, actor_id,
-        actor_name, channel_id, view_id, title, idempotency_key, job_id=f"gather-create-{idempotency_key[:32]}",
+        actor_name, channel_id, view_id, title, idempotency_key,
+        None if options.rows is None else list(options.rows), sorted(options.approved),
+        job_id=f"gather-create-{idempotency_key[:32]}",
         job_timeout=3600, result_ttl=600, failure_ttl=24 * 3600, description=f"create the jobs of credential link "
                                                                               f"{link_id}")
 
@@ -553,9 +680,13 @@ def check_answer(fields: dict[str, str]) -> Answer:
         elif _CONTROL.search(full_name):
             problems["full_name"] = "Enter your name on one line."
     email = values["email"].strip()
-    if "email" not in problems and not (_EMAIL.match(email) and not _CONTROL.search(email)
-                                        and not email.startswith("-")):
-        problems["email"] = "Enter the address of your old mailbox, like name@example.com."
+    if "email" not in problems:
+        normal = login_address(email)
+        if normal is None:
+            problems["email"] = ("Enter the address of your old mailbox, like name@example.com (without quotes or "
+                                 "spaces).")
+        else:
+            email = normal
     password = values["password"]
     if "password" not in problems:
         problem = migrations.password_problem(password)
@@ -578,13 +709,29 @@ def check_answer(fields: dict[str, str]) -> Answer:
     return Answer(full_name, email, password, new_address, new_password)
 
 
+def login_address(raw: str) -> str | None:
+    """The old address in one canonical spelling (the domain lower-cased, without a trailing
+    dot, IDN in punycode; the local part as typed), or None when IMAP could read it as
+    something else: quotes, backslashes, spaces, control characters, a leading hyphen,
+    empty or doubled dots, or letters outside ASCII before the @."""
+    local, at, domain = raw.strip().rpartition("@")
+    if not at or len(local) > 64 or not _LOCAL_ATOM.match(local) or local.startswith("-"):
+        return None
+    try:
+        return f"{local}@{normalize_domain(domain).ascii}"
+    except InvalidDomain:
+        return None
+
+
 class Verdict(StrEnum):
     ACCEPTED = "accepted"  # 200
     INVALID = "invalid"  # 422, a field is wrong
     LOGIN_FAILED = "login failed"  # 422
     DUPLICATE = "duplicate"  # 409
     TOO_MANY = "too many attempts"  # 429
+    NEW_LOGIN_FAILED = "new login failed"  # 422: the new mailbox's password did not log in at PurelyMail
     UNREACHABLE = "unreachable"  # 503: the old server did not answer, or its certificate is not trusted
+    BUSY = "busy"  # 503: CHECK_SLOTS logins are being tried already (not an attempt)
     UNKNOWN = "unknown"  # 404
     CLOSED = "closed"  # 410
 
@@ -596,6 +743,7 @@ class Result:
     submission: GatherSubmission | None = None
     problems: dict[str, str] = field(default_factory=dict)
     retry_after: int = 0
+    destination: str = ""
 
 
 def find_link(rt: Runtime, token: str) -> GatherLink | None:
@@ -610,9 +758,12 @@ def find_link(rt: Runtime, token: str) -> GatherLink | None:
 
 
 def submit(rt: Runtime, token: str, fields: dict[str, str], client_ip: str) -> Result:
-    """A person's form, from the link's state to the stored submission. The login is tried
-    before anything is stored; a refused login, and an address that was already submitted,
-    count against the address and the IP (so the link cannot be used to learn who submitted)."""
+    """A person's form, from the link's state to the stored submission. The new address
+    must be at one of the link's domains. The login is tried before anything is stored; so
+    is the new mailbox's password, when one is given, with a real login at PurelyMail. A
+    refused or unanswered login, and an address that was already submitted, count against
+    the address and the IP (so the link cannot be used to learn who submitted). At most
+    CHECK_SLOTS logins are tried at once across every web process: beyond, BUSY (not counted)."""
     link = find_link(rt, token)
     if link is None:
         return Result(Verdict.UNKNOWN)
@@ -620,30 +771,77 @@ def submit(rt: Runtime, token: str, fields: dict[str, str], client_ip: str) -> R
         return Result(Verdict.CLOSED, link)
     try:
         answer = check_answer(fields)
+        destination = _destination_problem(link, answer)
     except FieldProblems as invalid:
         return Result(Verdict.INVALID, link, problems=invalid.problems)
-    attempt = Attempt(rt, answer.email, client_ip)
-    wait = attempt.begin()
-    if wait:
-        return Result(Verdict.TOO_MANY, link, retry_after=wait)
-    if _submitted(rt, link.id, answer.email):
-        return Result(Verdict.DUPLICATE, link)  # counted: asking who already submitted costs attempts
-    counted = False
-    try:
-        ok, words = servers.test_login(rt, link.source_host, link.source_port, link.source_security, answer.email,
-                                       answer.password)
-        if not ok:
-            if words.startswith(servers.LOGIN_REFUSED):
-                counted = True  # a refused password is a failed attempt
-                return Result(Verdict.LOGIN_FAILED, link)
-            _log.warning("credential link %s: the login check could not be made: %s", link.id,
-                         words.replace(answer.email, "<address>"))
-            return Result(Verdict.UNREACHABLE, link)
-    finally:
-        if not counted:
-            attempt.forget()
+    with CheckSlot(rt) as slot:
+        if not slot.taken:  # before anything else is asked of Redis or the database: a flood costs little
+            return Result(Verdict.BUSY, link)
+        attempt = Attempt(rt, answer.email, client_ip)
+        wait = attempt.begin()
+        if wait:
+            return Result(Verdict.TOO_MANY, link, retry_after=wait)
+        counted = False
+        try:
+            if _submitted(rt, link.id, answer.email):
+                counted = True  # asking who already submitted costs attempts
+                return Result(Verdict.DUPLICATE, link)
+            verdict = _login(rt, link, link.source_host, link.source_port, link.source_security, answer.email,
+                             answer.password)
+            counted = verdict is Verdict.LOGIN_FAILED
+            if verdict is not None:
+                return Result(verdict, link)
+            proven = None
+            if answer.new_password and destination:
+                verdict = _login(rt, link, rt.settings.purelymail_imap_host, rt.settings.purelymail_imap_port,
+                                 "tls" if rt.settings.purelymail_imap_tls else "none", destination,
+                                 answer.new_password)
+                counted = verdict is Verdict.LOGIN_FAILED
+                if counted:
+                    return Result(Verdict.NEW_LOGIN_FAILED, link, destination=destination)
+                if verdict is not None:
+                    return Result(verdict, link)
+                proven = destination
+        finally:
+            if not counted:
+                attempt.forget()
     redact(answer.password, answer.new_password)
-    return _store(rt, link, answer)
+    return _store(rt, link, answer, proven)
+
+
+def _destination_problem(link: GatherLink, answer: Answer) -> str:
+    """Where this person's mail would go; FieldProblems when that is not the admin's choice:
+    a new address outside the link's domains, or an old name that is no mailbox name."""
+    domains = link_domains(link)
+    if answer.new_address:
+        domain = answer.new_address.rpartition("@")[2]
+        if domain not in domains:
+            where = " or ".join(f"@{d}" for d in domains)
+            raise FieldProblems({"new_address": f"Your new address must end in {where}; leave this empty for the "
+                                                "same name there." if domains else
+                                 "This link takes no new address; leave this empty."})
+        return answer.new_address
+    if not domains:
+        return ""
+    try:
+        return destination_of(answer.email, None, domains[0]) or ""
+    except mailboxes.MailboxError:
+        raise FieldProblems({"new_address": f"Enter your new address at @{domains[0]}: the part before the @ of "
+                                            "your old one cannot be used there."}) from None
+
+
+def _login(rt: Runtime, link: GatherLink, host: str, port: int, security: str, address: str,
+           password: str) -> Verdict | None:
+    """None: the login worked; LOGIN_FAILED: refused, or never answered once it was sent;
+    UNREACHABLE: it could not be tried."""
+    ok, words = servers.test_login(rt, host, port, security, address, password, timeout=LOGIN_CHECK_TIMEOUT)
+    if ok:
+        return None
+    if words.startswith((servers.LOGIN_REFUSED, servers.LOGIN_UNANSWERED)):
+        return Verdict.LOGIN_FAILED
+    _log.warning("credential link %s: the login check could not be made: %s", link.id,
+                 words.replace(address, "<address>"))
+    return Verdict.UNREACHABLE
 
 
 def _submitted(rt: Runtime, link_id: int, email: str) -> bool:
@@ -652,7 +850,7 @@ def _submitted(rt: Runtime, link_id: int, email: str) -> bool:
             GatherSubmission.link_id == link_id, func.lower(GatherSubmission.email) == email.lower())) > 0
 
 
-def _store(rt: Runtime, link: GatherLink, answer: Answer) -> Result:
+def _store(rt: Runtime, link: GatherLink, answer: Answer, proven: str | None) -> Result:
     try:
         with session_scope(rt.database_url) as session:
             # The link's row is held (FOR SHARE) so that a close cannot slip in between.
@@ -660,16 +858,16 @@ def _store(rt: Runtime, link: GatherLink, answer: Answer) -> Result:
             if current is None or state_of(current) is not LinkState.ACTIVE:
                 return Result(Verdict.CLOSED, link)
             row = GatherSubmission(link_id=link.id, full_name=answer.full_name, email=answer.email,
-                                   new_address=answer.new_address)
+                                   new_address=answer.new_address, dest_proven=proven)
             session.add(row)
             session.flush()
-            row.key_id, row.ciphertext = crypto.encrypt(rt.settings.credential_keys,
-                                                        {"source": answer.password, "dest": answer.new_password},
-                                                        _submission_aad(row.id))
+            secret = {"source": answer.password, "dest": answer.new_password if proven else ""}
+            row.key_id, row.ciphertext = crypto.encrypt(rt.settings.credential_keys, secret, _submission_aad(row.id))
             audit.record(session, actor_id=PUBLIC_ACTOR, actor_name=answer.email[:255], action="gather.submit",
                          target=f"link {link.id}", params={"email": answer.email, "name": answer.full_name,
                                                            "new_address": answer.new_address,
-                                                           "new_password": bool(answer.new_password)})
+                                                           "new_password": bool(answer.new_password),
+                                                           "new_password_proven": proven is not None})
             session.flush()
             session.expunge(row)
             session.expunge(current)
@@ -724,6 +922,41 @@ class Attempt:
         for key in self.keys:
             pipe.zrem(key, self.member)
         pipe.execute()
+
+
+# ---- the login checks' budget, shared by every web process --------------------------------------
+
+# KEYS: the slots' sorted set. ARGV: now (ms), slots, this slot's deadline (ms), member, key ttl (ms).
+# A slot whose deadline passed is free again: a process that died holding one leaks nothing.
+_TAKE_SLOT = """
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), ARGV[4])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]))
+return 1
+"""
+
+
+class CheckSlot:
+    """One of CHECK_SLOTS login checks at once, across every web process (a sorted set in
+    Redis; each slot expires by itself after the longest a check can take)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.member = uuid.uuid4().hex
+        self.taken = False
+
+    def __enter__(self) -> CheckSlot:
+        hold_ms = int((2 * LOGIN_CHECK_TIMEOUT + 2 * self.rt.settings.dns_timeout + 5) * 1000)
+        now = int(time.time() * 1000)
+        self.taken = bool(self.rt.redis.eval(_TAKE_SLOT, 1, CHECK_SLOTS_KEY, now, CHECK_SLOTS, now + hold_ms,
+                                             self.member, hold_ms))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.taken:
+            self.rt.redis.zrem(CHECK_SLOTS_KEY, self.member)
 
 
 def _digest(value: str) -> str:

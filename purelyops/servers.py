@@ -41,6 +41,9 @@ _HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,
 LOGIN_TIMEOUT = 10.0
 ADD_RESOLVE_TIMEOUT = 1.5  # `server add` looks the host up before Slack's 3 s are over
 LOGIN_REFUSED = "the server refused the login"  # how test_login's words begin when the password was wrong
+# …and when the login was sent but never answered (a timeout, or the connection dropped):
+# servers delay wrong passwords (Dovecot doubles its penalty per failure), so this is a failed login too.
+LOGIN_UNANSWERED = "the server did not answer the login"
 
 
 class ServerError(Refused):
@@ -431,6 +434,15 @@ def test_login(rt: Runtime, host: str, port: int, security: str, address: str, p
                 client.login(address, password)
             else:  # LOGIN takes ASCII only; AUTHENTICATE PLAIN carries UTF-8
                 client.authenticate("PLAIN", lambda _: f"\0{address}\0{password}".encode())
+        except imaplib.IMAP4.abort as error:  # the connection dropped once the login was sent
+            return False, (f"{LOGIN_UNANSWERED} for {address}: the connection was closed "
+                           f"({type(error).__name__}); a server that hangs up on a login refused it")
+        except (socket.timeout, TimeoutError):
+            return False, (f"{LOGIN_UNANSWERED} for {address} within {timeout:g} s; servers delay their answer "
+                           "to a wrong password")
+        except OSError as error:
+            return False, (f"{LOGIN_UNANSWERED} for {address}: the connection broke "
+                           f"({error.strerror or type(error).__name__})")
         except imaplib.IMAP4.error as error:
             text = str(error).replace(password, "•••") if password else str(error)
             return False, f"{LOGIN_REFUSED} for {address}: {text[:200]}"

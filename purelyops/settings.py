@@ -121,6 +121,8 @@ SOURCES: dict[str, str] = {
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
     "PUBLIC_URL": "the base URL at which people reach this bot's web process (behind your TLS proxy), like "
                   "https://purelyops.example.com; credential links are PUBLIC_URL/gather/…",
+    "FORWARDED_FOR_HOPS": "0: the credential form counts attempts per TCP peer; N: per the Nth address from the right "
+                          "of X-Forwarded-For (1 behind one proxy of yours that appends the client's address)",
     "TZ": "an IANA time zone such as Europe/Berlin, for schedules and times shown in Slack",
 }
 
@@ -193,6 +195,7 @@ class Settings(DatabaseSettings):
     low_credit_threshold: Decimal = Field(default=Decimal("2.00"), ge=0)
     tz: str = "UTC"
     public_url: str = ""
+    forwarded_for_hops: int = Field(default=0, ge=0, le=10)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     _split = field_validator("admin_user_ids", "viewer_user_ids", "source_hosts_allow", "migration_retry_delays",

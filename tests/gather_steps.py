@@ -38,23 +38,38 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
-def run_old_server(monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    """A real Dovecot holding PEOPLE's old mailboxes, answering a wrong password at once
-    (Dovecot slows repeated failures down, which only slows the rate-limit tests)."""
+# Mailboxes at "PurelyMail" (a second Dovecot standing for PURELYMAIL_IMAP_HOST), with their passwords.
+NEW_PEOPLE = {
+    "bob@new.example": "bob-new-pw-Zz9",
+    "ceo@new.example": "ceo-Real-pw-7",
+    "dave@new.example": "dave-new-pw-Yy8",
+}
+
+
+def dovecot(users: dict[str, str], *, auth_failure_delay: float = 0, auth_penalty: bool = False) -> Iterator:
+    """A real Dovecot holding `users`, by default answering a wrong password at once and
+    without its growing auth penalty (which only slows the rate-limit tests)."""
     from tests import imap_servers
 
     if not os.path.exists(imap_servers.DOVECOT):
         pytest.skip("dovecot is not installed (scripts/test installs dovecot-imapd)")
-    # No wait after a wrong password, and no "auth penalty" growing to 15 s for 127.0.0.1 (its
-    # anvil socket is made unusable: Dovecot then skips the penalty). CONFIG goes through format().
-    monkeypatch.setattr(imap_servers, "CONFIG", imap_servers.CONFIG + "auth_failure_delay = 0\n"
-                        "service anvil {{\n  unix_listener anvil-auth-penalty {{\n    mode = 0\n  }}\n}}\n")
     root = Path(tempfile.mkdtemp(prefix="purelyops-gather-"))
     root.chmod(0o755)
-    server = imap_servers.Dovecot(root / "old", PEOPLE).start()
+    server = imap_servers.Dovecot(root / "imap", users, auth_failure_delay=auth_failure_delay,
+                                  auth_penalty=auth_penalty).start()
     yield server
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
+
+
+def run_old_server() -> Iterator:
+    """A real Dovecot holding PEOPLE's old mailboxes, answering a wrong password at once."""
+    yield from dovecot(PEOPLE)
+
+
+def run_new_server() -> Iterator:
+    """A real Dovecot standing for PurelyMail's IMAP server (PURELYMAIL_IMAP_HOST/PORT point at it)."""
+    yield from dovecot(NEW_PEOPLE)
 
 
 class WebServer(BotServer):
@@ -74,11 +89,16 @@ def server_id(rt: Runtime) -> str:
         return str(session.scalars(select(SourceServer.id)).one())
 
 
-def new_link(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, *, days: str = "7", name: str = "Acme IT") -> str:
-    """`gather new` and its modal, as the admin: the link, from the message only they see."""
+def new_link(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, *, days: str = "7", name: str = "Acme IT",
+             domains: tuple[str, ...] = ("new.example",)) -> str:
+    """`gather new` and its modal, as the admin: the link, from the message only they see.
+    The mail goes to `domains` (chosen from the list when the modal offers one)."""
     before = len(slack_fake.calls_to("chat.postEphemeral"))
     open_modal(slack, slack_fake, "gather new", "gather_new")
-    values = {"server": {"value": server_id(rt)}, "expiry": {"value": days}}
+    view = [v for v in slack_fake.open_views() if v.view.get("callback_id") == "gather_new"][-1].view
+    (element,) = [b["element"] for b in view["blocks"] if b.get("block_id") == "domains"]
+    chosen = list(domains) if element["type"] == "multi_static_select" else ", ".join(domains)
+    values = {"server": {"value": server_id(rt)}, "expiry": {"value": days}, "domains": {"value": chosen}}
     if name:
         values["name"] = {"value": name}
     assert slack.view_submission("gather_new", values).status_code == 200

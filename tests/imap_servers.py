@@ -149,12 +149,19 @@ def make_certificates(directory: Path, names: Sequence[str] = ("localhost", "127
 
 class Dovecot:
     def __init__(self, root: Path, users: dict[str, str], tls: Certificates | None = None,
-                 quota_kib: int | None = None, any_login: bool = False) -> None:
+                 quota_kib: int | None = None, any_login: bool = False, *, auth_failure_delay: float | None = None,
+                 auth_penalty: bool = True) -> None:
         self.root = root
         # any_login: every user and password logs in, and all share one mailbox (`mail_dir`),
         # for the imapsync stand-in's tests, whose jobs use many addresses and canary passwords.
         self.any_login = any_login
         self.quota_kib = quota_kib  # a storage quota per user, announced over IMAP (QUOTA)
+        # Dovecot answers a wrong password after auth_failure_delay (its default: 2 s), and
+        # with the auth penalty on (its default) waits longer for each failure from one IP,
+        # doubling up to 15 s. `auth_penalty=False` makes its anvil socket unusable: Dovecot
+        # then skips the penalty.
+        self.auth_failure_delay = auth_failure_delay
+        self.auth_penalty = auth_penalty
         self.port = free_port()
         self.tls = tls
         self.tls_port = free_port() if tls else 0  # implicit TLS; STARTTLS is on `port`
@@ -175,8 +182,11 @@ class Dovecot:
         quota = "" if self.quota_kib is None else (
             "mail_plugins = $mail_plugins quota\nprotocol imap {\n  mail_plugins = $mail_plugins imap_quota\n}\n"
             f"plugin {{\n  quota = maildir:User quota\n  quota_rule = *:storage={self.quota_kib}K\n}}\n")
+        auth = "" if self.auth_failure_delay is None else f"auth_failure_delay = {self.auth_failure_delay:g}s\n"
+        if not self.auth_penalty:
+            auth += "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
         text = CONFIG.format(root=self.root, uid=self.uid, gid=self.gid, port=self.port, ssl=ssl,
-                             tls_port=self.tls_port) + quota
+                             tls_port=self.tls_port) + quota + auth
         if self.any_login:
             text = text.replace(f"maildir:{self.root}/mail/%u", f"maildir:{self.mail_dir}")
             text = re.sub(r"passdb \{.*?\n\}", "passdb {\n  driver = static\n  args = nopassword=y\n}", text,

@@ -139,10 +139,12 @@ def jobs_in_every_state(n: int) -> list[MigrationJob]:
     return [job(i, states[i % len(states)], dry_run=i % 2 == 0) for i in range(1, n + 1)]
 
 
-def link_summary(state: LinkState = LinkState.ACTIVE, submissions: int = 0) -> LinkSummary:
+def link_summary(state: LinkState = LinkState.ACTIVE, submissions: int = 0,
+                 domains: str = "new.example,second.example") -> LinkSummary:
     link = GatherLink(id=123_456, name="Wave 1: " + "the accounting <!channel> team " * 2, source_server_id=3,
                       source_name="oldhost-with-a-long-name", source_host=f"imap.{IDN.ascii}", source_port=993,
-                      source_security="tls", channel_id=CHANNEL, message_ts="1710408600.000100", created_by="U0ADMIN01",
+                      source_security="tls", dest_domains=domains, channel_id=CHANNEL,
+                      message_ts="1710408600.000100", created_by="U0ADMIN01",
                       expires_at=NOW + timedelta(days=30), closed_at=NOW if state is LinkState.CLOSED else None)
     return LinkSummary(link, state, submissions, submissions // 3)
 
@@ -157,6 +159,11 @@ def planned(n: int) -> list[Planned]:
     kinds = [Existence.EXISTS, Existence.WILL_BE_CREATED, Existence.UNCHECKED, None]
     return [Planned(gather_submission(i, new_address=i % 4 != 3, job_id=i if i % 5 == 0 else None),
                     addresses(1)[0] if i % 4 != 3 else None, kinds[i % 4]) for i in range(n)]
+
+
+def approvals(n: int) -> list[Planned]:
+    """A page of rows whose destination exists and whose password was not proven."""
+    return [Planned(gather_submission(i), addresses(1)[0], Existence.EXISTS) for i in range(n)]
 
 
 def progress() -> Progress:
@@ -331,13 +338,15 @@ CASES: list[Case] = [
     (gather.show_blocks, "nobody yet", lambda: gather.show_blocks(link_summary(), [])),
     (gather.show_blocks, "300 submissions", lambda: gather.show_blocks(link_summary(submissions=300), planned(300))),
     (gather.show_blocks, "expired", lambda: gather.show_blocks(link_summary(LinkState.EXPIRED, 9), planned(9))),
-    (gather.new_modal, "150 servers", lambda: gather.new_modal([server(i) for i in range(150)], CHANNEL)),
-    (gather.create_modal, "150 domains", lambda: gather.create_modal(
-        link_summary(submissions=300), 300, 120, domain_names(150), CHANNEL)),
-    (gather.create_modal, "a few domains", lambda: gather.create_modal(
-        link_summary(submissions=3), 3, 1, domain_names(3), CHANNEL)),
+    (gather.new_modal, "150 servers", lambda: gather.new_modal([server(i) for i in range(150)], domain_names(150),
+                                                               CHANNEL)),
+    (gather.new_modal, "a few domains", lambda: gather.new_modal([server(1)], domain_names(3), CHANNEL)),
+    (gather.create_modal, "a page of 50, all to approve, 300 waiting", lambda: gather.create_modal(
+        link_summary(submissions=300), approvals(50), 300, domain_names(150), CHANNEL)),
+    (gather.create_modal, "an older link: a domain to choose", lambda: gather.create_modal(
+        link_summary(submissions=3, domains=""), planned(3), 3, domain_names(3), CHANNEL)),
     (gather.create_modal, "every one gave an address", lambda: gather.create_modal(
-        link_summary(submissions=3), 3, 0, [], CHANNEL)),
+        link_summary(submissions=3), planned(3), 3, [], CHANNEL)),
     (gather.jobs_outcome_blocks, "200 problems", lambda: gather.jobs_outcome_blocks(123_456, JobsOutcome(
         7, 300, [(a, "Xk3v9pQ2wL7zR5mAb1cD") for a in addresses(100)],
         ["PurelyMail did not create x: " + "no such domain " * 30] * 200, 100), True)),

@@ -30,11 +30,11 @@ def link_with_submissions(rt: Runtime, people: dict[str, str]) -> int:
         session.flush()
         server_id = server.id
     link, _, _ = gather.create_link(rt, server_id, gather.EXPIRY_DAYS[0], "staff", actor_id=ADMIN, actor_name="",
-                                    channel_id=OPS, idempotency_key="link-1")
+                                    channel_id=OPS, idempotency_key="link-1", dest_domains=["new.example"])
     for email, new_password in people.items():
         answer = gather.Answer(full_name="A Person", email=email, password="old-pw-123",
                                new_address=email.replace("@old.example", "@new.example"), new_password=new_password)
-        assert gather._store(rt, link, answer).verdict is gather.Verdict.ACCEPTED
+        assert gather._store(rt, link, answer, None).verdict is gather.Verdict.ACCEPTED  # no proven password
     return link.id
 
 

@@ -14,9 +14,10 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import psycopg
 import pytest
+from rq import Queue
 from sqlalchemy import select, update
 
-from db.models import AuditEntry, GatherLink, MigrationJob
+from db.models import AuditEntry, GatherLink, GatherSubmission, MigrationJob
 from db.session import session_scope
 from purelyops import crypto, domains, gather, mailboxes
 from purelyops.runtime import Runtime
@@ -25,18 +26,23 @@ from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.gather_steps import (
     LINK_URL,
+    NEW_PEOPLE,
     PEOPLE,
     WebServer,
     add_old_server,
     answer,
     link_row,
     new_link,
+    run_new_server,
     run_old_server,
+    server_id,
     submission_rows,
 )
+from tests.migration_steps import open_modal
 from tests.slack_requests import SlackDriver
 
 old_server = pytest.fixture(run_old_server, name="old_server")
+new_server = pytest.fixture(run_new_server, name="new_server")
 VIEWER = "U0VIEWER1"
 
 
@@ -46,10 +52,11 @@ def web_port() -> int:
 
 
 @pytest.fixture
-def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake, web_port):
+def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake, web_port, new_server):
+    # PurelyMail's IMAP server is a local Dovecot here: the form proves a new mailbox's password on it.
     return make_settings(database_url, redis_url, slack_fake, purelymail_fake, public_url=f"http://127.0.0.1:{web_port}",
                          viewer_user_ids=VIEWER, imapsync_bin=STANDIN, migration_progress_interval=0.3,
-                         migration_kill_grace=1.0)
+                         migration_kill_grace=1.0, purelymail_imap_port=new_server.port, purelymail_imap_tls=False)
 
 
 @pytest.fixture
@@ -146,6 +153,21 @@ def test_a_link_is_posted_with_the_server_and_expiry_and_each_submission_is_anno
     assert audit_actions(rt)[-2:] == ["gather.create", "gather.submit"]
 
 
+def test_gather_new_needs_the_destination_domains(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
+                                                   old_server) -> None:
+    add_old_server(slack, slack_fake, old_server)
+    for typed, words in ((",", "name the domain(s) the mail goes to"), ("not a domain", "has no dot"),
+                         ("https://new.example/", "without http://")):
+        open_modal(slack, slack_fake, "gather new", "gather_new")
+        response = slack.view_submission("gather_new", {"server": {"value": server_id(rt)}, "expiry": {"value": "7"},
+                                                        "domains": {"value": typed}})
+        assert words in response.json()["errors"]["domains"], (typed, response.json())
+    assert submission_rows(rt) == [] and audit_actions(rt).count("gather.create") == 0
+    url = new_link(slack, slack_fake, rt, domains=("New.Example", "second.example", "new.example"))
+    assert link_row(rt).dest_domains == "new.example,second.example"
+    assert answer(url, email="bob@old.example", new_address="bob@second.example").status_code == 200
+
+
 def test_viewers_may_list_links_but_not_make_or_open_them(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
                                                            old_server) -> None:
     add_old_server(slack, slack_fake, old_server)
@@ -210,8 +232,12 @@ def test_create_jobs_makes_the_mailboxes_and_one_batch_of_dry_runs_and_no_secret
 
     wrong = "canary-wrong-Qq7$(id)"
     assert answer(url, email="alice@old.example", password=wrong).status_code == 422
-    assert answer(url, full_name="Alice Liddell", email="alice@old.example", new_address="alice@new.example",
-                  new_password="alice-typed-Ww1").status_code == 200
+    # A password for a new mailbox that does not exist cannot log in there: refused, nothing kept.
+    refused = answer(url, full_name="Alice Liddell", email="alice@old.example", new_address="alice@new.example",
+                     new_password="alice-typed-Ww1")
+    assert refused.status_code == 422 and "could not log in to your new mailbox" in refused.text
+    assert answer(url, full_name="Alice Liddell", email="alice@old.example",
+                  new_address="alice@new.example").status_code == 200
     assert answer(url, full_name="Bob Builder", email="bob@old.example", new_address="bob@new.example",
                   new_password="bob-new-pw-Zz9").status_code == 200
     assert answer(url, full_name="Carol Ümlaut", email="carol@old.example").status_code == 200
@@ -221,14 +247,21 @@ def test_create_jobs_makes_the_mailboxes_and_one_batch_of_dry_runs_and_no_secret
     slack.command("gather show 1")
     shown = str(said(slack_fake, "4 submission(s)").args["blocks"])
     assert "`alice@new.example` · will be created" in shown
-    assert "`bob@new.example` · exists" in shown and "`dave@new.example` · exists" in shown  # dave: asked of PurelyMail
-    assert "`carol@…` (on the domain chosen in Create jobs)" in shown
+    assert "`bob@new.example` · exists, its password was proven" in shown
+    assert "`dave@new.example` · :warning: exists, its password was not proven" in shown  # dave: asked of PurelyMail
+    assert "`carol@new.example` · will be created" in shown  # the same name on the link's domain
     assert "Create jobs" in shown
 
     slack.block_action("gather_create", value="1")
     opened = slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "gather_create_jobs")
-    assert "Destination domain" in str(opened.args["view"]) and "initial_options" in str(opened.args["view"])
-    response = slack.view_submission("gather_create_jobs", {"domain": {"value": "new.example"},
+    view = opened.args["view"]
+    assert "Destination domain" not in str(view) and "initial_options" in str(view)  # the link named its domain
+    assert "Rows 1–4 of 4 waiting" in str(view)
+    (approve,) = [b for b in view["blocks"] if b.get("block_id", "").startswith("approve_")]
+    assert [o["text"]["text"] for o in approve["element"]["options"]] == ["dave@old.example → dave@new.example"]
+    assert "initial_options" not in approve["element"]  # unticked by default
+    dave = [r.id for r in submission_rows(rt) if r.email == "dave@old.example"][0]
+    response = slack.view_submission("gather_create_jobs", {approve["block_id"]: {"value": [str(dave)]},
                                                             "options": {"value": ["dry"]},
                                                             "exclude": {"value": "^Trash$"},
                                                             "max_age": {"value": "30"}})
@@ -267,7 +300,7 @@ def test_create_jobs_makes_the_mailboxes_and_one_batch_of_dry_runs_and_no_secret
 
     # The canary: passwords appear in no log, Slack call, Redis value or row; the token in no log,
     # Redis value or row, and in the channel only in the link's own message.
-    passwords = [*PEOPLE.values(), wrong, "alice-typed-Ww1", "bob-new-pw-Zz9"]
+    passwords = [*PEOPLE.values(), wrong, "alice-typed-Ww1", *NEW_PEOPLE.values()]
     # (The test's own requests to the form, as a browser, are logged by its httpx: not the bot's.)
     formatter = logging.Formatter("%(levelname)s %(name)s: %(message)s")
     bot_log = "\n".join(formatter.format(r) for r in caplog.records
@@ -290,11 +323,13 @@ def test_create_jobs_makes_the_mailboxes_and_one_batch_of_dry_runs_and_no_secret
     assert not LINK_URL.search(bot_log + worker_log)
 
 
-def test_create_jobs_needs_a_domain_when_someone_gave_no_new_address(
+def test_a_link_made_before_links_named_domains_asks_for_one_in_create_jobs(
         rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack, old_server) -> None:
     add_old_server(slack, slack_fake, old_server)
     url = new_link(slack, slack_fake, rt)
     assert answer(url, email="carol@old.example").status_code == 200
+    with session_scope(rt.database_url) as session:  # as revision 0010 leaves an older link
+        session.execute(update(GatherLink).values(dest_domains=""))
     slack.command("gather show 1")
     said(slack_fake, "Create jobs")
     slack.block_action("gather_create", value="1")
@@ -304,3 +339,113 @@ def test_create_jobs_needs_a_domain_when_someone_gave_no_new_address(
     errors = response.json()["errors"]
     assert set(errors) == {"domain", "exclude"}
     assert rt.redis.llen("rq:queue:default") == 0
+    # Its form takes no new address at all (no domain was chosen for it).
+    refused = answer(url, email="dave@old.example", new_address="dave@new.example")
+    assert refused.status_code == 422 and "This link takes no new address" in refused.text
+
+
+def open_create_jobs(slack: SlackDriver, slack_fake: FakeSlack, link_id: int) -> dict:
+    before = len(slack_fake.calls_to("views.open"))
+    slack.block_action("gather_create", value=str(link_id))
+    wait_until(lambda: [c for c in slack_fake.calls_to("views.open")[before:]
+                        if c.args["view"]["callback_id"] == "gather_create_jobs"], 10, "the Create jobs modal")
+    return slack_fake.calls_to("views.open")[-1].args["view"]
+
+
+def test_the_ceo_case_the_admin_decides_where_mail_goes_and_an_existing_mailbox_needs_its_password_or_approval(
+        rt: Runtime, settings, slack: SlackDriver, slack_fake: FakeSlack, purelymail_fake: FakePurelyMail,
+        old_server) -> None:
+    purelymail_fake.add_domain_direct("new.example")
+    domains.sync_from_purelymail(rt)
+    for address in ("ceo@new.example", "dave@new.example"):
+        purelymail_fake.add_user_direct(address, NEW_PEOPLE[address])
+    mailboxes.sync(rt)
+    add_old_server(slack, slack_fake, old_server)
+    url = new_link(slack, slack_fake, rt, domains=("new.example",))
+    link = link_row(rt)
+    posted = said(slack_fake, "Credential link 1", "chat.postMessage")
+    assert "Mail goes to the same name at `new.example`" in str(posted.args["blocks"])
+
+    # Bob has a real login at the source, and names the CEO's mailbox, outside the link's domains: refused.
+    outside = answer(url, email="bob@old.example", new_address="ceo@corp.example")
+    assert outside.status_code == 422 and "must end in @new.example" in outside.text
+    # At the link's domain, with a guessed password for it: that login is tried at PurelyMail, and refused.
+    guessed = answer(url, email="bob@old.example", new_address="ceo@new.example", new_password="a-guess-123")
+    assert guessed.status_code == 422 and "could not log in to your new mailbox, ceo@new.example" in guessed.text
+    assert "a-guess-123" not in guessed.text and submission_rows(rt) == []
+    # Without its password the row is kept, but goes nowhere unless the admin approves it.
+    assert answer(url, email="bob@old.example", new_address="ceo@new.example").status_code == 200
+    # Dave gives no new address (the same name at new.example) and that mailbox's real password: proven.
+    assert answer(url, full_name="Dave", email="dave@old.example",
+                  new_password=NEW_PEOPLE["dave@new.example"]).status_code == 200
+    rows = {r.email: r for r in submission_rows(rt)}
+    assert rows["dave@old.example"].dest_proven == "dave@new.example" and rows["bob@old.example"].dest_proven is None
+
+    view = open_create_jobs(slack, slack_fake, link.id)
+    listed = str(view["blocks"])
+    assert "`ceo@new.example` · :warning: exists, its password was not proven" in listed
+    assert "`dave@new.example` · exists, its password was proven" in listed
+    (approve,) = [b for b in view["blocks"] if b.get("block_id", "").startswith("approve_")]
+    assert [o["value"] for o in approve["element"]["options"]] == [str(rows["bob@old.example"].id)]
+    assert "named on the form; it exists, and no password for it was given" in str(approve["element"]["options"])
+    assert "initial_options" not in approve["element"]
+    # Run without ticking it: Dave's job is made, the CEO's mailbox gets none.
+    assert slack.view_submission("gather_create_jobs", {"options": {"value": ["dry"]}}).status_code == 200
+    wait_until(lambda: rt.redis.llen("rq:queue:default"), 5, "the Create jobs job")
+    run_worker(settings)
+    outcome = str(said(slack_fake, "1 dry run(s) queued as one batch", "chat.postEphemeral").args["blocks"])
+    assert "bob@old.example → ceo@new.example: that mailbox already exists and its password was not proven" in outcome
+
+    def jobs() -> dict[str, MigrationJob]:
+        with session_scope(rt.database_url) as session:
+            found = {j.source_email: j for j in session.scalars(select(MigrationJob))}
+            session.expunge_all()
+            return found
+
+    assert {e: j.dest_email for e, j in jobs().items()} == {"dave@old.example": "dave@new.example"}
+    dave_job = jobs()["dave@old.example"]
+    assert crypto.decrypt(rt.settings.credential_keys, dave_job.key_id, dave_job.ciphertext,
+                          f"migration:{dave_job.id}")["dest"] == NEW_PEOPLE["dave@new.example"]
+
+    # Create jobs again: only Bob's row is left, listed with its approval; ticked, it goes in.
+    view = open_create_jobs(slack, slack_fake, link.id)
+    assert "Rows 1–1 of 1 waiting" in str(view["blocks"])
+    (approve,) = [b for b in view["blocks"] if b.get("block_id", "").startswith("approve_")]
+    assert slack.view_submission("gather_create_jobs", {approve["block_id"]: {"value": [
+        str(rows["bob@old.example"].id)]}, "options": {"value": ["dry"]}}).status_code == 200
+    wait_until(lambda: rt.redis.llen("rq:queue:default"), 5, "the Create jobs job")
+    run_worker(settings)
+    said(slack_fake, "1 dry run(s) queued as one batch", "chat.postEphemeral")
+    ceo_job = jobs()["bob@old.example"]
+    assert ceo_job.dest_email == "ceo@new.example"
+    assert crypto.decrypt(rt.settings.credential_keys, ceo_job.key_id, ceo_job.ciphertext,
+                          f"migration:{ceo_job.id}")["dest"] == ""  # a temporary app password, never a guess
+    with session_scope(rt.database_url) as session:
+        approvals = [a.params.get("approved") for a in session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "gather.jobs").order_by(AuditEntry.id))]
+    assert approvals == [[], [rows["bob@old.example"].id]]
+
+
+def test_create_jobs_lists_every_row_it_runs_a_page_at_a_time(
+        rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack, old_server) -> None:
+    add_old_server(slack, slack_fake, old_server)
+    new_link(slack, slack_fake, rt)
+    link = link_row(rt)
+    with session_scope(rt.database_url) as session:  # 120 waiting submissions, as if 120 people had answered
+        for n in range(120):
+            row = GatherSubmission(link_id=link.id, full_name=f"Person {n}", email=f"p{n}@old.example")
+            session.add(row)
+            session.flush()
+            row.key_id, row.ciphertext = crypto.encrypt(rt.settings.credential_keys, {"source": "x", "dest": ""},
+                                                        f"gather-submission:{row.id}")
+    view = open_create_jobs(slack, slack_fake, link.id)
+    text = str(view["blocks"])
+    assert "Rows 1–50 of 120 waiting" in text and "70 more wait after these" in text
+    assert all(f"`p{n}@old.example`" in text for n in range(50)) and "`p50@old.example`" not in text
+    assert len(view["blocks"]) <= 100 and all(len(b.get("text", {}).get("text", "")) <= 3000 for b in view["blocks"])
+    # What runs is exactly what was listed: the queued Create jobs names those 50 rows and no other.
+    assert slack.view_submission("gather_create_jobs", {"options": {"value": ["dry"]}}).status_code == 200
+    wait_until(lambda: rt.redis.llen("rq:queue:default"), 5, "the Create jobs job")
+    (job,) = Queue("default", connection=rt.redis).jobs
+    listed = sorted(r.id for r in submission_rows(rt))[:50]
+    assert job.func_name == gather.CREATE_JOB and job.args[11] == listed and job.args[12] == []

@@ -4,8 +4,15 @@ checks every status, header and limit; two real web processes share one rate lim
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import struct
+import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,23 +39,27 @@ from tests.conftest import (
 )
 from tests.fakes.slack_fake import FakeSlack
 from tests.gather_steps import (
+    NEW_PEOPLE,
     PEOPLE,
     WebServer,
     add_old_server,
     answer,
     csp_violations,
+    dovecot,
     fill_in,
     link_row,
     new_link,
     page_text,
     press,
     run_browser,
+    run_new_server,
     run_old_server,
     submission_rows,
 )
 from tests.slack_requests import SlackDriver
 
 old_server = pytest.fixture(run_old_server, name="old_server")
+new_server = pytest.fixture(run_new_server, name="new_server")
 browser = pytest.fixture(run_browser, scope="module", name="browser")
 
 SCREENSHOT = ROOT / "docs" / "gather-form.png"  # written when PURELYOPS_SCREENSHOTS is set
@@ -60,9 +71,11 @@ def web_port() -> int:
 
 
 @pytest.fixture
-def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake, web_port):
+def settings(clean_state, database_url, redis_url, slack_fake, purelymail_fake, web_port, new_server):
+    # PurelyMail's IMAP server is a local Dovecot here: the form proves a new mailbox's password on it.
     return make_settings(database_url, redis_url, slack_fake, purelymail_fake,
-                         public_url=f"http://127.0.0.1:{web_port}/", tz="Europe/Berlin")
+                         public_url=f"http://127.0.0.1:{web_port}/", tz="Europe/Berlin",
+                         purelymail_imap_port=new_server.port, purelymail_imap_tls=False)
 
 
 @pytest.fixture
@@ -219,14 +232,16 @@ def test_a_body_over_16_kib_is_refused(link: str, rt: Runtime) -> None:
 
 
 def test_an_accepted_login_is_stored_encrypted_and_the_same_address_again_is_409(link: str, rt: Runtime) -> None:
-    response = answer(link, email="carol@old.example", full_name="Carol  Smith", new_password="Carol-new-pw-9")
+    response = answer(link, email="carol@old.example", full_name="Carol  Smith", new_address="bob@new.example",
+                      new_password=NEW_PEOPLE["bob@new.example"])
     assert response.status_code == 200, response.text
     headers_are_safe(response)
     assert "Thank you, Carol Smith." in response.text
     (row,) = submission_rows(rt)
     assert PEOPLE["carol@old.example"].encode() not in row.ciphertext
     assert crypto.decrypt(rt.settings.credential_keys, row.key_id, row.ciphertext, f"gather-submission:{row.id}") == \
-        {"source": PEOPLE["carol@old.example"], "dest": "Carol-new-pw-9"}
+        {"source": PEOPLE["carol@old.example"], "dest": NEW_PEOPLE["bob@new.example"]}
+    assert row.dest_proven == "bob@new.example"  # proven by a login at PurelyMail's IMAP server
     with pytest.raises(crypto.CredentialsUnreadable):  # bound to its row
         crypto.decrypt(rt.settings.credential_keys, row.key_id, row.ciphertext, f"gather-submission:{row.id + 1}")
     again = answer(link, email="Carol@Old.Example", password="anything")
@@ -272,7 +287,9 @@ def test_too_many_failures_are_429_across_two_web_processes(settings, slack_fake
                                                            rt: Runtime) -> None:
     ports = [free_port(), free_port()]
     procs = [spawn([sys.executable, "-m", "bot"],
-                   process_env(settings, PORT=str(port), PUBLIC_URL=f"http://127.0.0.1:{ports[0]}", LOG_LEVEL="DEBUG"))
+                   process_env(settings, PORT=str(port), PUBLIC_URL=f"http://127.0.0.1:{ports[0]}", LOG_LEVEL="DEBUG",
+                               FORWARDED_FOR_HOPS="1", PURELYMAIL_IMAP_PORT=str(settings.purelymail_imap_port),
+                               PURELYMAIL_IMAP_TLS="false"))
              for port in ports]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     for url in urls:
@@ -283,8 +300,9 @@ def test_too_many_failures_are_429_across_two_web_processes(settings, slack_fake
     token = link.rsplit("/", 1)[1]
     on = [f"{url}/gather/{token}" for url in urls]
 
-    # From one address (as the admin's proxy passes it on): five failures, whichever process answers.
-    office = {"X-Real-IP": "203.0.113.7"}
+    # From one address (as the admin's proxy appends it; what the client sent stays to its left): five
+    # failures, whichever process answers.
+    office = {"X-Forwarded-For": "6.6.6.6, 203.0.113.7"}
     for n in range(5):
         assert answer(on[n % 2], email="bob@old.example", password=f"bad-{n}", headers=office).status_code == 422
     for url in on:  # the sixth try, on either process: even the right password waits
@@ -294,14 +312,27 @@ def test_too_many_failures_are_429_across_two_web_processes(settings, slack_fake
         headers_are_safe(refused)
     # The same IP is refused for another address too; another IP with another address is not.
     assert answer(on[1], email="dave@old.example", headers=office).status_code == 429
-    assert answer(on[1], email="dave@old.example", headers={"X-Real-IP": "198.51.100.9"}).status_code == 200
+    assert answer(on[1], email="dave@old.example", headers={"X-Forwarded-For": "198.51.100.9"}).status_code == 200
 
     # One address, from five different IPs: its sixth try is refused too, from any IP.
     for n in range(5):
         response = answer(on[n % 2], email="alice@old.example", password=f"bad-{n}",
-                          headers={"X-Real-IP": f"192.0.2.{n + 1}"})
+                          headers={"X-Forwarded-For": f"192.0.2.{n + 1}"})
         assert response.status_code == 422
-    assert answer(on[0], email="alice@old.example", headers={"X-Real-IP": "192.0.2.99"}).status_code == 429
+    assert answer(on[0], email="alice@old.example", headers={"X-Forwarded-For": "192.0.2.99"}).status_code == 429
+    # The same address spelt differently (case, the root's dot) is the same address.
+    assert answer(on[1], email="ALICE@Old.Example.", password=PEOPLE["alice@old.example"],
+                  headers={"X-Forwarded-For": "192.0.2.98"}).status_code == 429
+    # An IPv6 client is counted per /64: five failures from five addresses of one network.
+    for n in range(5):
+        response = answer(on[n % 2], email=f"nobody{n}@old.example", password="bad",
+                          headers={"X-Forwarded-For": f"2001:db8:1:2:{n + 1:x}::{n + 7:x}"})
+        assert response.status_code == 422
+    assert answer(on[0], email="carol@old.example", headers={"X-Forwarded-For": "2001:db8:1:2:ffff::1"}).status_code \
+        == 429
+    # Without the address our proxy appends (the port reached directly), nothing is tried.
+    direct = answer(on[0], email="carol@old.example")
+    assert direct.status_code == 400
 
     # Nothing secret in either process's log: no token, no password typed.
     logs = "".join(Path(proc.log_path).read_text() for proc in procs)
@@ -310,13 +341,170 @@ def test_too_many_failures_are_429_across_two_web_processes(settings, slack_fake
     assert [s.email for s in submission_rows(rt)] == ["dave@old.example"]
 
 
-def test_the_client_address_is_the_one_a_local_proxy_saw() -> None:
-    assert client_ip({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.7"}) == "203.0.113.7"
-    assert client_ip({"REMOTE_ADDR": "10.0.0.2", "HTTP_X_REAL_IP": "203.0.113.8"}) == "203.0.113.8"
-    assert client_ip({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "junk"}) == "127.0.0.1"
-    # A client on the internet cannot choose its address by a header.
-    assert client_ip({"REMOTE_ADDR": "93.184.216.34", "HTTP_X_FORWARDED_FOR": "203.0.113.7",
-                      "HTTP_X_REAL_IP": "203.0.113.8"}) == "93.184.216.34"
+def test_the_client_address_has_one_source() -> None:
+    # FORWARDED_FOR_HOPS=0: the TCP peer, whatever the headers say.
+    assert client_ip({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.7",
+                      "HTTP_X_REAL_IP": "203.0.113.8"}) == "127.0.0.1"
+    # N: the Nth address from the right of X-Forwarded-For (what the client wrote is further left).
+    assert client_ip({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.7"}, 1) == "203.0.113.7"
+    assert client_ip({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.7, 10.0.0.2"},
+                     2) == "203.0.113.7"
+    # No other header and no fallback: too few hops, or junk where the address should be, is None.
+    assert client_ip({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_REAL_IP": "203.0.113.8"}, 1) is None
+    assert client_ip({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.7"}, 2) is None
+    assert client_ip({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "junk"}, 1) is None
+    # IPv6 per /64; an IPv4-mapped address is its IPv4 address.
+    assert client_ip({"REMOTE_ADDR": "2001:db8:1:2:aaaa::1"}) == client_ip({"REMOTE_ADDR": "2001:db8:1:2::9"}) == \
+        "2001:db8:1:2::/64"
+    assert client_ip({"REMOTE_ADDR": "2001:db8:1:3::1"}) != client_ip({"REMOTE_ADDR": "2001:db8:1:2::1"})
+    assert client_ip({"REMOTE_ADDR": "::ffff:203.0.113.7"}) == "203.0.113.7"
+
+
+def test_a_made_up_x_forwarded_for_per_request_still_reaches_too_many_attempts(link: str, rt: Runtime) -> None:
+    """FORWARDED_FOR_HOPS unset: every post counts against its TCP peer, whatever it claims."""
+    statuses = [answer(link, email=f"someone{n}@old.example", password=f"guess-{n}",
+                       headers={"X-Forwarded-For": f"203.0.113.{n + 1}", "X-Real-IP": f"198.51.100.{n + 1}"}
+                       ).status_code for n in range(6)]
+    assert statuses == [422] * 5 + [429]
+
+
+def test_an_address_that_imap_would_read_differently_is_refused_or_normalised(link: str, rt: Runtime) -> None:
+    for typed in ('"alice@old.example"', "alice\\@old.example", "ali ce@old.example", "alice@old.example\x00"):
+        response = answer(link, email=typed, password=PEOPLE["alice@old.example"])
+        assert response.status_code == 422 and "without quotes or spaces" in response.text, typed
+    assert submission_rows(rt) == []
+    assert answer(link, email="alice@OLD.Example.", password=PEOPLE["alice@old.example"]).status_code == 200
+    (row,) = submission_rows(rt)
+    assert row.email == "alice@old.example"
+    assert answer(link, email="alice@old.example", password="anything").status_code == 409
+
+
+def test_a_new_address_outside_the_links_domains_is_refused(link: str, rt: Runtime) -> None:
+    page = httpx.get(link)
+    assert "It ends in @new.example." in page.text
+    response = answer(link, email="bob@old.example", new_address="ceo@corp.example")
+    assert response.status_code == 422 and "Your new address must end in @new.example" in response.text
+    assert submission_rows(rt) == []
+
+
+@pytest.fixture
+def slow_server() -> Iterator:
+    """A Dovecot that answers a wrong password after 3 s (auth_failure_delay), as real servers delay them."""
+    yield from dovecot(PEOPLE, auth_failure_delay=3)
+
+
+def test_a_server_that_delays_wrong_passwords_still_reaches_too_many_attempts(
+        slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, slow_server, monkeypatch) -> None:
+    monkeypatch.setattr(gather, "LOGIN_CHECK_TIMEOUT", 1.5)  # shorter than the server's delay
+    add_old_server(slack, slack_fake, slow_server)
+    link = new_link(slack, slack_fake, rt)
+    for n in range(5):
+        response = answer(link, email="bob@old.example", password=f"wrong-{n}")
+        assert response.status_code == 422, response.text
+        assert "The login did not succeed" in response.text and "could not be reached" not in response.text
+    refused = answer(link, email="bob@old.example")
+    assert refused.status_code == 429 and "Too many attempts" in refused.text
+    assert submission_rows(rt) == []
+
+
+class HangsUpOnLogin:
+    """An IMAP server that greets, and drops the connection as soon as a login arrives."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b"* OK IMAP4rev1 ready\r\n")
+                conn.settimeout(5)
+                try:
+                    for line in conn.makefile("rb"):
+                        tag, _, command = line.partition(b" ")
+                        if command.upper().startswith(b"CAPABILITY"):
+                            conn.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+                        else:  # LOGIN (or anything else): hang up, with a reset (as a dropped link reads)
+                            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                            break
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_connection_dropped_once_the_login_was_sent_is_a_failed_attempt(
+        slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime) -> None:
+    hangs_up = HangsUpOnLogin()
+    try:
+        add_old_server(slack, slack_fake, hangs_up)
+        link = new_link(slack, slack_fake, rt)
+        for n in range(5):
+            response = answer(link, email="bob@old.example", password=f"wrong-{n}")
+            assert response.status_code == 422 and "The login did not succeed" in response.text
+        assert answer(link, email="bob@old.example").status_code == 429
+    finally:
+        hangs_up.close()
+
+
+def test_at_most_a_few_login_checks_at_once_across_processes_beyond_that_busy_and_not_counted(
+        link: str, rt: Runtime) -> None:
+    now_ms = int(time.time() * 1000)
+    # Other web processes hold every slot: this one answers "busy", and counts nothing.
+    rt.redis.zadd(gather.CHECK_SLOTS_KEY, {f"elsewhere-{n}": now_ms + 60_000 for n in range(gather.CHECK_SLOTS)})
+    for _ in range(7):
+        busy = answer(link, email="bob@old.example", password="wrong")
+        assert busy.status_code == 503 and "The form is busy" in busy.text and "try again in a minute" in busy.text
+        assert busy.headers["retry-after"] == "60"
+    # A process that died holding its slots leaks nothing: their time is up.
+    rt.redis.delete(gather.CHECK_SLOTS_KEY)
+    rt.redis.zadd(gather.CHECK_SLOTS_KEY, {f"crashed-{n}": now_ms - 1 for n in range(gather.CHECK_SLOTS)})
+    statuses = [answer(link, email="bob@old.example", password=f"wrong-{n}").status_code for n in range(6)]
+    assert statuses == [422] * 5 + [429]  # the seven busy answers were not attempts
+    assert rt.redis.zcard(gather.CHECK_SLOTS_KEY) == 0  # every check gave its slot back
+
+
+def test_64_form_posts_in_flight_and_slack_still_acks_within_100_ms(
+        settings, slack_fake: FakeSlack, spawn, rt: Runtime, slow_server) -> None:
+    """One web process (WEB_WORKERS=1) behind a proxy; a flood of posts, each from a made-up
+    client, waits on an old server that takes 3 s over every wrong password."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = spawn([sys.executable, "-m", "bot"], process_env(settings, PORT=str(port), PUBLIC_URL=url,
+                                                            WEB_WORKERS="1", FORWARDED_FOR_HOPS="1"))
+    wait_until(lambda: httpx.get(url + "/healthz").status_code == 200, what="the web process")
+    server, _ = servers.add_server(rt, servers.ServerSpec("oldhost", "127.0.0.1", slow_server.port, "none"),
+                                   actor_id=ADMIN)
+    _, token, _ = gather.create_link(rt, server.id, 7, "", actor_id=ADMIN, actor_name="admin", channel_id=OPS,
+                                     idempotency_key="flood", dest_domains=["new.example"])
+    driver = SlackDriver(url + "/slack/events", SIGNING_SECRET, slack_fake, user_id=ADMIN, channel_id=OPS)
+    driver.command("help")  # warm-up
+    flood = subprocess.Popen([sys.executable, "-m", "tests.bench.form_flood", f"{url}/gather/{token}", "8"],
+                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)  # the flood is on, and the login checks wait on the slow server
+        acks = []
+        for _ in range(25):
+            start = time.perf_counter()
+            assert driver.command("help").status_code == 200
+            acks.append(time.perf_counter() - start)
+            time.sleep(0.1)
+        flooded = json.loads(flood.communicate(timeout=60)[0])
+    finally:
+        if flood.poll() is None:
+            flood.kill()
+    assert flooded["most_in_flight"] == 64, flooded
+    assert sorted(acks)[-2] < 0.1, (sorted(acks), flooded, Path(proc.log_path).read_text()[-2000:])
+    # Beyond the few login checks at once, posts are told "busy" (503); the others were checked (422).
+    assert flooded["statuses"].get("503", 0) > 0 and flooded["statuses"].get("422", 0) > 0, flooded
+    assert submission_rows(rt) == []
 
 
 def test_the_form_is_served_in_socket_mode_too(settings, slack_fake: FakeSlack, old_server, spawn,
@@ -328,7 +516,7 @@ def test_the_form_is_served_in_socket_mode_too(settings, slack_fake: FakeSlack, 
     server, _ = servers.add_server(rt, servers.ServerSpec("oldhost", "127.0.0.1", old_server.port, "none"),
                                    actor_id=ADMIN)
     _, token, _ = gather.create_link(rt, server.id, 7, "", actor_id=ADMIN, actor_name="admin", channel_id=OPS,
-                                     idempotency_key="socket-mode")
+                                     idempotency_key="socket-mode", dest_domains=["new.example"])
     url = f"http://127.0.0.1:{port}/gather/{token}"
     page = wait_until(lambda: (r := httpx.get(url)).status_code == 200 and r, 20, "the form")
     assert "<strong>Your email administrator</strong> asks for the login of your old mailbox" in page.text

@@ -17,11 +17,14 @@ log = logging.getLogger(__name__)
 
 def run_create_jobs(link_id: int, domain: str | None, dry_run: bool, exclude: str | None, max_age_days: int | None,
                     actor_id: str, actor_name: str, channel_id: str, view_id: str, title: str,
-                    idempotency_key: str) -> dict:
+                    idempotency_key: str, rows: list[int] | None = None, approved: list[int] | None = None) -> dict:
     """Create the link's jobs for the admin who asked; tell them how it went (the new
-    mailboxes' passwords only to them), then queue the batch. Returns counts only."""
+    mailboxes' passwords only to them), then queue the batch. `rows`: the submissions the
+    admin was shown (None, from an older enqueue: the next page); `approved`: those whose
+    existing destination they approved. Returns counts only."""
     rt = job_runtime()
-    options = gather.JobOptions(domain, dry_run, exclude, max_age_days)
+    options = gather.JobOptions(domain, dry_run, exclude, max_age_days, None if rows is None else tuple(rows),
+                                frozenset(approved or ()))
     try:
         outcome = gather.create_jobs(rt, link_id, options, actor_id=actor_id, actor_name=actor_name,
                                      channel_id=channel_id, idempotency_key=idempotency_key)

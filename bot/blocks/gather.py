@@ -12,9 +12,18 @@ from typing import Any
 
 from bot.blocks.kit import button, confirm, message, plain, said, section, when
 from bot.mrkdwn import clip, code, escape
-from bot.payloads import modal_metadata
+from bot.payloads import Stale, modal_metadata, number, unpack
 from db.models import GatherSubmission, SourceServer
-from purelyops.gather import EXPIRY_DAYS, Existence, JobsOutcome, LinkState, LinkSummary, Planned
+from purelyops.gather import (
+    EXPIRY_DAYS,
+    MAX_DOMAINS,
+    Existence,
+    JobsOutcome,
+    LinkState,
+    LinkSummary,
+    Planned,
+    link_domains,
+)
 
 NEW_CALLBACK = "gather_new"
 CREATE_CALLBACK = "gather_create_jobs"
@@ -22,6 +31,8 @@ SHOW_LINK_ACTION = "gather_show_link"
 SHOW_ACTION = "gather_show"
 CLOSE_ACTION = "gather_close"
 CREATE_ACTION = "gather_create"
+APPROVE_BLOCK = "approve_"  # Create jobs: approve_0, approve_1… (ten rows each, Slack's most per checkboxes)
+APPROVALS_PER_BLOCK = 10
 MAX_LISTED = 40
 STATE_ICONS = {LinkState.ACTIVE: ":large_green_circle:", LinkState.EXPIRED: ":hourglass:",
                LinkState.CLOSED: ":no_entry_sign:"}
@@ -59,6 +70,7 @@ def link_blocks(summary: LinkSummary, url: str | None = None) -> tuple[str, list
     lines = [f"{STATE_ICONS[summary.state]} {_title(summary)}: people give the login of their old mailbox on a web "
              "form, never in Slack.",
              f"Source server *{escape(link.source_name)}* ({code(link.source_host)}) · {_state(summary)}",
+             _domains_line(link),
              f"{_counts(summary)}. Each accepted submission is announced in this thread."]
     if summary.state is LinkState.ACTIVE and url:
         lines.insert(1, f":link: Send this link to the people whose mailboxes move: {escape(url)}")
@@ -66,6 +78,14 @@ def link_blocks(summary: LinkSummary, url: str | None = None) -> tuple[str, list
     if summary.state is LinkState.ACTIVE:
         buttons.append(_close_button(link.id))
     return message(text, [section("\n".join(lines)), {"type": "actions", "elements": buttons}])
+
+
+def _domains_line(link) -> str:
+    domains = link_domains(link)
+    if not domains:
+        return "Mail goes to the domain chosen in Create jobs; the form takes no new address."
+    others = f"; a new address may also be at {', '.join(code(d) for d in domains[1:])}" if domains[1:] else ""
+    return f"Mail goes to the same name at {code(domains[0])}{others}. Nothing outside these is taken."
 
 
 def link_secret_blocks(summary: LinkSummary, url: str) -> tuple[str, list[dict]]:
@@ -103,11 +123,18 @@ def _destination(planned: Planned) -> str:
     if row.job_id is not None:
         return f"migration #{row.job_id}"
     if planned.destination is None:
-        local = row.email.rpartition("@")[0]
-        return f"→ {code(clip(local, 64) + '@…')} (on the domain chosen in Create jobs)"
-    words = {Existence.EXISTS: "exists", Existence.WILL_BE_CREATED: "will be created",
-             Existence.UNCHECKED: "not in the mailbox cache (checked at Create jobs)"}
-    return f"→ {code(planned.destination)} · {words[planned.existence] if planned.existence else ''}".rstrip(" ·")
+        if planned.problem.startswith("no new address"):
+            local = row.email.rpartition("@")[0]
+            return f"→ {code(clip(local, 64) + '@…')} (on the domain chosen in Create jobs)"
+        return f":warning: {escape(planned.problem)}"
+    if planned.needs_approval:
+        state = ":warning: exists, its password was not proven: copied into only with your approval in Create jobs"
+    elif planned.proven:
+        state = "exists, its password was proven"
+    else:
+        state = {Existence.EXISTS: "exists", Existence.WILL_BE_CREATED: "will be created",
+                 Existence.UNCHECKED: "not in the mailbox cache (checked at Create jobs)"}.get(planned.existence, "")
+    return f"→ {code(planned.destination)} · {state}".rstrip(" ·")
 
 
 def show_blocks(summary: LinkSummary, planned: list[Planned]) -> tuple[str, list[dict]]:
@@ -120,7 +147,7 @@ def show_blocks(summary: LinkSummary, planned: list[Planned]) -> tuple[str, list
         row = item.submission
         lines.append(f"• *{escape(clip(row.full_name, 80))}* {code(clip(row.email, 120))} {_destination(item)}")
     if len(planned) > MAX_LISTED:
-        lines.append(f"…and {len(planned) - MAX_LISTED} more")
+        lines.append(f"…and {len(planned) - MAX_LISTED} more: Create jobs lists each one before it runs")
     blocks = _sections(lines)
     buttons = []
     if summary.waiting and summary.link.source_server_id is not None:
@@ -156,8 +183,16 @@ def _options(pairs: list[tuple[str, str]]) -> list[dict]:
     return [{"text": plain(label), "value": value} for value, label in pairs]
 
 
-def new_modal(servers: list[SourceServer], channel_id: str) -> dict:
+def new_modal(servers: list[SourceServer], domains: list[str], channel_id: str) -> dict:
     expiry = _options([(str(days), f"{days} days") for days in EXPIRY_DAYS])
+    hint = ("Where the mail goes: a person who gives no new address moves to the same name at the first domain; "
+            "a new address must be at one of these. Nothing else is taken.")
+    if 0 < len(domains) <= 100:
+        element = {"type": "multi_static_select", "action_id": "value", "max_selected_items": MAX_DOMAINS,
+                   "options": _options([(d, d) for d in domains]), "placeholder": plain("Choose the domain(s)")}
+    else:
+        element = {"type": "plain_text_input", "action_id": "value", "max_length": 1000,
+                   "placeholder": plain("example.com, other.example")}
     return {"type": "modal", "callback_id": NEW_CALLBACK, "private_metadata": channel_id,
             "title": plain("New credential link"), "submit": plain("Create link"), "close": plain("Cancel"),
             "blocks": [
@@ -166,6 +201,7 @@ def new_modal(servers: list[SourceServer], channel_id: str) -> dict:
                         "encrypted. The link is shown only to you."),
                 _input("server", "Source server", {"type": "static_select", "action_id": "value", "options": _options(
                     [(str(s.id), f"{s.name} ({s.host})") for s in servers[:100]])}),
+                _input("domains", "Destination domain(s)", element, hint=hint),
                 _input("expiry", "Expires after", {"type": "static_select", "action_id": "value", "options": expiry,
                                                    "initial_option": expiry[EXPIRY_DAYS.index(7)]}),
                 _input("name", "Name", {"type": "plain_text_input", "action_id": "value", "max_length": 80},
@@ -173,24 +209,46 @@ def new_modal(servers: list[SourceServer], channel_id: str) -> dict:
             ]}
 
 
-def create_modal(summary: LinkSummary, waiting: int, without_address: int, domains: list[str],
+def create_modal(summary: LinkSummary, page: list[Planned], total: int, domains: list[str],
                  channel_id: str) -> dict:
-    """Create jobs: the destination domain when some submission gave no new address, dry
-    run on by default, and the usual migration options."""
+    """Create jobs: every row it will run listed first (at most one page; the rest wait for
+    the next Create jobs, and it says how many), each existing mailbox whose password was not
+    proven offered for approval (unticked), dry run on by default, and the usual options."""
+    link = summary.link
     dry = _options([("dry", "Dry run: check, copy nothing")])
-    blocks: list[dict] = [section(
-        f"{waiting} submission(s) of credential link {summary.link.id} become one batch of migrations from "
-        f"*{escape(summary.link.source_name)}*. A destination mailbox that does not exist is created with a generated "
-        "password, shown once, only to you. A password a person gave for their new mailbox is used when that "
-        "mailbox exists; otherwise each run uses a temporary app password.")]
-    if without_address:
-        hint = f"{without_address} submission(s) gave no new address: same name before the @, on this domain."
+    rest = total - len(page)
+    intro = (f"These {len(page)} submission(s) of credential link {link.id} become one batch of migrations from "
+             f"*{escape(link.source_name)}*. A destination mailbox that does not exist is created with a generated "
+             "password, shown once, only to you. A mailbox that exists is copied into only with its own password, "
+             "proven when it was given, or with your approval below; otherwise its row is skipped.")
+    if rest:
+        intro += f"\n:information_source: {rest} more wait after these; Create jobs again lists them next."
+    lines = [intro, f"*Rows 1–{len(page)} of {total} waiting:*"]
+    for item in page:
+        row = item.submission
+        lines.append(f"• *{escape(clip(row.full_name, 80))}* {code(clip(row.email, 120))} {_destination(item)}")
+    blocks: list[dict] = _sections(lines)
+    without = sum(1 for item in page if item.destination is None and item.problem.startswith("no new address"))
+    if without and not link_domains(link):
+        hint = f"{without} submission(s) gave no new address: same name before the @, on this domain."
         if 0 < len(domains) <= 100:
             element = {"type": "static_select", "action_id": "value", "options": _options([(d, d) for d in domains])}
         else:
             element = {"type": "plain_text_input", "action_id": "value", "max_length": 253,
                        "placeholder": plain("example.com")}
         blocks.append(_input("domain", "Destination domain", element, hint=hint))
+    asked = [item for item in page if item.needs_approval]
+    for start in range(0, len(asked), APPROVALS_PER_BLOCK):
+        chunk = asked[start:start + APPROVALS_PER_BLOCK]
+        options = [{"text": plain(clip(f"{item.submission.email} → {item.destination}", 75)),
+                    "description": plain(clip(item.reason, 75)),
+                    "value": str(item.submission.id)} for item in chunk]
+        label = "Copy into these existing mailboxes anyway" + (f" ({start + 1}–{start + len(chunk)})"
+                                                              if len(asked) > APPROVALS_PER_BLOCK else "")
+        blocks.append(_input(f"{APPROVE_BLOCK}{start // APPROVALS_PER_BLOCK}", label,
+                             {"type": "checkboxes", "action_id": "value", "options": options}, optional=True,
+                             hint="Unticked rows are skipped. Tick only mailboxes you know belong to these people: "
+                                  "their mail is copied into them."))
     blocks += [
         _input("options", "Options", {"type": "checkboxes", "action_id": "value", "options": dry,
                                       "initial_options": dry}, optional=True),
@@ -200,10 +258,20 @@ def create_modal(summary: LinkSummary, waiting: int, without_address: int, domai
         _input("max_age", "Only mail newer than (days)",
                {"type": "plain_text_input", "action_id": "value", "max_length": 5}, optional=True),
     ]
+    ids = ",".join(str(item.submission.id) for item in page)
     return {"type": "modal", "callback_id": CREATE_CALLBACK,
-            "private_metadata": modal_metadata(channel_id, summary.link.id),
+            "private_metadata": modal_metadata(channel_id, link.id, ids),
             "title": plain("Create migration jobs"), "submit": plain("Create jobs"), "close": plain("Cancel"),
             "blocks": blocks}
+
+
+def read_create_metadata(value: str) -> tuple[int, tuple[int, ...]]:
+    """(the link, the submissions its Create jobs modal listed)."""
+    link, ids = unpack(value, 2)
+    rows = tuple(number(part) for part in ids.split(",") if part)
+    if not rows:
+        raise Stale()
+    return number(link), rows
 
 
 def jobs_outcome_blocks(link_id: int, outcome: JobsOutcome, dry_run: bool) -> tuple[str, list[dict]]:

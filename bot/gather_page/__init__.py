@@ -7,7 +7,12 @@ purelyops.gather.submit; this module turns its verdict into a page and a status:
 
     200 the form, or "Thank you"     404 unknown link      410 "This form has closed"
     409 "already submitted"          413 body over 16 KiB  422 a field is wrong, or "could not log in"
-    429 "Too many attempts"          503 the old server could not be reached, or a store is down
+    429 "Too many attempts"          503 the old server could not be reached, a store is down, or "busy"
+    400 the client's address is not where FORWARDED_FOR_HOPS says
+
+The form gets at most THREADS of a web process's threads at once, and at most
+purelyops.gather.CHECK_SLOTS login checks run at once across every process: beyond, "busy"
+(503, nothing counted), so that a flood of posts never holds the threads that answer Slack.
 
 Every answer says Cache-Control: no-store, Referrer-Policy: no-referrer (the token is in the
 URL), and a Content-Security-Policy of default-src 'none' plus the stylesheet and the form
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 PREFIX = "/gather/"
 STYLESHEET = "style.css"
 MAX_BODY = 16 * 1024
+THREADS = 4  # requests to the form a web process answers at once (bot.web gives it as many threads of its own)
 HERE = Path(__file__).resolve().parent
 HEADERS = [
     ("Cache-Control", "no-store"),
@@ -55,24 +62,29 @@ StartResponse = Callable[..., object]
 Page = tuple[int, list[tuple[str, str]], bytes]
 
 
-def client_ip(environ: dict) -> str:
-    """Who is asking: the peer's address or, when the peer is a proxy on this machine or on a
-    private network (the admin's TLS proxy), the address that proxy saw: the last
-    X-Forwarded-For hop (the one the proxy appended, which a client cannot forge), else
-    X-Real-IP."""
-    peer = str(environ.get("REMOTE_ADDR") or "")
+def client_ip(environ: dict, hops: int = 0) -> str | None:
+    """Who is asking, from one source only: the TCP peer when `hops` is 0 (FORWARDED_FOR_HOPS);
+    else the `hops`-th address from the right of X-Forwarded-For, which the admin's own
+    proxies append (a client can only add addresses to its left). No other header, and no
+    fallback: without that many valid addresses the answer is None (the request is refused).
+    An IPv6 address stands for its /64 (one site's whole network), an IPv4-mapped one for
+    its IPv4 address."""
+    if hops <= 0:
+        candidate = str(environ.get("REMOTE_ADDR") or "")
+    else:
+        hopped = [hop.strip() for hop in str(environ.get("HTTP_X_FORWARDED_FOR") or "").split(",")]
+        if len(hopped) < hops:
+            return None
+        candidate = hopped[-hops]
     try:
-        address = ipaddress.ip_address(peer)
+        address = ipaddress.ip_address(candidate.strip("[]"))
     except ValueError:
-        return peer
-    if address.is_loopback or address.is_private:
-        hops = [hop.strip() for hop in str(environ.get("HTTP_X_FORWARDED_FOR") or "").split(",") if hop.strip()]
-        for candidate in (hops[-1] if hops else "", str(environ.get("HTTP_X_REAL_IP") or "").strip()):
-            try:
-                return str(ipaddress.ip_address(candidate))
-            except ValueError:
-                continue
-    return peer
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 class GatherPage:
@@ -83,14 +95,27 @@ class GatherPage:
         self.templates = Environment(loader=FileSystemLoader(str(HERE)), autoescape=True, undefined=StrictUndefined,
                                      trim_blocks=True, lstrip_blocks=True)
         self.stylesheet = (HERE / STYLESHEET).read_bytes()
+        self.threads = threading.BoundedSemaphore(THREADS)
+        self._busy: Page | None = None
+        self.warned = False
         self.announce = announce or (lambda link_id, submission_id: after_ack(
             gather_messages.announce, rt, link_id, submission_id))
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            status, headers, body = self.answer(environ)
-        except Exception as error:  # noqa: BLE001 - a person gets a page, never a traceback
-            status, headers, body = self.failure(error)
+        # At most THREADS of the web process's threads answer the form at once: the others
+        # stay Slack's, however many posts arrive (beyond, "busy", before anything is read).
+        held = str(environ.get("PATH_INFO") or "") != PREFIX + STYLESHEET
+        if held and not self.threads.acquire(blocking=False):
+            status, headers, body = self.busy()
+            held = False
+        else:
+            try:
+                status, headers, body = self.answer(environ)
+            except Exception as error:  # noqa: BLE001 - a person gets a page, never a traceback
+                status, headers, body = self.failure(error)
+            finally:
+                if held:
+                    self.threads.release()
         start_response(f"{status} {REASONS.get(status, '')}".rstrip(), HEADERS + headers +
                        [("Content-Length", str(len(body)))])
         return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
@@ -118,7 +143,16 @@ class GatherPage:
         fields = self.read_form(environ)
         if isinstance(fields, tuple):
             return fields
-        result = gather.submit(self.rt, rest, fields, client_ip(environ))
+        client = client_ip(environ, self.rt.settings.forwarded_for_hops)
+        if client is None:
+            if not self.warned:  # once a process: a flood of such posts must not fill the log
+                self.warned = True
+                log.warning("a credential form post came without the client's address where FORWARDED_FOR_HOPS=%s "
+                            "says (the port reached directly, or a proxy that does not append to X-Forwarded-For): "
+                            "refused, as every such post is", self.rt.settings.forwarded_for_hops)
+            return self.message(400, "The form could not be sent", [
+                "Open the link you were sent, exactly as it is, and try again."])
+        result = gather.submit(self.rt, rest, fields, client)
         return self.verdict(result, fields)
 
     def read_form(self, environ: dict) -> dict[str, str] | Page:
@@ -162,7 +196,15 @@ class GatherPage:
         if result.verdict is v.LOGIN_FAILED:
             return self.form(422, result.link, fields, {
                 "password": "We could not log in to your old mailbox with this email address and password. "
-                            "Check both and try again."}, "We could not log in with these details.")
+                            "Check both and try again."}, "The login did not succeed. We could not log in with "
+                                                          "these details.")
+        if result.verdict is v.NEW_LOGIN_FAILED:
+            return self.form(422, result.link, fields, {
+                "new_password": f"We could not log in to your new mailbox, {result.destination}, with this "
+                                "password. Check it, or leave it empty: your administrator then confirms the move "
+                                "into that mailbox."}, "The login to your new mailbox did not succeed.")
+        if result.verdict is v.BUSY:
+            return self.busy()
         if result.verdict is v.DUPLICATE:
             return self.message(409, "Already submitted", [
                 "The login of this email address was already submitted with this link, so there is nothing more "
@@ -182,9 +224,20 @@ class GatherPage:
              alert: str = "") -> Page:
         until = link.expires_at.astimezone(self.rt.settings.zone)
         shown = {name: value for name, value in (values or {}).items() if name not in ("password", "new_password")}
+        domains = gather.link_domains(link)
         return self.render(status, "form.html", title=f"Move your mailbox: {_asker(link)}", asker=_asker(link),
+                           new_hint=_new_hint(domains),
                            until=_when(until, self.rt.settings.tz), until_iso=until.isoformat(), values=shown,
                            errors=errors or {}, alert=alert, labels=LABELS, limits=gather.LIMITS)
+
+    def busy(self) -> Page:
+        """503 "busy", rendered once: under a flood it is most of what the form answers."""
+        if self._busy is None:
+            status, headers, body = self.message(503, "The form is busy", [
+                "Many people are sending it right now. Nothing was stored and nothing was counted: try again in a "
+                "minute."])
+            self._busy = status, headers + [("Retry-After", "60")], body
+        return self._busy
 
     def unknown(self) -> Page:
         return self.message(404, "This link is not valid", [
@@ -221,6 +274,13 @@ class GatherPage:
                 "Nothing was stored. Try again in a few minutes."])
         except Exception:  # noqa: BLE001 - even the template failed
             return 503, [("Content-Type", "text/plain; charset=utf-8")], b"The form cannot be used right now."
+
+
+def _new_hint(domains: list[str]) -> str:
+    if not domains:
+        return "This link takes no new address: leave this empty."
+    return (f"Only if your new address differs from your old name at @{domains[0]}. It ends in "
+            f"{' or '.join('@' + d for d in domains)}.")
 
 
 def _asker(link) -> str:
