@@ -82,6 +82,7 @@ def connect(rt: Runtime, endpoint: Endpoint, auth: ImapAuth, timeout: float = TI
                               f"{servers.certificate_problem(error, endpoint.tls_name)}") from None
     except (OSError, IMAPClientError) as error:
         raise ImapUnreachable(f"could not connect to {where(endpoint)}: {_words(error)}") from None
+    client._imap.debug = 0  # imapclient turns imaplib's trace on (a log call per line), and we keep none of it
     try:
         if endpoint.security == "starttls":
             client.starttls(context)
