@@ -260,20 +260,23 @@ def _microsoft_token(rt: Runtime, secrets: dict[str, str], scope: str) -> Access
     credential: object = secrets.get("client_secret") or {"private_key": secrets["certificate"],
                                                           "thumbprint": secrets["thumbprint"]}
     host = urlsplit(login).hostname or ""
+    # Microsoft's own hosts are known to msal; another (a fake, a proxy) is taken as given: msal would
+    # otherwise ask login.microsoftonline.com's instance discovery about it.
     known = host in ("login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn")
     what = f"the Microsoft identity platform ({urlsplit(login).netloc})"
     try:
         app = msal.ConfidentialClientApplication(
             secrets["client_id"], client_credential=credential, authority=f"{login}/{secrets['tenant_id']}",
-            http_client=http_session(), instance_discovery=None if known else f"{login}/common/discovery/instance",
+            http_client=http_session(), instance_discovery=None if known else False,
             token_cache=msal.TokenCache())
         result = app.acquire_token_for_client(scopes=[scope])
     except requests.RequestException as error:
         raise _unreachable(what, error) from None
     except ValueError as error:  # discovery refused: the tenant is unknown, or the answer was not JSON
         found = _AADSTS.search(str(error))
-        if found:
-            raise TokenRefused(_microsoft_words(found.group(1), "invalid_tenant", str(error), secrets)) from None
+        if found or str(error).startswith("Unable to get authority configuration"):  # its discovery said 4xx
+            code = found.group(1) if found else "90002"
+            raise TokenRefused(_microsoft_words(code, "invalid_tenant", str(error), secrets)) from None
         raise TokenRefused(f"{what} did not answer as expected while looking up tenant {secrets['tenant_id']}",
                            permanent=False) from None
     if "access_token" not in result:
