@@ -179,7 +179,7 @@ class SourceServer(Base):
     # options for it. "other": the admin gave host, port and security.
     provider: Mapped[str] = mapped_column(String(16), default="other", server_default="other")
     # How its mailboxes are signed in to (revision 0011): "password" (each job's own), or with a
-    # token from "microsoft365_app" or "google_service_account" (purelyops.oauth_tokens), whose
+    # token from "microsoft365_app" or "google_workspace" (purelyops.oauth_tokens), whose
     # secrets (client secret or certificate, the JSON key) are encrypted here, bound to the row.
     auth: Mapped[str] = mapped_column(String(16), default="password", server_default="password")
     auth_key_id: Mapped[str | None] = mapped_column(String(16))

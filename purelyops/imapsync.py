@@ -160,11 +160,19 @@ class ImapsyncProcess:
     """One imapsync run. Its output is drained by a thread of its own into an unbounded
     queue, so imapsync never stalls on a full pipe whatever its reader is doing."""
 
-    def __init__(self, build_argv, passwords: tuple[str, str], workdir: str) -> None:
-        """`build_argv(passfile1, passfile2)` gives the arguments for the given passfile names."""
+    def __init__(self, build_argv, passwords: tuple[str, str], workdir: str, *,
+                 access_token: str | None = None) -> None:
+        """`build_argv(passfile1, passfile2)` gives the arguments for the given passfile names.
+        `access_token`: the source logs in with it (XOAUTH2), handed over as
+        --oauthaccesstoken1=/dev/fd/N, a file whose first line imapsync reads at login; the
+        source's password is then a placeholder (imapsync 2.229 wants one all the same)."""
         fds = [_secret_fd(f"pass{n}", value) for n, value in zip("12", passwords, strict=True)]
+        if access_token is not None:
+            fds.append(_secret_fd("token1", access_token + "\n"))
         try:
-            args = build_argv(*(f"/dev/fd/{fd}" for fd in fds))
+            args = build_argv(*(f"/dev/fd/{fd}" for fd in fds[:2]))
+            if access_token is not None:
+                args.append(f"--oauthaccesstoken1=/dev/fd/{fds[2]}")
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir, "LANG": "C.UTF-8",
                    **{k: v for k, v in os.environ.items() if k.startswith(TEST_ENV_PREFIX)}}
             self.process = subprocess.Popen(

@@ -156,7 +156,7 @@ def create_job(rt: Runtime, spec: JobSpec, *, actor_id: str, actor_name: str, ch
             raise MigrationError("That source server was removed meanwhile; choose another.")
         job = MigrationJob(source_server_id=server.id, source_host=server.host, source_port=server.port,
                            source_security=server.security, source_provider=server.provider,
-                           source_email=spec.source_email,
+                           source_auth=server.auth, source_email=spec.source_email,
                            dest_email=spec.dest_email, dry_run=spec.dry_run, exclude=spec.exclude,
                            max_age_days=spec.max_age_days, status="queued", channel_id=channel_id,
                            created_by=actor_id, idempotency_key=idempotency_key, attempts=0, msgs_done=0,
@@ -310,8 +310,9 @@ def update_credentials(rt: Runtime, job_id: int, *, source_password: str | None,
             current = {}
         new = {"source": source_password or current.get("source"),
                "dest": dest_password if dest_password is not None else current.get("dest", "")}
-        if not new["source"]:
+        if not new["source"] and job.source_auth == "password":
             raise MigrationError("The old credentials are gone: give the source password.")
+        new["source"] = new["source"] or ""
         _store_credentials(rt, job, new)  # type: ignore[arg-type]
         audit.record(session, actor_id=actor_id, actor_name=actor_name, action="migration.credentials",
                      target=f"#{job_id}", params={"source": source_password is not None,
@@ -373,7 +374,8 @@ def create_batch(rt: Runtime, name: str, server_id: int, specs: list[JobSpec], *
         for n, spec in enumerate(specs):
             job = MigrationJob(batch_id=batch.id, source_server_id=server.id, source_host=server.host,
                                source_port=server.port, source_security=server.security,
-                               source_provider=server.provider, source_email=spec.source_email,
+                               source_provider=server.provider, source_auth=server.auth,
+                               source_email=spec.source_email,
                                dest_email=spec.dest_email, dry_run=spec.dry_run,
                                exclude=spec.exclude, max_age_days=spec.max_age_days,
                                status="queued", channel_id=channel_id, created_by=actor_id,

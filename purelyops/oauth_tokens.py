@@ -36,7 +36,7 @@ from purelyops.runtime import Runtime
 
 PASSWORD = "password"
 MICROSOFT = "microsoft365_app"
-GOOGLE = "google_service_account"
+GOOGLE = "google_workspace"
 METHODS = {PASSWORD: "Password (each mailbox's own)", MICROSOFT: "Microsoft 365 app (Entra ID)",
            GOOGLE: "Google Workspace service account"}
 IMAP_SCOPE = {MICROSOFT: "https://outlook.office365.com/.default", GOOGLE: "https://mail.google.com/"}
@@ -492,3 +492,40 @@ def list_mailboxes(rt: Runtime, server, domain: str, admin: str = "") -> list[Te
                 break
         return found
     raise TokenRefused(f"source server {server.name} signs in with passwords: it has no tenant to list")
+
+
+# ---- a batch's plan from a tenant -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantPlan:
+    """Every mailbox of `domain` in a tenant, mapped to the same name at `dest_domain`:
+    `moves` (source, destination) are what the batch would run; `apart` are the disabled
+    accounts and shared mailboxes, and `no_mailbox` the accounts without one, listed apart."""
+
+    domain: str
+    dest_domain: str
+    moves: list[tuple[str, str]]
+    apart: list[str]
+    no_mailbox: list[str]
+
+    @property
+    def digest(self) -> str:
+        """What the admin confirms: the same plan listed again has the same digest."""
+        import hashlib
+
+        text = "\n".join([self.domain, self.dest_domain, *(f"{a}>{b}" for a, b in self.moves)])
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def tenant_plan(rt: Runtime, server, domain: str, dest_domain: str, admin: str = "") -> TenantPlan:  # noqa: ANN001
+    users = list_mailboxes(rt, server, domain, admin)
+    moves, apart, none = [], [], []
+    for user in sorted(users, key=lambda u: u.address):
+        if not user.has_mailbox:
+            none.append(user.address)
+        elif not user.enabled:
+            apart.append(user.address)
+        else:
+            moves.append((user.address, f"{user.address.rsplit('@', 1)[0]}@{dest_domain}"))
+    return TenantPlan(domain, dest_domain, moves, apart, none)

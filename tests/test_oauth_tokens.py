@@ -97,15 +97,15 @@ def test_the_form_checks_the_sign_in_fields() -> None:
         oauth_tokens.check_sign_in("microsoft365_app", {"tenant_id": "nope", "client_id": "x"})
     assert set(problems.value.problems) == {"tenant_id", "client_id", "client_secret"}
     with pytest.raises(FieldProblems) as problems:
-        oauth_tokens.check_sign_in("google_service_account", {"service_account_key": '{"type": "user"}'})
+        oauth_tokens.check_sign_in("google_workspace", {"service_account_key": '{"type": "user"}'})
     assert set(problems.value.problems) == {"service_account_key"}
 
 
 def google_server(rt: Runtime, info: dict) -> SourceServer:
-    return server(rt, "google_service_account", service_account_key=json.dumps(info))
+    return server(rt, "google_workspace", service_account_key=json.dumps(info))
 
 
-def test_a_google_service_account_signs_a_jwt_for_the_mailbox(rt: Runtime, identity: Identity) -> None:  # noqa: F811
+def test_a_google_workspace_signs_a_jwt_for_the_mailbox(rt: Runtime, identity: Identity) -> None:  # noqa: F811
     info = identity.fake.add_service_account()
     identity.fake.add_workspace_user("alice@old.example")
     token = oauth_tokens.token_for(rt, google_server(rt, info), "alice@old.example")

@@ -29,11 +29,11 @@ from rq import get_current_job
 from bot import migration_messages as slack_out
 from bot.blocks.migrations import duration
 from db.models import MigrationJob
-from purelyops import imapsync, metrics, migration_report, migrations, servers
+from purelyops import imapsync, metrics, migration_report, migrations, oauth_tokens, servers
 from purelyops.crypto import CredentialsUnreadable
 from purelyops.errors import Refused
 from purelyops.failures import describe_failure
-from purelyops.imapsync_output import ImapsyncOutput, Progress, transient, verdict
+from purelyops.imapsync_output import ImapsyncOutput, Progress, Summary, transient, verdict
 from purelyops.logs import MASK
 from purelyops.migrations import JobState, Lease
 from purelyops.purelymail import PurelyMailError
@@ -47,6 +47,8 @@ MIN_UPDATE_GAP = 3.0  # one update of a job's message every 3 s at most, whateve
 FENCE = 0.6  # a runner that could not renew its lease for this share of MIGRATION_HEARTBEAT stops imapsync
 SIGNALLED = (6, 137, 143)  # imapsync's own "ended by a signal" (6), and a shell's 128+signal
 STOPPED_EARLY = (111, 112, 113, 114, 118)  # errors, too many errors, over quota…: no end-of-run folder sizes
+TOKEN_PLACEHOLDER = "xoauth2-token-login"  # the source "password" imapsync 2.229 wants beside a token
+MAX_UNPRODUCTIVE_CONTINUATIONS = 3  # fresh tokens in a row that copied nothing: the run ends as it is
 
 
 def run_migration(job_id: int) -> str:
@@ -200,11 +202,71 @@ class Reporter(threading.Thread):
         self._send(progress, note)
 
 
+class ContinuedOutput(ImapsyncOutput):
+    """The output of one run that may take several imapsyncs (each with a fresh token): the
+    progress stays one bar over the whole run (the first imapsync's totals; what is left as
+    the newest says), and what was copied adds up. The folder sizes and the end are the last
+    imapsync's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._base: dict[str, int] = {"copied": 0, "transferred": 0, "bytes": 0, "errors": 0, "skipped": 0}
+        self._earlier_errors: list[str] = []
+        self._first: Progress | None = None
+        self._bar = Progress()
+
+    def next_segment(self) -> None:
+        done = super().summary()
+        self._base = {"copied": self._base["copied"] + done.copied,
+                      "transferred": self._base["transferred"] + done.transferred,
+                      "bytes": self._base["bytes"] + done.bytes_transferred,
+                      "errors": self._base["errors"] + done.errors, "skipped": done.skipped}
+        self._earlier_errors += [line for line in done.error_lines if line not in self._earlier_errors]
+        if self._first is None:
+            self._first = replace(super().progress)
+        ImapsyncOutput.__init__(self)
+
+    @property
+    def progress(self) -> Progress:
+        now = super().progress
+        bar = self._bar
+        first = self._first
+        bar.folder, bar.rate_msgs_per_s, bar.eta_seconds, bar.msgs_left = (now.folder, now.rate_msgs_per_s,
+                                                                           now.eta_seconds, now.msgs_left)
+        bar.bytes_done = self._base["bytes"] + now.bytes_done
+        if first is None or not first.msgs_total:
+            bar.msgs_total, bar.msgs_done, bar.bytes_total = now.msgs_total, now.msgs_done, now.bytes_total
+        else:
+            bar.msgs_total, bar.bytes_total = first.msgs_total, first.bytes_total
+            bar.msgs_done = first.msgs_total - now.msgs_left if now.msgs_total else first.msgs_total - first.msgs_left
+            bar.msgs_done = max(bar.msgs_done, 0)
+        return bar
+
+    @property
+    def copied(self) -> tuple[int, int]:
+        return self._base["copied"] + super().summary().copied, self.progress.bytes_done
+
+    def feed(self, line: str) -> Progress | None:
+        return self.progress if super().feed(line) is not None else None
+
+    def summary(self) -> Summary:
+        summary = super().summary()
+        if self._first is None:
+            return summary
+        merged = replace(summary, copied=self._base["copied"] + summary.copied,
+                         transferred=self._base["transferred"] + summary.transferred,
+                         bytes_transferred=self._base["bytes"] + summary.bytes_transferred,
+                         errors=self._base["errors"] + summary.errors,
+                         error_lines=self._earlier_errors + [e for e in summary.error_lines
+                                                             if e not in self._earlier_errors])
+        return merged
+
+
 class Runner:
     def __init__(self, rt: Runtime, job_id: int) -> None:
         self.rt = rt
         self.job_id = job_id
-        self.output = ImapsyncOutput()
+        self.output: ImapsyncOutput = ContinuedOutput()
         self.copied = metrics.CopiedCounter()
         self.log_lines: list[str] = []
         self.log_bytes = 0
@@ -260,31 +322,85 @@ class Runner:
         self.secrets = [s for s in (source, dest) if s]
         options = imapsync.Options(job.dry_run, job.exclude, job.max_age_days)
         ca_file = imapsync.ca_bundle(self.rt.settings, workdir)
+        server = oauth_tokens.server_of_job(self.rt, job) if job.source_auth != oauth_tokens.PASSWORD else None
 
         def argv(extra: list[str]):
             return lambda p1, p2: imapsync.argv(self.rt.settings, source_end, dest_end, (p1, p2), workdir, options,
                                                 ca_file) + extra
 
-        code = self._read(imapsync.ImapsyncProcess(argv([]), (source, dest), workdir), heartbeat, reporter)
+        def start(extra: list[str], token: oauth_tokens.AccessToken | None = None
+                  ) -> tuple[imapsync.ImapsyncProcess, oauth_tokens.AccessToken | None]:
+            """imapsync with the source's password, or with a token (a fresh one unless given) for a token server."""
+            if server is None:
+                return imapsync.ImapsyncProcess(argv(extra), (source, dest), workdir), None
+            token = token or oauth_tokens.token_for(self.rt, server, job.source_email)
+            self.secrets.append(token.value)
+            return imapsync.ImapsyncProcess(argv(extra), (TOKEN_PLACEHOLDER, dest), workdir,
+                                            access_token=token.value), token
+
+        if server is None:
+            code = self._read(start([])[0], heartbeat, reporter)
+        else:
+            code = self._copy_with_tokens(job, server, start, heartbeat, reporter)
         summary = self.output.summary()
         if not job.dry_run and code in STOPPED_EARLY and not summary.source_after and not heartbeat.cancelled_by:
             # It stopped before its end-of-run folder sizes: count both sides (copying nothing) rather than guess.
             sizes = ImapsyncOutput()
-            self._read(imapsync.ImapsyncProcess(argv(["--justfoldersizes"]), (source, dest), workdir), heartbeat,
-                       None, sizes)
+            self._read(start(["--justfoldersizes"])[0], heartbeat, None, sizes)
             counted = sizes.summary()
             summary.source_after, summary.dest_after = counted.source_before, counted.dest_before
         return code
 
+    def _copy_with_tokens(self, job: MigrationJob, server, start, heartbeat: Heartbeat,  # noqa: ANN001
+                          reporter: Reporter) -> int:
+        """A run from a token server: imapsync reads its token once, at login, and its
+        reconnects send the same one again. So before the token expires (or when imapsync
+        ended because a reconnect was refused once it had), the run goes on with a fresh
+        token and a fresh imapsync, which skips what the earlier ones copied: one run, one
+        progress bar, no attempt used. The first token is tried with a login of our own
+        first, so that an app without access to the mailbox is said in words."""
+        output = self.output
+        assert isinstance(output, ContinuedOutput)
+        unproductive = 0
+        first = True
+        while True:
+            token = oauth_tokens.token_for(self.rt, server, job.source_email)
+            if first:  # not a byte copied before the token is known to open the mailbox
+                ok, words = servers.test_login(self.rt, job.source_host, job.source_port, job.source_security,
+                                               job.source_email, "", token=token.value)
+                if not ok and words == servers.TOKEN_REFUSED:
+                    raise oauth_tokens.TokenRefused(oauth_tokens.imap_refusal_words(server, job.source_email))
+                first = False
+            process, _ = start([], token)
+            lifetime = max(token.lifetime, 1.0)
+            renew_at = time.monotonic() + lifetime - max(3.0, min(300.0, lifetime * 0.2))
+            copied_before = output.summary().copied
+            code, renewed = self._read(process, heartbeat, reporter, renew_at=renew_at)
+            if heartbeat.cancelled_by:
+                return code
+            expired = time.time() >= token.expires_at - 1
+            productive = output.summary().copied > copied_before
+            if renewed or (code != 0 and expired and not output.summary().looped):
+                unproductive = 0 if productive or renewed else unproductive + 1
+                if unproductive < MAX_UNPRODUCTIVE_CONTINUATIONS:
+                    output.next_segment()
+                    log.info("migration #%s goes on with a fresh token (%s)", job.id,
+                             "before the token expired" if renewed else "after a reconnect was refused")
+                    continue
+            return code
+
     def _read(self, process: imapsync.ImapsyncProcess, heartbeat: Heartbeat, reporter: Reporter | None,
-              output: ImapsyncOutput | None = None) -> int:
+              output: ImapsyncOutput | None = None, *, renew_at: float | None = None):
         """Read one imapsync run to its end: every line to the log and the parser, progress to
-        the reporter; a Cancel sends SIGTERM, then SIGKILL after MIGRATION_KILL_GRACE."""
+        the reporter; a Cancel sends SIGTERM, then SIGKILL after MIGRATION_KILL_GRACE. With
+        `renew_at` (a token's deadline): imapsync is stopped the same way then, and the
+        result is (exit code, whether it was stopped for that)."""
         output = output or self.output
         heartbeat.check()  # never start imapsync for a job that is no longer ours
         heartbeat.process = process
         sized = False
         stop_at: float | None = None
+        renewing = False
         while not process.ended:
             line = process.next_line(POLL_SECONDS)
             if line:
@@ -301,11 +417,16 @@ class Runner:
             if heartbeat.cancelled_by and stop_at is None:
                 stop_at = time.monotonic()
                 process.signal(signal.SIGTERM)
+            if renew_at is not None and stop_at is None and time.monotonic() >= renew_at:
+                renewing, stop_at = True, time.monotonic()
+                process.signal(signal.SIGTERM)
             if stop_at is not None and time.monotonic() - stop_at > self.rt.settings.migration_kill_grace:
                 process.signal(signal.SIGKILL)
                 stop_at = float("inf")
         process.signal(signal.SIGKILL)  # whatever it left in its group
         heartbeat.check()
+        if renew_at is not None:
+            return process.returncode, renewing and not heartbeat.cancelled_by
         return process.returncode
 
     def _endpoints(self, job: MigrationJob) -> tuple[imapsync.Endpoint, imapsync.Endpoint]:
