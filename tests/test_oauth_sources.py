@@ -180,11 +180,37 @@ def test_a_migration_from_an_app_server_asks_no_password_and_copies_everything(
     assert not [t for t in identity.fake.issued if t in log] and source.app.secret not in log
 
 
-def cut_connections(server: Dovecot, after: float, cuts: list[float]) -> threading.Thread:
-    """After `after` seconds, kill the IMAP session processes of `server` (children of the
-    Dovecot this test started): the connection is cut as a network would cut it."""
+def fill_maildir(server: Dovecot, user: str, count: int) -> None:
+    """`count` messages written straight into the user's maildir (Dovecot finds them on its
+    next look): far quicker than APPENDing thousands."""
+    new = server.root / "mail" / user / "new"
+    for sub in ("new", "cur", "tmp"):
+        (new.parent / sub).mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        body = (f"From: sender@example.org\r\nTo: {user}\r\nSubject: Message {n}\r\n"
+                f"Message-ID: <bulk-{n}@test>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\n"
+                + f"Line {n}\r\n" * 40)
+        (new / f"{1700000000 + n}.M{n}P1.test").write_text(body)
+    for path in [new.parent.parent, new.parent, *(new.parent / s for s in ("new", "cur", "tmp")), *new.iterdir()]:
+        os.chown(path, server.uid, server.gid)
+
+
+TOTAL = 6000
+
+
+def cut_connections(server: Dovecot, dest: Dovecot, user: str, half: int, cuts: list[float]) -> threading.Thread:
+    """Once `half` messages have arrived at `dest`, kill the IMAP session processes of
+    `server` (children of the Dovecot this test started): the connection is cut as a
+    network would cut it."""
     def run() -> None:
-        time.sleep(after)
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline:
+            try:
+                if dest.count(user) >= half:
+                    break
+            except Exception:  # noqa: BLE001 - the mailbox may not exist yet
+                pass
+            time.sleep(1)
         assert server.process is not None
         for pid in sessions(server.process.pid):
             os.kill(pid, signal.SIGKILL)
@@ -212,25 +238,27 @@ def sessions(master: int) -> list[int]:
 
 
 @needs_imapsync
+@pytest.mark.timeout(600)
 def test_a_run_outlives_its_tokens_and_a_cut_connection(rt: Runtime, settings, slack: SlackDriver,
                                                          slack_fake: FakeSlack, source: TokenSource, dest: Dovecot,
                                                          identity: Identity) -> None:  # noqa: F811
     identity.fake.token_lifetime = 30
-    source.server.append("alice@old.example", 2500)
+    fill_maildir(source.server, "alice@old.example", TOTAL)
     add_app_server(slack, slack_fake, source)
     job = submit_migration(slack, slack_fake, rt)
     cuts: list[float] = []
     started = time.monotonic()
-    cutter = cut_connections(source.server, 40, cuts)
-    run_worker(settings, identity, timeout=540, IMAPSYNC_EXTRA_TEST="")
+    cutter = cut_connections(source.server, dest, "alice@new.example", TOTAL // 2, cuts)
+    log = run_worker(settings, identity, timeout=540)
     cutter.join(1)
     done = migrations.get_job(rt, job.id)
     took = time.monotonic() - started
-    assert done.status == "done", (done.verdict, (done.summary or {}).get("error_lines"))
-    assert dest.count("alice@new.example") == 2500  # every message, once
+    assert done.status == "done", (done.verdict, (done.summary or {}).get("error_lines"), log[-3000:])
+    assert dest.count("alice@new.example") == TOTAL  # every message, once
     assert done.attempts == 1 and done.retries == 0  # one run to the admin
-    assert took > 60, took  # longer than two tokens' lives
+    assert took > 90, took  # longer than three tokens' lives
     assert cuts and cuts[0] - started < took  # the cut came while it ran
+    assert done.msgs_done == TOTAL == done.msgs_total  # one progress bar, to its end
     tokens = [t for t, i in identity.fake.issued.items() if i.scope.startswith("https://outlook")]
     assert len(tokens) >= 3
 
