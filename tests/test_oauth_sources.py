@@ -317,7 +317,7 @@ def test_every_mailbox_of_a_domain_of_the_tenant_after_the_plan_is_confirmed(
     assert {j.dest_email for j in jobs} == {f"user{n:03}@example.com" for n in range(250)}
     assert all(j.dry_run and j.source_auth == "microsoft365_app" and j.batch_id == jobs[0].batch_id for j in jobs)
     slack.block_action("migrate_tenant_confirm", value=button["value"])  # a second click makes no second batch
-    slack_fake.wait_for("chat.postEphemeral", lambda c: "already created" in str(c.args.get("text")))
+    slack_fake.wait_for("response_url", lambda c: "already created" in str(c.args.get("text")))
     assert len(migrations.list_jobs(rt, limit=None)) == 250
 
 
