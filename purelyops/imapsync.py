@@ -5,7 +5,9 @@ arguments from a job, starts an `ImapsyncProcess`, reads its lines and stops it.
 
 - Passwords never touch argv or the disk: each is written to an anonymous in-memory file
   (memfd) that only the child inherits, named to imapsync as `--passfile1=/dev/fd/N`.
-  When the worker dies, the kernel frees them with it.
+  When the worker dies, the kernel frees them with it. An access token for a source that
+  signs in with an app or a service account goes the same way (`--oauthaccesstoken1=/dev/fd/N`,
+  which imapsync 2.229 reads as a file whose first line is the token).
 - TLS is verified on both sides (imapsync does not by default): SSL_verify_mode=1, the
   system's CA bundle plus IMAP_CA_FILE, and the host name the admin gave.
 - Every value is passed as --option=value, so none can be read as an option of its own.

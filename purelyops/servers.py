@@ -325,8 +325,9 @@ def add_server(rt: Runtime, spec: ServerSpec, *, actor_id: str, actor_name: str 
                 session.flush()
             audit.record(session, actor_id=actor_id, actor_name=actor_name, action="server.add", target=spec.name,
                          params={"host": spec.host, "port": spec.port, "security": spec.security,
-                                 "provider": spec.provider, "auth": spec.auth,
-                                 **({"client_id": spec.sign_in.get("client_id", "")} if spec.sign_in else {})})
+                                 "provider": spec.provider,
+                                 **({"auth": spec.auth, "client_id": spec.sign_in.get("client_id", "")}
+                                    if spec.sign_in else {})})
             session.expunge(server)
             return server, warning
     except IntegrityError:

@@ -4,8 +4,10 @@ and a Dovecot source that checks every token with the fake's introspection endpo
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +59,15 @@ class TokenSource:
     def grant(self, *mailboxes: str) -> None:
         """Exactly these mailboxes are open to the app's service principal (Add-MailboxPermission)."""
         self.app.mailboxes = set(mailboxes)
-        self.granted.write_text(self.identity.fake.granted_lines(self.tenant))
+        before = self.granted.stat().st_mtime
+        fresh = self.granted.with_suffix(".new")
+        fresh.write_text(self.identity.fake.granted_lines(self.tenant))
+        fresh.chmod(0o644)
+        # Dovecot re-reads a passwd-file when its mtime (in whole seconds) changes: a new one
+        later = max(time.time(), before + 2)
+        os.utime(fresh, (later, later))
+        fresh.replace(self.granted)
+        time.sleep(1.1)
 
 
 USERS = {"alice@old.example": "source-pw-1", "bob@old.example": "source-pw-3"}

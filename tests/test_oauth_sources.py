@@ -81,8 +81,11 @@ def add_app_server(slack: SlackDriver, slack_fake: FakeSlack, source: TokenSourc
 def answer(slack: SlackDriver, slack_fake: FakeSlack, command: str, *words: str) -> str:
     before = len(slack_fake.calls)
     slack.command(command)
-    return wait_until(lambda: next((str(c.args.get("text")) for c in slack_fake.calls[before:]
-                                    if any(w in str(c.args.get("text", "")) for w in words)), None), 20, command)
+    try:
+        return wait_until(lambda: next((str(c.args.get("text")) for c in slack_fake.calls[before:]
+                                        if any(w in str(c.args.get("text", "")) for w in words)), None), 20, command)
+    except AssertionError:
+        raise AssertionError(f"{command}: {[c.args.get('text') for c in slack_fake.calls[before:]]}") from None
 
 
 def test_server_add_keeps_the_app_encrypted_and_server_test_signs_in(
@@ -338,3 +341,20 @@ def test_a_csv_and_a_credential_link_need_no_source_password(rt: Runtime, slack:
         gather.create_link(rt.__class__(rt.settings.model_copy(update={"public_url": "https://ops.example"})),
                            int(server_id), 7, "m365 people", actor_id="U0ADMIN01", actor_name="",
                            channel_id="C0OPS0001", idempotency_key="g1")
+
+
+def test_the_forms_say_what_a_token_server_needs(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
+                                                 source: TokenSource) -> None:
+    add_app_server(slack, slack_fake, source)
+    usage = answer(slack, slack_fake, "server test m365", "name the mailbox")
+    assert "server test m365 alice@old.example" in usage
+    open_modal(slack, slack_fake, "migrate", "migrate")
+    with session_scope(rt.database_url) as session:
+        server_id = str(session.scalars(select(SourceServer.id)).one())
+    response = slack.view_submission("migrate", {
+        "server": {"value": server_id}, "source_email": {"value": "alice@old.example"},
+        "source_password": {"value": "someones-password"}, "dest_email": {"dest_mailbox": "alice@new.example"},
+        "dest_mode": {"value": "app"}})
+    errors = response.json()["errors"]
+    assert "no mailbox's password is needed" in errors["source_password"]
+    assert migrations.list_jobs(rt) == []

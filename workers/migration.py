@@ -11,6 +11,11 @@ three things apart so that none can hold up another:
 - the main loop reads imapsync's output and feeds the parser.
 Every state write goes through the lease. At the end the thread gets a summary, the
 verdict in words, and the whole log with secrets masked.
+
+A source that signs in with a token (purelyops.oauth_tokens) gets a fresh one for each
+imapsync; as imapsync reads its token once, the run goes on with a new imapsync and a new
+token before the token expires (`_copy_with_tokens`), and the output of all of them is one
+run's (`ContinuedOutput`).
 """
 
 from __future__ import annotations
