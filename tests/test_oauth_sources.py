@@ -358,3 +358,39 @@ def test_the_forms_say_what_a_token_server_needs(rt: Runtime, slack: SlackDriver
     errors = response.json()["errors"]
     assert "no mailbox's password is needed" in errors["source_password"]
     assert migrations.list_jobs(rt) == []
+
+
+@needs_imapsync
+def test_a_migration_with_a_google_service_account_copies_everything(
+        rt: Runtime, settings, slack: SlackDriver, slack_fake: FakeSlack, identity: Identity,  # noqa: F811
+        dest: Dovecot) -> None:
+    root = Path(tempfile.mkdtemp(prefix="purelyops-google-source-"))
+    root.chmod(0o755)
+    google = start_token_source(identity, root / "google", google=True)
+    try:
+        google.server.append("alice@old.example", 40)
+        info = identity.fake.add_service_account()
+        identity.fake.add_workspace_user("alice@old.example")
+        open_modal(slack, slack_fake, "server add", "server_add")
+        slack.view_submission("server_add", {
+            "name": {"value": "m365"}, "host": {"value": "127.0.0.1"}, "port": {"value": str(google.server.port)},
+            "security": {"value": "none"}, "auth": {"value": "google_workspace"},
+            "service_account_key": {"value": json.dumps(info)}})
+        slack_fake.wait_for("chat.postEphemeral", lambda c: "Source server *m365*" in c.args.get("text", ""))
+        open_modal(slack, slack_fake, "migrate", "migrate")
+        with session_scope(rt.database_url) as session:
+            server_id = str(session.scalars(select(SourceServer.id)).one())
+        slack.view_submission("migrate", {
+            "server": {"value": server_id}, "source_email": {"value": "alice@old.example"},
+            "source_password": {"value": ""}, "dest_email": {"dest_mailbox": "alice@new.example"},
+            "dest_mode": {"value": "password"}, "dest_password": {"value": "dest-pw-2"}})
+        job = wait_until(lambda: next(iter(migrations.list_jobs(rt)), None), 10, "the job")
+        run_worker(settings, identity)
+        done = migrations.get_job(rt, job.id)
+        assert done.status == "done", (done.verdict, (done.summary or {}).get("error_lines"))
+        assert dest.count("alice@new.example") == 40
+        subjects = {i.subject for i in identity.fake.issued.values()}
+        assert subjects == {"alice@old.example"}  # every token was for the mailbox itself (sub)
+    finally:
+        google.server.stop()
+        shutil.rmtree(root, ignore_errors=True)
