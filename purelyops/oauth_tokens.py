@@ -26,7 +26,8 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from datetime import timezone
+from urllib.parse import urlencode, urlsplit
 
 from purelyops import crypto
 from purelyops.errors import Refused
@@ -338,9 +339,8 @@ def _google_token(rt: Runtime, secrets: dict[str, str], subject: str, scope: str
         raise _unreachable(what, error) from None
     token = str(credentials.token)
     redact(token)
-    expiry = credentials.expiry
-    expires_at = expiry.timestamp() if expiry.tzinfo else \
-        expiry.replace(tzinfo=__import__("datetime").timezone.utc).timestamp()
+    expiry = credentials.expiry  # google-auth's is naive UTC
+    expires_at = (expiry if expiry.tzinfo else expiry.replace(tzinfo=timezone.utc)).timestamp()
     return AccessToken(token, expires_at)
 
 
@@ -476,8 +476,6 @@ def list_mailboxes(rt: Runtime, server, domain: str, admin: str = "") -> list[Te
         base = rt.settings.google_directory_url.rstrip("/")
         what = f"Google's Directory API ({urlsplit(base).netloc})"
         page_token = ""
-        from urllib.parse import urlencode
-
         for _ in range(MAX_PAGES):
             query = {"domain": domain, "maxResults": "500", **({"pageToken": page_token} if page_token else {})}
             page = _get_json(session, f"{base}/admin/directory/v1/users?{urlencode(query)}", token.value, what)
