@@ -5,6 +5,7 @@ purelyops.migrations; messages about a migration go out through bot.migration_me
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -18,7 +19,7 @@ from bot.mrkdwn import escape
 from bot.payloads import number
 from bot.request import Request
 from bot.router import Router, Usage
-from purelyops import mailboxes, migration_csv, migrations, providers, servers
+from purelyops import mailboxes, migration_csv, migrations, oauth_tokens, providers, servers
 from purelyops.access import Role, RoleUnknown, has_role
 from purelyops.errors import Refused
 from purelyops.mailboxes import MailboxError, check_address
@@ -42,6 +43,7 @@ def _address(values: dict, block: str, errors: dict[str, str]) -> str:
 
 
 SLACK_FILE_HOSTS = ("files.slack.com",)
+SIGN_IN_FIELDS = ("tenant_id", "client_id", "client_secret", "certificate", "service_account_key")
 
 
 def is_slack_file_url(rt: Runtime, url: str) -> bool:
@@ -89,7 +91,9 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     def valid_server(values: dict) -> servers.ServerSpec:
         return servers.check_spec(str(values.get("name") or ""), str(values.get("host") or ""),
                                   str(values.get("port") or ""), str(values.get("security") or ""),
-                                  str(values.get("provider") or providers.OTHER))
+                                  str(values.get("provider") or providers.OTHER),
+                                  str(values.get("auth") or oauth_tokens.PASSWORD),
+                                  {k: str(values.get(k) or "") for k in SIGN_IN_FIELDS})
 
     @guarded_view_now(rt, Role.ADMIN, "add a source server", valid_server)
     def submit_server(request: Request, spec: servers.ServerSpec):
@@ -104,8 +108,13 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         preset = providers.PROVIDERS[server.provider]
         kind = "" if preset.key == providers.OTHER else f", {preset.label}"
         login = "" if preset.key == providers.OTHER else f"\nIts logins take {escape(preset.password)}."
+        test = f"`server test {server.name}`"
+        if server.auth != oauth_tokens.PASSWORD:
+            login = (f"\nIt signs in with a {oauth_tokens.METHODS[server.auth]} (stored encrypted): its migrations "
+                     "ask no mailbox's password.")
+            test = f"`server test {server.name} <mailbox>`"
         text = (f":white_check_mark: Source server *{escape(server.name)}* ({escape(server.host)}:{server.port}, "
-                f"{servers.SECURITY[server.security]}{kind}) added. Try a login with `server test {server.name}`."
+                f"{servers.SECURITY[server.security]}{kind}) added. Try a login with {test}."
                 f"{login}{warning}")
         return lambda: request.reply(text)
 
@@ -120,14 +129,24 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         if len(request.args) != 1:
             raise Usage("give the server's name, like `server remove oldhost`")
         servers.remove_server(request.rt, request.args[0], actor_id=request.user_id, actor_name=request.user_name)
-        request.reply(f"Source server *{escape(request.args[0].lower())}* removed. Its migrations keep its details.")
+        request.reply(f"Source server *{escape(request.args[0].lower())}* removed, with its stored sign-in if it had "
+                      "one. Its migrations keep its connection details.")
 
-    @router.add("server test", "server test <name>", "try a real login on a source server")
+    @router.add("server test", "server test <name> [mailbox]",
+                "try a real login on a source server (with a token: name the mailbox)")
     def server_test(request: Request) -> None:
-        if len(request.args) != 1:
-            raise Usage("give the server's name, like `server test oldhost`")
+        if len(request.args) not in (1, 2):
+            raise Usage("give the server's name, like `server test oldhost` (or `server test m365 alice@old.example` "
+                        "for a server that signs in with an app or a service account)")
         server = servers.get_server(request.rt, request.args[0])
-        request.open_modal(blocks.server_test_modal(server, request.channel_id))
+        if server.auth == oauth_tokens.PASSWORD:
+            request.open_modal(blocks.server_test_modal(server, request.channel_id))
+            return
+        if len(request.args) != 2:
+            raise Usage(f"name the mailbox to sign in to, like `server test {server.name} alice@old.example`")
+        mailbox = check_address(request.args[1])
+        ok, words = servers.test_token_login(request.rt, server, mailbox)
+        request.reply(f":white_check_mark: {escape(words)}" if ok else f":x: {escape(words)}")
 
     def valid_login(values: dict) -> tuple[str, str]:
         errors: dict[str, str] = {}
@@ -165,7 +184,11 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         errors: dict[str, str] = {}
         server = str(values.get("server") or "")
         source_email = _address(values, "source_email", errors)
-        source_password = _password(values, "source_password", errors)
+        token_server = _token_server(server)
+        source_password = _password(values, "source_password", errors, required=not token_server)
+        if token_server and source_password:
+            errors["source_password"] = ("leave it empty: this server signs in with an app or a service account, and "
+                                         "no mailbox's password is needed")
         dest_email = _address(values, "dest_email", errors)
         use_password = values.get("dest_mode") == "password"
         dest_password = _password(values, "dest_password", errors, required=use_password)
@@ -176,6 +199,15 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             raise FieldErrors(errors)
         return migrations.JobSpec(int(server), source_email, source_password, dest_email, dest_password,
                                   dry_run="dry" in (values.get("options") or []), exclude=exclude, max_age_days=max_age)
+
+    def _token_server(server_id: str) -> bool:
+        """Whether the chosen server signs in with a token (a database read, before the ack)."""
+        if not server_id.isdigit():
+            return False
+        try:
+            return servers.get_server(rt, int(server_id)).auth != oauth_tokens.PASSWORD
+        except servers.ServerError:
+            return False
 
     @guarded_view(rt, Role.ADMIN, "start a migration", valid_migration)
     def submit_migration(request: Request, spec: migrations.JobSpec) -> None:
@@ -196,27 +228,75 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         # file would invite its filled-in copy, passwords and all, to be posted back.
         request.reply(*blocks.bulk_template_blocks(migration_csv.template()))
 
-    def valid_bulk(values: dict) -> tuple[str, int, list[dict], str, bool]:
+    def valid_bulk(values: dict) -> tuple[str, int, list[dict], str, bool, dict | None]:
         errors: dict[str, str] = {}
         name = str(values.get("name") or "").strip()
         if not name or len(name) > 80 or any(ch in name for ch in "\r\n\x00"):
             errors["name"] = "a short name for the batch, on one line (at most 80 characters)"
         files = values.get("file") or []
         pasted = str(values.get("pasted") or "")
-        if not files and not pasted.strip():
-            errors["pasted"] = "upload a CSV file or paste the CSV here"
+        tenant = str(values.get("tenant_domain") or "").strip()
+        ask = None
+        if tenant:
+            ask = tenant_request(values, errors)
+            if files or pasted.strip():
+                errors["tenant_domain"] = "either a CSV or a domain from the tenant, not both"
+        elif not files and not pasted.strip():
+            errors["pasted"] = "upload a CSV file, paste the CSV here, or give a domain of the tenant below"
         elif files and pasted.strip():
             errors["pasted"] = "either a file or pasted text, not both"
         if errors:
             raise FieldErrors(errors)
-        return name, int(str(values.get("server"))), files, pasted, "real" in (values.get("options") or [])  # type: ignore[return-value]
+        return (name, int(str(values.get("server"))), files, pasted,  # type: ignore[return-value]
+                "real" in (values.get("options") or []), ask)
+
+    def tenant_request(values: dict, errors: dict[str, str]) -> dict | None:
+        """The tenant listing a bulk form asks for: {s, d, t, a} (server, domain, PurelyMail domain,
+        Google admin), or None with what is wrong in `errors`."""
+        from purelyops.domain_names import InvalidDomain, normalize_domain
+
+        found: dict[str, object] = {}
+        for block, key in (("tenant_domain", "d"), ("dest_domain", "t")):
+            raw = str(values.get(block) or "").strip()
+            if not raw and key == "t":
+                found["t"] = found.get("d", "")
+                continue
+            try:
+                found[key] = normalize_domain(raw).ascii
+            except InvalidDomain as error:
+                errors[block] = f"not a domain name: {error.message}"
+        server_id = str(values.get("server") or "")
+        server = servers.get_server(rt, int(server_id)) if server_id.isdigit() else None
+        if server is None or server.auth == oauth_tokens.PASSWORD:
+            errors["tenant_domain"] = ("this server signs in with passwords: it has no tenant to list. Use a CSV, or "
+                                       "a server that signs in with an app or a service account")
+        admin = str(values.get("directory_admin") or "").strip()
+        if server is not None and server.auth == oauth_tokens.GOOGLE:
+            try:
+                admin = check_address(admin)
+            except MailboxError:
+                errors["directory_admin"] = "name a Workspace super admin, like admin@old.example"
+        if errors:
+            return None
+        return {"s": int(server_id), "a": admin, **found}
+
+    def show_plan(request: Request, ask: dict) -> None:
+        server = servers.get_server(request.rt, int(ask["s"]))
+        plan = oauth_tokens.tenant_plan(request.rt, server, str(ask["d"]), str(ask["t"]), str(ask.get("a") or ""))
+        request.reply(*blocks.tenant_plan_blocks(plan, json.dumps({**ask, "h": plan.digest}, separators=(",", ":"))))
 
     @guarded_view(rt, Role.ADMIN, "start a batch of migrations", valid_bulk)
-    def submit_bulk(request: Request, parsed: tuple[str, int, list[dict], str, bool]) -> None:
-        name, server_id, files, pasted, real = parsed
+    def submit_bulk(request: Request, parsed: tuple[str, int, list[dict], str, bool, dict | None]) -> None:
+        name, server_id, files, pasted, real, ask = parsed
+        if ask is not None:  # every mailbox of a domain, from the tenant: the plan first
+            try:
+                show_plan(request, {**ask, "n": name, "r": real})
+            except oauth_tokens.TokenRefused as error:
+                request.reply(f":x: The tenant's mailboxes could not be listed: {escape(error)}")
+            return
         try:
             data = download_csv(request.rt, files[0]) if files else pasted
-            rows = migration_csv.parse(data)
+            rows = migration_csv.parse(data, token_sign_in=_token_server(str(server_id)))
         except migration_csv.CsvProblems as problems:
             request.reply(*blocks.csv_problems_blocks(problems.problems))
             return
@@ -230,6 +310,39 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             slack_out.start_batch(request.rt, batch.id)
 
     app.view(blocks.BULK_CALLBACK)(submit_bulk)
+
+    @guarded(rt, Role.ADMIN, "start a batch of migrations")
+    def confirm_tenant_plan(request: Request) -> None:
+        """The admin confirmed the plan: the tenant is listed again, and the batch is made only
+        if it is still the plan that was shown (else the new plan is shown instead)."""
+        try:
+            ask = json.loads(request.value)
+            server = servers.get_server(request.rt, int(ask["s"]))
+            name, real, digest = str(ask["n"])[:80], bool(ask["r"]), str(ask["h"])
+        except (ValueError, KeyError, TypeError):
+            raise Refused("That plan cannot be read any more; submit `migrate bulk` again.") from None
+        try:
+            plan = oauth_tokens.tenant_plan(request.rt, server, str(ask["d"]), str(ask["t"]), str(ask.get("a") or ""))
+        except oauth_tokens.TokenRefused as error:
+            request.reply(f":x: The tenant's mailboxes could not be listed again: {escape(error)}")
+            return
+        if plan.digest != digest:
+            request.reply("The tenant changed since that plan was listed; here is the plan as it is now.")
+            request.reply(*blocks.tenant_plan_blocks(plan, json.dumps({**ask, "h": plan.digest},
+                                                                     separators=(",", ":"))))
+            return
+        specs = [migrations.JobSpec(server.id, source, "", dest, "", dry_run=not real) for source, dest in plan.moves]
+        key = hashlib.sha256(f"{request.user_id}:tenant:{server.id}:{digest}:{name}".encode()).hexdigest()
+        batch, jobs, created = migrations.create_batch(request.rt, name, server.id, specs, actor_id=request.user_id,
+                                                       actor_name=request.user_name, channel_id=request.channel_id,
+                                                       idempotency_key=key)
+        if created:
+            slack_out.start_batch(request.rt, batch.id)
+            request.reply(f"Batch *{escape(name)}* created: {len(jobs)} migration(s) from {escape(plan.domain)}.")
+        else:
+            request.reply(f"Batch *{escape(name)}* was already created from this plan.")
+
+    app.action(blocks.TENANT_CONFIRM)(confirm_tenant_plan)
 
     def batch_button(action_id: str, action: str, what: str) -> None:
         @guarded(rt, Role.ADMIN, what)

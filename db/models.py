@@ -167,7 +167,8 @@ class SyncState(Base):
 
 
 class SourceServer(Base):
-    """An old IMAP host that mailboxes are migrated from: connection details only, never credentials."""
+    """An old IMAP host that mailboxes are migrated from: connection details, and for a token
+    sign-in its app's or service account's secrets, encrypted (never a mailbox's password)."""
 
     __tablename__ = "source_servers"
 
@@ -179,6 +180,12 @@ class SourceServer(Base):
     # A mail provider (purelyops.providers; revision 0007): its host, 993 and TLS, and imapsync's
     # options for it. "other": the admin gave host, port and security.
     provider: Mapped[str] = mapped_column(String(16), default="other", server_default="other")
+    # How its mailboxes are signed in to (revision 0011): "password" (each job's own), or with a
+    # token from "microsoft365_app" or "google_workspace" (purelyops.oauth_tokens), whose
+    # secrets (client secret or certificate, the JSON key) are encrypted here, bound to the row.
+    auth: Mapped[str] = mapped_column(String(16), default="password", server_default="password")
+    auth_key_id: Mapped[str | None] = mapped_column(String(16))
+    auth_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = _now()
 
@@ -212,6 +219,9 @@ class MigrationJob(Base):
     source_port: Mapped[int] = mapped_column(Integer)
     source_security: Mapped[str] = mapped_column(String(16))
     source_provider: Mapped[str] = mapped_column(String(16), default="other", server_default="other")  # revision 0007
+    # "password", or the token sign-in of its server (revision 0011): the runner gets a token for
+    # source_email from the server's stored sign-in, which `server remove` deletes.
+    source_auth: Mapped[str] = mapped_column(String(16), default="password", server_default="password")
     source_email: Mapped[str] = mapped_column(String(320))
     dest_email: Mapped[str] = mapped_column(String(320))
     key_id: Mapped[str | None] = mapped_column(String(16))

@@ -180,6 +180,10 @@ def create_link(rt: Runtime, server_id: int, days: int, name: str, *, actor_id: 
         server = session.get(SourceServer, server_id)
         if server is None:
             raise GatherError("That source server was removed meanwhile; choose another.")
+        if server.auth != "password":
+            raise GatherError(f"{server.name} signs in with an app or a service account: a credential link has "
+                              "nothing to gather for it, as nobody's password is needed. Start the migrations "
+                              "with `migrate bulk` (it can list the tenant's mailboxes) or `migrate`.")
         token = secrets.token_urlsafe(TOKEN_BYTES)
         link = GatherLink(name=name, token_hash=token_digest(token), token_key_id="", token_ciphertext=b"",
                           source_server_id=server.id, source_name=server.name, source_host=server.host,

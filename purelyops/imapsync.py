@@ -5,7 +5,9 @@ arguments from a job, starts an `ImapsyncProcess`, reads its lines and stops it.
 
 - Passwords never touch argv or the disk: each is written to an anonymous in-memory file
   (memfd) that only the child inherits, named to imapsync as `--passfile1=/dev/fd/N`.
-  When the worker dies, the kernel frees them with it.
+  When the worker dies, the kernel frees them with it. An access token for a source that
+  signs in with an app or a service account goes the same way (`--oauthaccesstoken1=/dev/fd/N`,
+  which imapsync 2.229 reads as a file whose first line is the token).
 - TLS is verified on both sides (imapsync does not by default): SSL_verify_mode=1, the
   system's CA bundle plus IMAP_CA_FILE, and the host name the admin gave.
 - `--addheader` always: a message with neither Message-Id nor Received (drafts, imported
@@ -164,11 +166,19 @@ class ImapsyncProcess:
     """One imapsync run. Its output is drained by a thread of its own into an unbounded
     queue, so imapsync never stalls on a full pipe whatever its reader is doing."""
 
-    def __init__(self, build_argv, passwords: tuple[str, str], workdir: str) -> None:
-        """`build_argv(passfile1, passfile2)` gives the arguments for the given passfile names."""
+    def __init__(self, build_argv, passwords: tuple[str, str], workdir: str, *,
+                 access_token: str | None = None) -> None:
+        """`build_argv(passfile1, passfile2)` gives the arguments for the given passfile names.
+        `access_token`: the source logs in with it (XOAUTH2), handed over as
+        --oauthaccesstoken1=/dev/fd/N, a file whose first line imapsync reads at login; the
+        source's password is then a placeholder (imapsync 2.229 wants one all the same)."""
         fds = [_secret_fd(f"pass{n}", value) for n, value in zip("12", passwords, strict=True)]
+        if access_token is not None:
+            fds.append(_secret_fd("token1", access_token + "\n"))
         try:
-            args = build_argv(*(f"/dev/fd/{fd}" for fd in fds))
+            args = build_argv(*(f"/dev/fd/{fd}" for fd in fds[:2]))
+            if access_token is not None:
+                args.append(f"--oauthaccesstoken1=/dev/fd/{fds[2]}")
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir, "LANG": "C.UTF-8",
                    **{k: v for k, v in os.environ.items() if k.startswith(TEST_ENV_PREFIX)}}
             self.process = subprocess.Popen(

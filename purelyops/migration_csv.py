@@ -53,7 +53,7 @@ def template() -> str:
     return ",".join(HEADER) + "\n" + ",".join(EXAMPLE) + "\n"
 
 
-def parse(data: bytes | str) -> list[Row]:
+def parse(data: bytes | str, *, token_sign_in: bool = False) -> list[Row]:
     if isinstance(data, bytes):
         if len(data) > MAX_BYTES:
             raise CsvProblems([(0, f"the file is {len(data) // 1024} KiB; at most {MAX_BYTES // 2**20} MiB")])
@@ -100,7 +100,10 @@ def parse(data: bytes | str) -> list[Row]:
             dest = check_address(dest)
         except MailboxError:
             row_problems.append(f"dest_email {_not_an_address(dest)} (column 3)")
-        for column, name, value, required in ((2, "source_password", source_password, True),
+        if token_sign_in and source_password:
+            row_problems.append("source_password: leave it empty (column 2): this server signs in with an app or a "
+                                "service account, and no mailbox's password is needed")
+        for column, name, value, required in ((2, "source_password", source_password, not token_sign_in),
                                               (4, "dest_password", dest_password, False)):
             problem = password_problem(value, required=required)
             if problem:

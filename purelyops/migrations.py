@@ -31,6 +31,7 @@ from enum import StrEnum
 from rq import Queue
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from db.models import AppPasswordTombstone, MigrationBatch, MigrationJob, SourceServer
 from db.session import session_scope
@@ -165,7 +166,7 @@ def create_job(rt: Runtime, spec: JobSpec, *, actor_id: str, actor_name: str, ch
             raise MigrationError("That source server was removed meanwhile; choose another.")
         job = MigrationJob(source_server_id=server.id, source_host=server.host, source_port=server.port,
                            source_security=server.security, source_provider=server.provider,
-                           source_email=spec.source_email,
+                           source_auth=server.auth, source_email=spec.source_email,
                            dest_email=spec.dest_email, dry_run=spec.dry_run, exclude=spec.exclude,
                            max_age_days=spec.max_age_days, status="queued", channel_id=channel_id,
                            created_by=actor_id, idempotency_key=idempotency_key, attempts=0, msgs_done=0,
@@ -322,8 +323,9 @@ def update_credentials(rt: Runtime, job_id: int, *, source_password: str | None,
             current = {}
         new = {"source": source_password or current.get("source"),
                "dest": dest_password if dest_password is not None else current.get("dest", "")}
-        if not new["source"]:
+        if not new["source"] and job.source_auth == "password":
             raise MigrationError("The old credentials are gone: give the source password.")
+        new["source"] = new["source"] or ""
         _store_credentials(rt, job, new)  # type: ignore[arg-type]
         audit.record(session, actor_id=actor_id, actor_name=actor_name, action="migration.credentials",
                      target=f"#{job_id}", params={"source": source_password is not None,
@@ -391,7 +393,8 @@ def create_batch(rt: Runtime, name: str, server_id: int, specs: list[JobSpec], *
         for n, spec in enumerate(specs):
             job = MigrationJob(batch_id=batch.id, source_server_id=server.id, source_host=server.host,
                                source_port=server.port, source_security=server.security,
-                               source_provider=server.provider, source_email=spec.source_email,
+                               source_provider=server.provider, source_auth=server.auth,
+                               source_email=spec.source_email,
                                dest_email=spec.dest_email, dry_run=spec.dry_run,
                                exclude=spec.exclude, max_age_days=spec.max_age_days,
                                status="queued", channel_id=channel_id, created_by=actor_id,
@@ -594,13 +597,19 @@ def lease_state(rt: Runtime, lease: Lease) -> tuple[bool, str | None]:
 def save(rt: Runtime, lease: Lease, /, **values: object) -> MigrationJob | None:
     """Write the runner's news to the row, only while it holds the lease (None: it does not)."""
     with session_scope(rt.database_url) as session:
-        job = session.scalars(update(MigrationJob)
-                              .where(MigrationJob.id == lease.job_id, MigrationJob.lease == lease.token)
-                              .values(**values).returning(MigrationJob)).one_or_none()
-        if job is not None:
-            session.flush()
-            session.expunge(job)
-        return job
+        return _write_fenced(session, lease, values)
+
+
+def _write_fenced(session: Session, lease: Lease, values: dict[str, object]) -> MigrationJob | None:
+    """UPDATE the runner's row only while it names the runner's lease, RETURNING it (detached);
+    None when the lease is no longer in the row."""
+    job = session.scalars(update(MigrationJob)
+                          .where(MigrationJob.id == lease.job_id, MigrationJob.lease == lease.token)
+                          .values(**values).returning(MigrationJob)).one_or_none()
+    if job is not None:
+        session.flush()
+        session.expunge(job)
+    return job
 
 
 def patiently(what: str, call: Callable[[], object]) -> object:
@@ -655,12 +664,7 @@ def end_run(rt: Runtime, lease: Lease, state: JobState, *, retry_in: int | None 
                     values["retries"] = MigrationJob.retries + 1
             else:
                 values.update(status=state, finished_at=func.now(), retry_at=None)
-            job = session.scalars(update(MigrationJob)
-                                  .where(MigrationJob.id == lease.job_id, MigrationJob.lease == lease.token)
-                                  .values(**values).returning(MigrationJob)).one_or_none()
-            if job is not None:
-                session.flush()
-                session.expunge(job)
+            job = _write_fenced(session, lease, values)
     _drop_lease(rt, lease)
     return job
 

@@ -27,10 +27,11 @@ class Provider:
 PROVIDERS: dict[str, Provider] = {p.key: p for p in (
     Provider("gmail", "Gmail", "imap.gmail.com",
              "an app password, which needs 2-Step Verification on the account: make one at "
-             "myaccount.google.com/apppasswords (the account's own password is refused)"),
+             "myaccount.google.com/apppasswords (the account's own password is refused); or none with Sign-in: Google "
+             "Workspace service account"),
     Provider("microsoft365", "Microsoft 365", "outlook.office365.com",
-             "the mailbox's password, only if the tenant still allows basic authentication for IMAP and IMAP is on "
-             "for the mailbox (Microsoft turns both off; purelyops cannot log in with OAuth)"),
+             "no password at all with Sign-in: Microsoft 365 app (Microsoft has turned basic authentication for "
+             "IMAP off in every tenant, so a mailbox's password no longer works)"),
     Provider("yahoo", "Yahoo", "imap.mail.yahoo.com",
              "an app password, which needs 2-step verification: Yahoo account → Account security → "
              "Generate app password"),

@@ -16,7 +16,7 @@ import re
 import socket
 import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.name
 import dns.rdatatype
@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db.models import SourceServer
 from db.session import session_scope
-from purelyops import audit
+from purelyops import audit, oauth_tokens
 from purelyops.dns_query import Budget, DnsLookupError, ServerPlan, resolve
 from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.errors import Refused
@@ -44,6 +44,7 @@ LOGIN_REFUSED = "the server refused the login"  # how test_login's words begin w
 # …and when the login was sent but never answered (a timeout, or the connection dropped):
 # servers delay wrong passwords (Dovecot doubles its penalty per failure), so this is a failed login too.
 LOGIN_UNANSWERED = "the server did not answer the login"
+TOKEN_REFUSED = "AUTHENTICATE failed"  # test_login's answer when a token was refused
 
 
 class ServerError(Refused):
@@ -65,14 +66,35 @@ class ServerSpec:
     port: int
     security: str
     provider: str = OTHER  # a key of purelyops.providers.PROVIDERS
+    auth: str = oauth_tokens.PASSWORD  # a key of purelyops.oauth_tokens.METHODS
+    sign_in: dict[str, str] = field(default_factory=dict, repr=False)  # its secrets, stored encrypted
 
 
-def check_spec(name: str, host: str, port: str, security: str, provider: str = OTHER) -> ServerSpec:
-    """Validate every field at once; FieldProblems maps field → message.
+def check_spec(name: str, host: str, port: str, security: str, provider: str = OTHER,
+               auth: str = oauth_tokens.PASSWORD, sign_in_fields: dict[str, str] | None = None) -> ServerSpec:
+    """Validate every field at once; FieldProblems maps field → message. A token sign-in
+    (`auth`, its fields as in oauth_tokens.check_sign_in) is checked with them.
 
     A provider other than Other brings its own host, port 993 and TLS: the host and port
     may be left empty (or be just those), and anything else is refused on its field
     rather than ignored, so that nobody thinks they reach a host they typed."""
+    problems: dict[str, str] = {}
+    sign_in: dict[str, str] = {}
+    auth = auth or oauth_tokens.PASSWORD
+    try:
+        sign_in = oauth_tokens.check_sign_in(auth, sign_in_fields or {})
+    except FieldProblems as error:
+        problems.update(error.problems)
+    try:
+        spec = _check_connection(name, host, port, security, provider)
+    except FieldProblems as error:
+        raise FieldProblems({**error.problems, **problems}) from None
+    if problems:
+        raise FieldProblems(problems)
+    return ServerSpec(spec.name, spec.host, spec.port, spec.security, spec.provider, auth, sign_in)
+
+
+def _check_connection(name: str, host: str, port: str, security: str, provider: str) -> ServerSpec:
     problems: dict[str, str] = {}
     name = name.strip().lower()
     if not _NAME.match(name):
@@ -298,12 +320,17 @@ def add_server(rt: Runtime, spec: ServerSpec, *, actor_id: str, actor_name: str 
     try:
         with session_scope(rt.database_url) as session:
             server = SourceServer(name=spec.name, host=spec.host, port=spec.port, security=spec.security,
-                                  provider=spec.provider, created_by=actor_id)
+                                  provider=spec.provider, auth=spec.auth, created_by=actor_id)
             session.add(server)
             session.flush()
+            if spec.auth != oauth_tokens.PASSWORD:
+                server.auth_key_id, server.auth_ciphertext = oauth_tokens.seal(rt, server.id, spec.sign_in)
+                session.flush()
             audit.record(session, actor_id=actor_id, actor_name=actor_name, action="server.add", target=spec.name,
                          params={"host": spec.host, "port": spec.port, "security": spec.security,
-                                 "provider": spec.provider})
+                                 "provider": spec.provider,
+                                 **({"auth": spec.auth, "client_id": spec.sign_in.get("client_id", "")}
+                                    if spec.sign_in else {})})
             session.expunge(server)
             return server, warning
     except IntegrityError:
@@ -330,6 +357,8 @@ def get_server(rt: Runtime, name_or_id: str | int) -> SourceServer:
 
 
 def remove_server(rt: Runtime, name: str, *, actor_id: str, actor_name: str = "") -> None:
+    """Forget the server, and with it its sign-in's secrets (its jobs keep its connection
+    details; a job of a token server cannot get a token any more, and says so)."""
     server = get_server(rt, name)
     with session_scope(rt.database_url) as session:
         session.delete(session.get(SourceServer, server.id))
@@ -386,7 +415,7 @@ class _Pinned(imaplib.IMAP4):
 
 
 def test_login(rt: Runtime, host: str, port: int, security: str, address: str, password: str,
-               timeout: float = LOGIN_TIMEOUT) -> tuple[bool, str]:
+               timeout: float = LOGIN_TIMEOUT, *, token: str | None = None) -> tuple[bool, str]:
     """A real IMAP login: (True, "…") or (False, what went wrong in words). The host goes
     through `resolve_source` first; TLS and STARTTLS verify the certificate (the system's
     CAs and IMAP_CA_FILE) for `host`. Whatever answers that is not IMAP is not echoed."""
@@ -430,7 +459,17 @@ def test_login(rt: Runtime, host: str, port: int, security: str, address: str, p
             except imaplib.IMAP4.error:
                 return False, f"{where} does not offer STARTTLS; choose TLS on connect (usually port 993) or none"
         try:
-            if (address + password).isascii():
+            if token is not None:
+                sent: list[bool] = []
+
+                def xoauth2(_challenge: bytes) -> bytes:  # a failure's JSON challenge is answered empty (Google)
+                    if sent:
+                        return b""
+                    sent.append(True)
+                    return oauth_tokens.xoauth2(address, token)
+
+                client.authenticate("XOAUTH2", xoauth2)
+            elif (address + password).isascii():
                 client.login(address, password)
             else:  # LOGIN takes ASCII only; AUTHENTICATE PLAIN carries UTF-8
                 client.authenticate("PLAIN", lambda _: f"\0{address}\0{password}".encode())
@@ -445,6 +484,8 @@ def test_login(rt: Runtime, host: str, port: int, security: str, address: str, p
                            f"({error.strerror or type(error).__name__})")
         except imaplib.IMAP4.error as error:
             text = str(error).replace(password, "•••") if password else str(error)
+            if token is not None:
+                return False, TOKEN_REFUSED
             return False, f"{LOGIN_REFUSED} for {address}: {text[:200]}"
         logged_in = True
     except OSError as error:
@@ -455,6 +496,21 @@ def test_login(rt: Runtime, host: str, port: int, security: str, address: str, p
         except Exception:  # noqa: BLE001 - best effort
             pass
     return True, f"{address} logged in to {where}"
+
+
+def test_token_login(rt: Runtime, server: SourceServer, mailbox: str) -> tuple[bool, str]:
+    """`server test <name> <mailbox>` for a token server: a token for the mailbox, then a real
+    IMAP login with it (XOAUTH2). (False, what is wrong in words) when either is refused."""
+    try:
+        token = oauth_tokens.token_for(rt, server, mailbox)
+    except oauth_tokens.TokenRefused as error:
+        return False, f"no token for {mailbox}: {error}"
+    ok, words = test_login(rt, server.host, server.port, server.security, mailbox, "", token=token.value)
+    if ok:
+        return True, f"{words} with a token from the {oauth_tokens.METHODS[server.auth]}"
+    if words == TOKEN_REFUSED:
+        return False, oauth_tokens.imap_refusal_words(server, mailbox)
+    return False, words
 
 
 def untrusted_certificate(rt: Runtime, host: str, address: str, port: int, security: str,

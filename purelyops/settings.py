@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from purelyops.dns_query import parse_resolver_spec
 
 CommaList = Annotated[list[str], NoDecode]
+HTTPS_BASE = r"^https://[A-Za-z0-9.:\[\]_-]+(/[^\s?#]*)?$"  # an https:// URL without query or fragment
 
 
 def _split_commas(value: object) -> object:
@@ -117,6 +118,14 @@ SOURCES: dict[str, str] = {
                               "comma-separated (default 60,300,900; empty: never)",
     "SOURCE_HOSTS_ALLOW": "hosts or CIDRs (comma-separated) of loopback source servers to allow anyway; "
                           "link-local and cloud metadata addresses are always refused",
+    "MICROSOFT_LOGIN_URL": "the Microsoft identity platform, for source servers that sign in with a Microsoft 365 app; "
+                           "leave unset (https://login.microsoftonline.com); tests point it at a local fake",
+    "MICROSOFT_GRAPH_URL": "Microsoft Graph, for listing a tenant's mailboxes (migrate bulk); leave unset "
+                           "(https://graph.microsoft.com)",
+    "GOOGLE_TOKEN_URL": "Google's OAuth 2.0 token endpoint, for source servers that sign in with a Google Workspace "
+                        "service account; leave unset (https://oauth2.googleapis.com/token)",
+    "GOOGLE_DIRECTORY_URL": "Google's Admin SDK, for listing a Workspace domain's users (migrate bulk); leave unset "
+                            "(https://admin.googleapis.com)",
     "LOW_CREDIT_THRESHOLD": "warn when the PurelyMail credit falls below this many dollars",
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
     "PUBLIC_URL": "the base URL at which people reach this bot's web process (behind your TLS proxy), like "
@@ -192,6 +201,10 @@ class Settings(DatabaseSettings):
     imap_ca_file: str = ""
     source_hosts_allow: CommaList = []
     migration_retry_delays: CommaList = ["60", "300", "900"]
+    microsoft_login_url: str = Field(default="https://login.microsoftonline.com", pattern=HTTPS_BASE)
+    microsoft_graph_url: str = Field(default="https://graph.microsoft.com", pattern=HTTPS_BASE)
+    google_token_url: str = Field(default="https://oauth2.googleapis.com/token", pattern=HTTPS_BASE)
+    google_directory_url: str = Field(default="https://admin.googleapis.com", pattern=HTTPS_BASE)
     low_credit_threshold: Decimal = Field(default=Decimal("2.00"), ge=0)
     tz: str = "UTC"
     public_url: str = ""

@@ -43,14 +43,14 @@ protocols = imap
 listen = 127.0.0.1
 {ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{mechanisms}
 mail_location = maildir:{root}/mail/%u
 mail_uid = {uid}
 mail_gid = {gid}
 first_valid_uid = 1
 default_login_user = dovenull
 default_internal_user = dovecot
-passdb {{
+{oauth_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/passwd
 }}
@@ -147,14 +147,51 @@ def make_certificates(directory: Path, names: Sequence[str] = ("localhost", "127
     return Certificates(ca_file, cert_file, key_file)
 
 
+OAUTH_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf.ext{chain}
+}}
+"""
+# Microsoft's app-only tokens name no user: the token is checked first, then the mailbox must
+# be one the app's service principal was given (a file the fake writes), as in Exchange Online.
+GRANTED_PASSDB = """
+  result_success = continue-ok
+}}
+passdb {{
+  driver = passwd-file
+  mechanisms = xoauth2 oauthbearer
+  args = username_format=%u {granted}
+  result_failure = return-fail
+  result_internalfail = return-fail"""
+# An app-only token names no user: the fake names an account of its tenant's mail domain, and
+# Dovecot compares domains (username_format = %d); the user is then checked against `granted_file`.
+APP_AUDIENCE = "username_attribute = username\nusername_format = %d\n"
+OAUTH_CONF = """\
+introspection_mode = post
+introspection_url = {url}
+{username}active_attribute = active
+active_value = true
+force_introspection = yes
+"""
+
+
 class Dovecot:
     def __init__(self, root: Path, users: dict[str, str], tls: Certificates | None = None,
                  quota_kib: int | None = None, any_login: bool = False, *, auth_failure_delay: float | None = None,
-                 auth_penalty: bool = True) -> None:
+                 auth_penalty: bool = True, introspection_url: str | None = None,
+                 granted_file: Path | None = None) -> None:
+        """`any_login`: every user and password logs in, and all share one mailbox (`mail_dir`),
+        for the imapsync stand-in's tests, whose jobs use many addresses and canary passwords.
+        `introspection_url`: logins with XOAUTH2 (and OAUTHBEARER) too, each token checked
+        there (Dovecot's oauth2 passdb, POST token=…), which must name the login's user;
+        passwords still work for PLAIN and LOGIN. With `granted_file` (a passwd-file of users
+        with nopassword=y), the token need not name a user, but the user must be in that file."""
         self.root = root
-        # any_login: every user and password logs in, and all share one mailbox (`mail_dir`),
-        # for the imapsync stand-in's tests, whose jobs use many addresses and canary passwords.
         self.any_login = any_login
+        self.introspection_url = introspection_url
+        self.granted_file = granted_file
         self.quota_kib = quota_kib  # a storage quota per user, announced over IMAP (QUOTA)
         # Dovecot answers a wrong password after auth_failure_delay (its default: 2 s), and
         # with the auth penalty on (its default) waits longer for each failure from one IP,
@@ -185,8 +222,18 @@ class Dovecot:
         auth = "" if self.auth_failure_delay is None else f"auth_failure_delay = {self.auth_failure_delay:g}s\n"
         if not self.auth_penalty:
             auth += "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
+        oauth = ""
+        if self.introspection_url:
+            (self.root / "oauth2.conf.ext").write_text(OAUTH_CONF.format(
+                url=self.introspection_url,
+                username=APP_AUDIENCE if self.granted_file else "username_attribute = username\n"))
+            chain = GRANTED_PASSDB.format(granted=self.granted_file) if self.granted_file else ""
+            # no auth penalty for loopback: tests log in with refused tokens on purpose
+            oauth = "login_trusted_networks = 127.0.0.0/8\nauth_failure_delay = 0\n" + \
+                OAUTH_PASSDB.format(root=self.root, chain=chain)
         text = CONFIG.format(root=self.root, uid=self.uid, gid=self.gid, port=self.port, ssl=ssl,
-                             tls_port=self.tls_port) + quota + auth
+                             tls_port=self.tls_port, oauth_passdb=oauth,
+                             mechanisms=" xoauth2 oauthbearer" if oauth else "") + quota + auth
         if self.any_login:
             text = text.replace(f"maildir:{self.root}/mail/%u", f"maildir:{self.mail_dir}")
             text = re.sub(r"passdb \{.*?\n\}", "passdb {\n  driver = static\n  args = nopassword=y\n}", text,

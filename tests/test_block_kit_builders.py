@@ -42,6 +42,7 @@ from purelyops.gather import Existence, JobsOutcome, LinkState, LinkSummary, Pla
 from purelyops.imapsync_output import Progress, Summary
 from purelyops.mailboxes import MailboxPage, SyncReport
 from purelyops.migration_csv import template
+from purelyops.oauth_tokens import TenantPlan
 from purelyops.providers import PROVIDERS
 from purelyops.purelymail import ResetMethod, RoutingRule, UserDetails
 from tests.fakes.slack_fake.block_kit import BlockKitChecker, check_message_blocks, check_view
@@ -300,6 +301,12 @@ CASES: list[Case] = [
         MigrationBatch(id=9, name="everyone"), jobs_in_every_state(2000))),
     (migrations.bulk_template_blocks, "", lambda: migrations.bulk_template_blocks(template())),
     (migrations.bulk_modal, "150 servers", lambda: migrations.bulk_modal([server(i) for i in range(150)], CHANNEL)),
+    (migrations.tenant_plan_blocks, "5,000 mailboxes, 900 apart", lambda: migrations.tenant_plan_blocks(
+        TenantPlan("new.example", "example.com", [(a, a.replace("@", ".x@")) for a in addresses(5000)],
+         addresses(900), addresses(80)), '{"s":1,"d":"new.example","t":"example.com","a":"","n":"w","r":false,'
+                                         '"h":"0123456789abcdef0123456789abcdef"}')),
+    (migrations.tenant_plan_blocks, "nothing to move", lambda: migrations.tenant_plan_blocks(
+        TenantPlan("new.example", "new.example", [], [], []), "{}")),
     (migrations.csv_problems_blocks, "300 bad rows", lambda: migrations.csv_problems_blocks(
         [(i, "source_password is empty; " * 20) for i in range(300)])),
     (mailboxes.list_blocks, "empty cache", lambda: mailboxes.list_blocks(

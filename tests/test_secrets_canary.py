@@ -23,6 +23,7 @@ from tests.conftest import ADMIN, ROOT, STANDIN, process_env, wait_until
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.migration_steps import add_server, job_row, queued, submit_migration
+from tests.oauth_steps import identity  # noqa: F401 - a fixture
 from tests.slack_requests import SlackDriver
 
 RESET = "canary-reset-Qw7!$(id)"
@@ -31,7 +32,10 @@ DEST = "canary-dest-Mn9\"'"
 
 
 @pytest.fixture
-def settings(standin_settings):
+def settings(standin_settings, request: pytest.FixtureRequest):
+    if "identity" in request.fixturenames:  # the OAuth canary: the token endpoints are the fakes
+        ident = request.getfixturevalue("identity")
+        return standin_settings.model_copy(update=ident.settings())
     return standin_settings
 
 
@@ -59,25 +63,11 @@ def test_no_secret_reaches_any_sink(rt: Runtime, settings, slack: SlackDriver, s
     add_server(slack, slack_fake)
     submit_migration(slack, slack_fake, rt, source_password={"value": SOURCE}, dest_password={"value": DEST})
     wait_until(lambda: queued(rt), 5, "the migration")
-    worker = subprocess.Popen([sys.executable, "-m", "workers.worker", "--burst"], cwd=ROOT, text=True,
-                              env=process_env(settings, IMAPSYNC_BIN=STANDIN, LOG_LEVEL="DEBUG",
-                                              IMAPSYNC_STANDIN_FIXTURE="01", IMAPSYNC_STANDIN_PACE="0.002"),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    cmdlines: list[bytes] = []
-    while worker.poll() is None:
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    cmdlines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
-                    cmdlines.append(Path(f"/proc/{pid}/environ").read_bytes())
-                except OSError:
-                    pass
-        time.sleep(0.02)
-    worker_log = worker.stdout.read()
-    assert worker.returncode == 0 and job_row(rt).status == "done", worker_log
+    cmdlines, worker_log = run_worker_watching(settings)
+    assert job_row(rt).status == "done", worker_log
 
     sinks: dict[str, list[str]] = {
-        "command lines and environments": [c.decode("utf-8", "replace") for c in cmdlines],
+        "command lines and environments": cmdlines,
         "logs": [caplog.text, worker_log],
         "Slack": [str(c.args) for c in slack_fake.calls if c is not shown],
         "uploaded files": [(f.content or b"").decode("utf-8", "replace") for f in slack_fake.uploaded_files],
@@ -92,3 +82,102 @@ def test_no_secret_reaches_any_sink(rt: Runtime, settings, slack: SlackDriver, s
     assert leaks == set()
     assert generated in str(shown.args) and shown.args["user"] == ADMIN  # the one place it may be
     assert migrations.get_job(rt, job_row(rt).id).ciphertext is not None  # encrypted, kept for a Sync again
+
+
+OAUTH_SECRET = "Sx8Q~canary-client-secret-Vb7$(id)"
+
+
+def test_no_token_or_key_reaches_any_sink(rt: Runtime, settings, slack: SlackDriver, slack_fake: FakeSlack,
+                                          caplog: pytest.LogCaptureFixture, database_url: str,
+                                          identity) -> None:  # noqa: F811
+    """A Microsoft 365 app's client secret and a Google service account's key go in through
+    `server add`; `server test` and a migration get tokens for them. None of the secret, the
+    key or any token issued is in a command line, a log, Slack, Redis or the database."""
+    import json
+    import shutil
+    import tempfile
+
+    from tests.oauth_steps import start_token_source
+
+    caplog.set_level(logging.DEBUG)
+    root = Path(tempfile.mkdtemp(prefix="purelyops-canary-oauth-"))
+    root.chmod(0o755)
+    source = start_token_source(identity, root / "source")
+    try:
+        source.app.secret = OAUTH_SECRET
+        info = identity.fake.add_service_account()
+        identity.fake.add_workspace_user("alice@old.example")
+        for name, fields in (("m365", {"auth": {"value": "microsoft365_app"},
+                                       "tenant_id": {"value": source.tenant.tenant_id},
+                                       "client_id": {"value": source.app.client_id},
+                                       "client_secret": {"value": OAUTH_SECRET}}),
+                             ("gws", {"auth": {"value": "google_workspace"},
+                                      "service_account_key": {"value": json.dumps(info)}})):
+            slack.command("server add")
+            slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "server_add")
+            slack.view_submission("server_add", {"name": {"value": name}, "host": {"value": "127.0.0.1"},
+                                                 "port": {"value": str(source.server.port)},
+                                                 "security": {"value": "none"}, **fields})
+            slack_fake.wait_for("chat.postEphemeral",
+                                lambda c, n=name: f"Source server *{n}*" in c.args.get("text", ""))
+            slack.command(f"server test {name} alice@old.example")
+            slack_fake.wait_for("response_url", lambda c: "logged in" in str(c.args.get("text", "")), timeout=20)
+        slack.command("migrate")
+        slack_fake.wait_for("views.open", lambda c: c.args["view"]["callback_id"] == "migrate")
+        slack.view_submission("migrate", {
+            "server": {"value": str(job_server_id(rt, "m365"))}, "source_email": {"value": "alice@old.example"},
+            "source_password": {"value": ""}, "dest_email": {"dest_mailbox": "alice@new.example"},
+            "dest_mode": {"value": "password"}, "dest_password": {"value": DEST}})
+        wait_until(lambda: queued(rt), 5, "the migration")
+        cmdlines, worker_log = run_worker_watching(settings, **identity.env())
+        assert job_row(rt).status == "done", worker_log
+    finally:
+        source.server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    tokens = list(identity.fake.issued)
+    assert len(tokens) >= 3  # two `server test`s and the run
+    sinks: dict[str, list[str]] = {
+        "command lines and environments": cmdlines,
+        "logs": [caplog.text, worker_log],
+        "Slack": [str(c.args) for c in slack_fake.calls],
+        "uploaded files": [(f.content or b"").decode("utf-8", "replace") for f in slack_fake.uploaded_files],
+        "Redis": [f"{k!r} {rt.redis.dump(k)!r}" for k in rt.redis.scan_iter()],
+    }
+    with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
+        sinks["database"] = [str(row) for (table,) in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname='public'")
+            for row in conn.execute(f'SELECT * FROM "{table}"')]
+    key_line = info["private_key"].splitlines()[5]  # a line of the PEM's body
+    canaries = {"client secret": OAUTH_SECRET, "private key": key_line,
+                **{f"token {n}": token for n, token in enumerate(tokens)}}
+    leaks = {(what, sink) for what, secret in canaries.items() for sink, texts in sinks.items()
+             if any(secret in text for text in texts)}
+    assert leaks == set()
+
+
+def run_worker_watching(settings, **env: str) -> tuple[list[str], str]:
+    """A worker process runs the queued migration (the stand-in, fixture 01) while every
+    process's command line and environment are read, again and again: (those, its log)."""
+    worker = subprocess.Popen([sys.executable, "-m", "workers.worker", "--burst"], cwd=ROOT, text=True,
+                              env=process_env(settings, IMAPSYNC_BIN=STANDIN, LOG_LEVEL="DEBUG",
+                                              IMAPSYNC_STANDIN_FIXTURE="01", IMAPSYNC_STANDIN_PACE="0.002", **env),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    cmdlines: list[bytes] = []
+    while worker.poll() is None:
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    cmdlines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+                    cmdlines.append(Path(f"/proc/{pid}/environ").read_bytes())
+                except OSError:
+                    pass
+        time.sleep(0.02)
+    worker_log = worker.stdout.read()
+    assert worker.returncode == 0, worker_log
+    return [c.decode("utf-8", "replace") for c in cmdlines], worker_log
+
+
+def job_server_id(rt: Runtime, name: str) -> int:
+    from purelyops import servers
+
+    return servers.get_server(rt, name).id

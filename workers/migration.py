@@ -17,6 +17,11 @@ destination itself (purelyops.mail_check) before the temporary app password goes
 purelyops.run_outcome decides from both how the run ended. At the end the thread gets a
 summary, the verdict in words, a file of every missing message, and the whole log with
 secrets masked.
+
+A source that signs in with a token (purelyops.oauth_tokens) gets a fresh one for each
+imapsync; as imapsync reads its token once, the run goes on with a new imapsync and a new
+token before the token expires (`_copy_with_tokens`), and the output of all of them is one
+run's (`ContinuedOutput`).
 """
 
 from __future__ import annotations
@@ -36,12 +41,12 @@ from rq import get_current_job
 from bot import migration_messages as slack_out
 from bot.blocks.migrations import duration
 from db.models import MigrationJob
-from purelyops import imapsync, mail_check, metrics, migration_report, migrations, servers
+from purelyops import imapsync, mail_check, metrics, migration_report, migrations, oauth_tokens, servers
 from purelyops.crypto import CredentialsUnreadable
 from purelyops.errors import Refused
 from purelyops.failures import describe_failure
 from purelyops.imap_session import ImapAuth
-from purelyops.imapsync_output import ImapsyncOutput, Progress
+from purelyops.imapsync_output import ImapsyncOutput, Progress, Summary
 from purelyops.logs import MASK
 from purelyops.migrations import JobState, Lease
 from purelyops.purelymail import PurelyMailError
@@ -55,6 +60,9 @@ POLL_SECONDS = 0.2
 MIN_UPDATE_GAP = 3.0  # one update of a job's message every 3 s at most, whatever happens
 FENCE = 0.6  # a runner that could not renew its lease for this share of MIGRATION_HEARTBEAT stops imapsync
 STOPPED_EARLY = (111, 112, 113, 114, 118)  # errors, too many errors, over quota…: no end-of-run folder sizes
+TOKEN_PLACEHOLDER = "xoauth2-token-login"  # the source "password" imapsync 2.229 wants beside a token
+Side = tuple[imapsync.Endpoint, ImapAuth]  # one end of a run and how to log in there
+MAX_UNPRODUCTIVE_CONTINUATIONS = 3  # fresh tokens in a row that copied nothing: the run ends as it is
 
 
 def run_migration(job_id: int) -> str:
@@ -255,18 +263,80 @@ class Reporter(threading.Thread):
                 self._send(progress, note)
 
 
+class ContinuedOutput(ImapsyncOutput):
+    """The output of one run that may take several imapsyncs (each with a fresh token): the
+    progress stays one bar over the whole run (the first imapsync's totals; what is left as
+    the newest says), and what was copied adds up. The folder sizes and the end are the last
+    imapsync's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._base: dict[str, int] = {"copied": 0, "transferred": 0, "bytes": 0, "errors": 0, "skipped": 0}
+        self._earlier_errors: list[str] = []
+        self._first: Progress | None = None
+        self._bar = Progress()
+
+    def next_segment(self) -> None:
+        done = super().summary()
+        self._base = {"copied": self._base["copied"] + done.copied,
+                      "transferred": self._base["transferred"] + done.transferred,
+                      "bytes": self._base["bytes"] + done.bytes_transferred,
+                      "errors": self._base["errors"] + done.errors, "skipped": done.skipped}
+        self._earlier_errors += [line for line in done.error_lines if line not in self._earlier_errors]
+        if self._first is None:
+            self._first = replace(super().progress)
+        ImapsyncOutput.__init__(self)
+
+    @property
+    def progress(self) -> Progress:
+        now = super().progress
+        bar = self._bar
+        first = self._first
+        bar.folder, bar.rate_msgs_per_s, bar.eta_seconds, bar.msgs_left = (now.folder, now.rate_msgs_per_s,
+                                                                           now.eta_seconds, now.msgs_left)
+        bar.bytes_done = self._base["bytes"] + now.bytes_done
+        if first is None or not first.msgs_total:
+            bar.msgs_total, bar.msgs_done, bar.bytes_total = now.msgs_total, now.msgs_done, now.bytes_total
+        else:
+            bar.msgs_total, bar.bytes_total = first.msgs_total, first.bytes_total
+            bar.msgs_done = first.msgs_total - now.msgs_left if now.msgs_total else first.msgs_total - first.msgs_left
+            bar.msgs_done = max(bar.msgs_done, 0)
+        return bar
+
+    @property
+    def copied(self) -> tuple[int, int]:
+        return self._base["copied"] + super().summary().copied, self.progress.bytes_done
+
+    def feed(self, line: str) -> Progress | None:
+        return self.progress if super().feed(line) is not None else None
+
+    def summary(self) -> Summary:
+        summary = super().summary()
+        if self._first is None:
+            return summary
+        merged = replace(summary, copied=self._base["copied"] + summary.copied,
+                         transferred=self._base["transferred"] + summary.transferred,
+                         bytes_transferred=self._base["bytes"] + summary.bytes_transferred,
+                         errors=self._base["errors"] + summary.errors,
+                         error_lines=self._earlier_errors + [e for e in summary.error_lines
+                                                             if e not in self._earlier_errors])
+        return merged
+
+
 class Runner:
     def __init__(self, rt: Runtime, job_id: int) -> None:
         self.rt = rt
         self.job_id = job_id
-        self.output = ImapsyncOutput()
+        self.output: ImapsyncOutput = ContinuedOutput()
         self.copied = metrics.CopiedCounter()
         self.log_lines: list[str] = []
         self.log_bytes = 0
         self.secrets: list[str] = []
-        self.sides: tuple[tuple[imapsync.Endpoint, ImapAuth], tuple[imapsync.Endpoint, ImapAuth]] | None = None
+        self.sides: tuple[Side, Side] | None = None
         self.checked: mail_check.CheckResult | None = None
         self.planned: mail_check.CheckResult | None = None  # a dry run's: messages without a usable Date
+        self.token_server = None  # a source server that signs in with a token (purelyops.oauth_tokens)
+        self.problem_passes = False  # the run's problem may be gone later (a token service that was away)
 
     def run(self) -> str:
         claimed = migrations.claim(self.rt, self.job_id)
@@ -288,6 +358,8 @@ class Runner:
             code = self._copy(job, lease, heartbeat, reporter, workdir)
         except LeaseLost:
             pass  # told below: whoever holds the job now records its end
+        except oauth_tokens.TokenRefused as error:
+            problem, self.problem_passes = str(error), not error.permanent  # a token service away: retried
         except (CredentialsUnreadable, PurelyMailError, Refused) as error:
             problem = str(error)
         except OSError as error:
@@ -317,31 +389,86 @@ class Runner:
         self.sides = ((source_end, ImapAuth(job.source_email, source)), (dest_end, ImapAuth(job.dest_email, dest)))
         options = imapsync.Options(job.dry_run, job.exclude, job.max_age_days)
         ca_file = imapsync.ca_bundle(self.rt.settings, workdir)
+        server = oauth_tokens.server_of_job(self.rt, job) if job.source_auth != oauth_tokens.PASSWORD else None
+        self.token_server = server
 
         def argv(extra: list[str]):
             return lambda p1, p2: imapsync.argv(self.rt.settings, source_end, dest_end, (p1, p2), workdir, options,
                                                 ca_file) + extra
 
-        code = self._read(imapsync.ImapsyncProcess(argv([]), (source, dest), workdir), heartbeat, reporter)
-        summary = self.output.summary()
+        def start(extra: list[str], token: oauth_tokens.AccessToken | None = None
+                  ) -> tuple[imapsync.ImapsyncProcess, oauth_tokens.AccessToken | None]:
+            """imapsync with the source's password, or with a token (a fresh one unless given) for a token server."""
+            if server is None:
+                return imapsync.ImapsyncProcess(argv(extra), (source, dest), workdir), None
+            token = token or oauth_tokens.token_for(self.rt, server, job.source_email)
+            self.secrets.append(token.value)
+            return imapsync.ImapsyncProcess(argv(extra), (TOKEN_PLACEHOLDER, dest), workdir,
+                                            access_token=token.value), token
+
+        if server is None:
+            code = self._read(start([])[0], heartbeat, reporter)
+        else:
+            code = self._copy_with_tokens(job, server, start, heartbeat, reporter)
+        summary = ImapsyncOutput.summary(self.output)  # the last imapsync's own (a ContinuedOutput merges from it)
         if not job.dry_run and code in STOPPED_EARLY and not summary.source_after and not heartbeat.cancelled_by:
             # It stopped before its end-of-run folder sizes: count both sides (copying nothing) rather than guess.
             sizes = ImapsyncOutput()
-            self._read(imapsync.ImapsyncProcess(argv(["--justfoldersizes"]), (source, dest), workdir), heartbeat,
-                       None, sizes)
+            self._read(start(["--justfoldersizes"])[0], heartbeat, None, sizes)
             counted = sizes.summary()
             summary.source_after, summary.dest_after = counted.source_before, counted.dest_before
         return code
 
+    def _copy_with_tokens(self, job: MigrationJob, server, start, heartbeat: Heartbeat,  # noqa: ANN001
+                          reporter: Reporter) -> int:
+        """A run from a token server: imapsync reads its token once, at login, and its
+        reconnects send the same one again. So before the token expires (or when imapsync
+        ended because a reconnect was refused once it had), the run goes on with a fresh
+        token and a fresh imapsync, which skips what the earlier ones copied: one run, one
+        progress bar, no attempt used. The first token is tried with a login of our own
+        first, so that an app without access to the mailbox is said in words."""
+        output = self.output
+        assert isinstance(output, ContinuedOutput)
+        unproductive = 0
+        first = True
+        while True:
+            token = oauth_tokens.token_for(self.rt, server, job.source_email)
+            if first:  # not a byte copied before the token is known to open the mailbox
+                ok, words = servers.test_login(self.rt, job.source_host, job.source_port, job.source_security,
+                                               job.source_email, "", token=token.value)
+                if not ok and words == servers.TOKEN_REFUSED:
+                    raise oauth_tokens.TokenRefused(oauth_tokens.imap_refusal_words(server, job.source_email))
+                first = False
+            process, _ = start([], token)
+            lifetime = max(token.lifetime, 1.0)
+            renew_at = time.monotonic() + lifetime - max(3.0, min(300.0, lifetime * 0.2))
+            copied_before = output.summary().copied
+            code, renewed = self._read(process, heartbeat, reporter, renew_at=renew_at)
+            if heartbeat.cancelled_by:
+                return code
+            expired = time.time() >= token.expires_at - 1
+            productive = output.summary().copied > copied_before
+            if renewed or (code != 0 and expired and not output.summary().looped):
+                unproductive = 0 if productive or renewed else unproductive + 1
+                if unproductive < MAX_UNPRODUCTIVE_CONTINUATIONS:
+                    output.next_segment()
+                    log.info("migration #%s goes on with a fresh token (%s)", job.id,
+                             "before the token expired" if renewed else "after a reconnect was refused")
+                    continue
+            return code
+
     def _read(self, process: imapsync.ImapsyncProcess, heartbeat: Heartbeat, reporter: Reporter | None,
-              output: ImapsyncOutput | None = None) -> int:
+              output: ImapsyncOutput | None = None, *, renew_at: float | None = None):
         """Read one imapsync run to its end: every line to the log and the parser, progress to
-        the reporter; a Cancel sends SIGTERM, then SIGKILL after MIGRATION_KILL_GRACE."""
+        the reporter; a Cancel sends SIGTERM, then SIGKILL after MIGRATION_KILL_GRACE. With
+        `renew_at` (a token's deadline): imapsync is stopped the same way then, and the
+        result is (exit code, whether it was stopped for that)."""
         output = output or self.output
         heartbeat.check()  # never start imapsync for a job that is no longer ours
         heartbeat.process = process
         sized = False
         stop_at: float | None = None
+        renewing = False
         while not process.ended:
             line = process.next_line(POLL_SECONDS)
             if line:
@@ -358,11 +485,16 @@ class Runner:
             if heartbeat.cancelled_by and stop_at is None:
                 stop_at = time.monotonic()
                 process.signal(signal.SIGTERM)
+            if renew_at is not None and stop_at is None and time.monotonic() >= renew_at:
+                renewing, stop_at = True, time.monotonic()
+                process.signal(signal.SIGTERM)
             if stop_at is not None and time.monotonic() - stop_at > self.rt.settings.migration_kill_grace:
                 process.signal(signal.SIGKILL)
                 stop_at = float("inf")
         process.signal(signal.SIGKILL)  # whatever it left in its group
         heartbeat.check()
+        if renew_at is not None:
+            return process.returncode, renewing and not heartbeat.cancelled_by
         return process.returncode
 
     def _endpoints(self, job: MigrationJob) -> tuple[imapsync.Endpoint, imapsync.Endpoint]:
@@ -393,25 +525,36 @@ class Runner:
 
     # ---- the end --------------------------------------------------------------------------
 
-    def _check(self, job: MigrationJob, code: int | None, problem: str | None, heartbeat: Heartbeat,
-               reporter: Reporter) -> None:
+    def _logins(self, job: MigrationJob) -> tuple[Side, Side]:
+        """Both sides' logins for the check: the run's own; a token source gets a fresh token
+        (imapsync's may have expired meanwhile)."""
+        assert self.sides is not None
+        (source_end, source_auth), dest_side = self.sides
+        if self.token_server is not None:
+            token = oauth_tokens.token_for(self.rt, self.token_server, job.source_email)
+            self.secrets.append(token.value)
+            source_auth = ImapAuth(job.source_email, access_token=token.value)
+        return (source_end, source_auth), dest_side
+
+    def _check(self, job: MigrationJob, code: int | None, problem: str | None, summary: Summary,
+               heartbeat: Heartbeat, reporter: Reporter) -> None:
         """The independent check (purelyops.mail_check): after imapsync's last process ended,
-        with the run's own credentials and checked addresses; the lease is still held."""
+        with the run's own credentials and checked addresses; the lease is still held. What
+        it found goes into `summary`."""
         if self.sides is not None and job.dry_run and job.max_age_days and code == 0 and not problem:
-            summary = self.output.summary()  # a plan with a maximum age says what it leaves out for want of a Date
+            # a plan with a maximum age says what it leaves out for want of a Date
             since = (datetime.now(timezone.utc) - timedelta(days=job.max_age_days)).date()
-            self.planned = mail_check.undated(self.rt, self.sides[0], list(summary.mapping), since)
+            self.planned = mail_check.undated(self.rt, self._logins(job)[0], list(summary.mapping), since)
             summary.check = self.planned.stored()
             return
         if self.sides is None or not needs_check(dry_run=job.dry_run, code=code, problem=problem,
                                                  cancelled_by=heartbeat.cancelled_by):
             return
         reporter.show(self.output.progress, "checking every message at the destination", force=True)
-        summary = self.output.summary()
         since = (datetime.now(timezone.utc) - timedelta(days=job.max_age_days)).date() if job.max_age_days else None
         # A run that could not reach a server printed no folders: the last run's mapping says what to count.
         mapping = summary.mapping or dict((job.summary or {}).get("mapping") or {})
-        self.checked = mail_check.check(self.rt, *self.sides, mapping, since=since,
+        self.checked = mail_check.check(self.rt, *self._logins(job), mapping, since=since,
                                         gmail=job.source_provider == "gmail")
         summary.mapping = mapping
         summary.check = self.checked.stored()
@@ -420,11 +563,14 @@ class Runner:
                  self.checked.arrived_total, self.checked.source_total, len(self.checked.missing),
                  self.checked.seconds, f" ({self.checked.error})" if self.checked.error else "")
 
-    def _outcome(self, job: MigrationJob, code: int | None, problem: str | None,
+    def _outcome(self, job: MigrationJob, code: int | None, problem: str | None, summary: Summary,
                  cancelled_by: str | None) -> Outcome:
-        return decide(dry_run=job.dry_run, code=code, summary=self.output.summary(),
-                      check=self.planned if job.dry_run else self.checked,
-                      problem=problem, cancelled_by=cancelled_by, source=job.source_email, dest=job.dest_email)
+        outcome = decide(dry_run=job.dry_run, code=code, summary=summary,
+                         check=self.planned if job.dry_run else self.checked,
+                         problem=problem, cancelled_by=cancelled_by, source=job.source_email, dest=job.dest_email)
+        if problem and self.problem_passes and outcome.state == JobState.FAILED:
+            return replace(outcome, retry=True)
+        return outcome
 
     def _counts(self) -> dict:
         """The counts the job keeps: after a check, what arrived at the destination; else imapsync's progress."""
@@ -443,7 +589,7 @@ class Runner:
         """The end of a run, in this order and only here:
         1. imapsync has ended (or never started);
         2. the independent check of the destination, while this run's destination login
-           (self.dest_password, maybe a temporary app password) still exists;
+           (maybe a temporary app password) still exists;
         3. the decision: `_outcome`, and whether a failure is retried by itself;
         4. this run's own temporary app password is deleted (only if the row still says it
            is this run's), before the job can be queued again and before any Slack post;
@@ -454,16 +600,18 @@ class Runner:
         The heartbeat keeps the Redis lease until the final state is written."""
         if heartbeat.lost.is_set():
             return self._lost(reporter, job, lease)
+        summary = self.output.summary()  # one object: what the check finds is kept in it
         try:
-            self._check(job, code, problem, heartbeat, reporter)  # 2.
+            self._check(job, code, problem, summary, heartbeat, reporter)  # 2.
         except LeaseLost:
             return self._lost(reporter, job, lease)
+        except oauth_tokens.TokenRefused as error:
+            problem, self.problem_passes = str(error), not error.permanent
         except Exception as error:  # noqa: BLE001 - the job must end in a state, whatever happened
             log.exception("migration #%s: its check failed unexpectedly", job.id)
             problem = describe_failure(error)
-        summary = self.output.summary()
         summary.error_lines = [self._mask(line) for line in summary.error_lines]
-        outcome = self._outcome(job, code, problem, heartbeat.cancelled_by)  # 3.
+        outcome = self._outcome(job, code, problem, summary, heartbeat.cancelled_by)  # 3.
         state, words = outcome.state, outcome.words
         values = dict(exit_code=code, verdict=words, summary=asdict(summary), **self._counts())
         delays = self.rt.settings.retry_delays

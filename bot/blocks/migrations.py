@@ -11,6 +11,7 @@ from bot.blocks.kit import (
     checkboxes,
     confirm,
     context,
+    divider,
     external_select,
     file_input,
     input_block,
@@ -30,6 +31,7 @@ from bot.payloads import modal_metadata
 from db.models import MigrationBatch, MigrationJob, SourceServer
 from purelyops import migration_report
 from purelyops.imapsync_output import Progress, Summary
+from purelyops.oauth_tokens import GOOGLE, METHODS, MICROSOFT, PASSWORD
 from purelyops.providers import OTHER, PROVIDERS
 from purelyops.providers import label as provider_label
 from purelyops.servers import SECURITY
@@ -47,6 +49,8 @@ SYNC_AGAIN_ACTION = "migration_sync_again"
 CREDENTIALS_ACTION = "migration_edit_credentials"
 DELETE_ACTION = "migration_delete"
 BATCH_RUN_ALL = "batch_run_all"
+TENANT_CONFIRM = "migrate_tenant_confirm"
+MAX_PLAN_LINES = 1000
 BATCH_CANCEL_ALL = "batch_cancel_all"
 BATCH_RERUN_FAILED = "batch_rerun_failed"
 BAR = 20
@@ -234,12 +238,14 @@ def servers_blocks(servers: list[SourceServer]) -> tuple[str, list[dict]]:
         text = "No source servers yet. Add one with `server add`."
         return said(text)
     lines = [f"*{escape(s.name)}* {code(f'{s.host}:{s.port}')} · {SECURITY[s.security]} · "
-             f"{escape(provider_label(s.provider))}" for s in servers]
+             f"{escape(provider_label(s.provider))}"
+             + ("" if s.auth == PASSWORD else f" · signs in with a {METHODS.get(s.auth, s.auth)}") for s in servers]
     return message(f"{len(servers)} source server(s)", line_sections(lines)[:50])
 
 
 def server_add_modal(channel_id: str) -> dict:
     security = options(list(SECURITY.items()))
+    methods = options(list(METHODS.items()))
     providers = options([(p.key, p.label) for p in PROVIDERS.values()])
     passwords = "\n".join(f"*{escape(p.label)}*: {escape(p.password)}." for p in PROVIDERS.values() if p.key != OTHER)
     return modal("Add a source server", [
@@ -252,7 +258,39 @@ def server_add_modal(channel_id: str) -> dict:
         input_block("port", "Port", text_input(5, initial_value="993"), optional=True, hint="Only with Other."),
         input_block("security", "Security", radio_buttons(security, security[0]),
                     hint="Only with Other. 'none' sends passwords unencrypted: only on a trusted network."),
+        divider(),
+        input_block("auth", "Sign-in", radio_buttons(methods, methods[0]),
+                    hint="How purelyops logs in to the mailboxes. With an app or a service account, nobody's "
+                         "password is needed."),
+        context(SIGN_IN_SETUP[MICROSOFT]),
+        input_block("tenant_id", "Tenant ID", text_input(253, placeholder="72f988bf-86f1-41af-91ab-2d7cd011db47"),
+                    optional=True, hint="Microsoft 365 app: Entra ID → Overview → Tenant ID."),
+        input_block("client_id", "Application (client) ID", text_input(36), optional=True,
+                    hint="Microsoft 365 app: App registrations → the app → Overview."),
+        input_block("client_secret", "Client secret", text_input(512), optional=True,
+                    hint="Microsoft 365 app: the secret's Value. Stored encrypted, never shown again."),
+        input_block("certificate", "Or a certificate", text_input(3000, multiline=True), optional=True,
+                    hint="Instead of a secret: the certificate and its private key in PEM. Stored encrypted."),
+        context(SIGN_IN_SETUP[GOOGLE]),
+        input_block("service_account_key", "Service account JSON key", text_input(3000, multiline=True),
+                    optional=True, hint="Google Workspace: the whole JSON key file. Stored encrypted, never shown "
+                                        "again."),
     ], callback_id=SERVER_ADD_CALLBACK, submit="Add", private_metadata=channel_id)
+
+
+SIGN_IN_SETUP = {
+    MICROSOFT: ("*Microsoft 365 app*: in Entra ID, register an app; API permissions → Add → APIs my organization "
+                "uses → Office 365 Exchange Online → Application permissions → *IMAP.AccessAsApp* (and Microsoft "
+                "Graph → *User.Read.All* to list mailboxes for `migrate bulk`); *Grant admin consent*; Certificates "
+                "& secrets → new client secret. Then in Exchange Online PowerShell: `New-ServicePrincipal -AppId "
+                "<client id> -ObjectId <enterprise app object id>` and, for each mailbox, `Add-MailboxPermission "
+                "-Identity <mailbox> -User <service principal id> -AccessRights FullAccess`. The README has the "
+                "steps."),
+    GOOGLE: ("*Google Workspace service account*: in Google Cloud, make a service account and a JSON key; in the "
+             "Admin console → Security → API controls → *Domain-wide delegation*, add its client ID with the scope "
+             "`https://mail.google.com/` (and `https://www.googleapis.com/auth/admin.directory.user.readonly` to "
+             "list users for `migrate bulk`). IMAP must be on for the users (Gmail → End user access)."),
+}
 
 
 def server_test_modal(server: SourceServer, channel_id: str) -> dict:
@@ -272,7 +310,8 @@ def migrate_modal(servers: list[SourceServer], channel_id: str) -> dict:
     return modal("Migrate a mailbox", [
         input_block("server", "Source server", server_select(servers)),
         input_block("source_email", "Source address", text_input(320)),
-        input_block("source_password", "Source password", text_input(1024)),
+        input_block("source_password", "Source password", text_input(1024), optional=True,
+                    hint="Leave it empty for a server that signs in with an app or a service account."),
         input_block("dest_email", "Destination mailbox at PurelyMail",
                     external_select(DEST_SELECT, "Type part of the address"),
                     hint="Mailboxes from the mailbox cache; a full address not listed yet works too."),
@@ -397,9 +436,38 @@ def bulk_modal(servers: list[SourceServer], channel_id: str) -> dict:
         input_block("file", "CSV file", file_input(["csv", "txt"]), optional=True,
                     hint="source_email,source_password,dest_email,dest_password"),
         input_block("pasted", "…or paste the CSV", text_input(3000, multiline=True), optional=True),
+        input_block("tenant_domain", "…or every mailbox of a domain, from the tenant", text_input(253),
+                    optional=True, hint="For a server that signs in with a Microsoft 365 app (Graph, User.Read.All) "
+                                        "or a Google Workspace service account (Directory). Shows the plan first."),
+        input_block("dest_domain", "…to the same names at the PurelyMail domain", text_input(253), optional=True,
+                    hint="Leave empty for the same domain."),
+        input_block("directory_admin", "Google Workspace: a super admin to list the users as", text_input(320),
+                    optional=True, hint="Only for a Google Workspace server: the Directory API acts as this admin."),
         input_block("options", "Options", checkboxes(options([("real", "Run for real (default: a dry run first)")])),
                     optional=True),
     ], callback_id=BULK_CALLBACK, submit="Check and queue", private_metadata=channel_id)
+
+
+def tenant_plan_blocks(plan, value: str) -> tuple[str, list[dict]]:  # noqa: ANN001 - an oauth_tokens.TenantPlan
+    """The batch's plan from a tenant, before anything runs, with the button that confirms it."""
+    text = (f"Plan: {len(plan.moves)} mailbox(es) of {plan.domain} to the same names at {plan.dest_domain}. "
+            "Nothing runs until you confirm.")
+    lines = [f"{escape(a)} → {escape(b)}" for a, b in plan.moves[:MAX_PLAN_LINES]]
+    if len(plan.moves) > MAX_PLAN_LINES:
+        lines.append(f"…and {len(plan.moves) - MAX_PLAN_LINES} more")
+    body = [section(f"*{escape(text)}*"), *line_sections(lines)[:30]]
+    if plan.apart:
+        body.append(section(f"*Not included: {len(plan.apart)} disabled account(s) or shared mailbox(es)* "
+                            "(sign-in blocked; add them with a CSV if they should move):"))
+        body += line_sections([escape(a) for a in plan.apart[:200]])[:5]
+    if plan.no_mailbox:
+        body.append(section(f"*Not included: {len(plan.no_mailbox)} account(s) without a mailbox:* "
+                            + escape(", ".join(plan.no_mailbox[:50]))[:2500]))
+    if plan.moves:
+        body.append(actions(button(f"Create {len(plan.moves)} jobs", TENANT_CONFIRM, value, style="primary",
+                                   confirm=confirm("Create the batch?", f"{len(plan.moves)} migration jobs from "
+                                                   f"{plan.domain}.", "Create", style=None))))
+    return text, body[:48]
 
 
 def csv_problems_blocks(problems: list[tuple[int, str]]) -> tuple[str, list[dict]]:
