@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from rq import Queue
-from sqlalchemy import select
+import os
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta
 
-from db.models import Mailbox
+import pytest
+from rq import Queue
+from sqlalchemy import func, select
+
+from db.models import Mailbox, SyncState
 from db.session import session_scope
 from purelyops import mailboxes
 from purelyops.runtime import Runtime
-from tests.conftest import ALERTS, run_burst_worker
+from tests.conftest import ALERTS, ROOT, process_env, run_burst_worker
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
 from tests.slack_requests import SlackDriver
@@ -167,3 +174,39 @@ def test_the_first_start_queues_a_sync_only_when_the_cache_was_never_filled(rt: 
     mailboxes.sync(rt)
     assert enqueue_first_sync(rt) is False
 
+
+
+def test_a_sync_run_by_a_worker_whose_clock_runs_a_day_ahead_records_the_database_s_time(
+        rt: Runtime, settings, purelymail_fake: FakePurelyMail) -> None:
+    """Issue 18, item 8: the mailbox cache is on the database's clock. The nightly job runs
+    in a worker 25 hours ahead (Debian's faketime): the last sync and every mailbox's first
+    and last seen are PostgreSQL's now(), so the next sync, on the true clock, still removes
+    a mailbox PurelyMail no longer has (a last_seen of tomorrow would keep it for a day)."""
+    if shutil.which("faketime") is None:
+        pytest.skip("faketime is not installed")
+    purelymail_fake.add_domain_direct("example.com")
+    for name in ("ann", "bob"):
+        purelymail_fake.add_user_direct(f"{name}@example.com")
+    site = os.pathsep.join([str(ROOT / "tests" / "faketime_site"), str(ROOT)])  # time.sleep despite libfaketime
+    env = process_env(settings, PYTHONPATH=site, DONT_FAKE_MONOTONIC="1")
+    result = subprocess.run(["faketime", "-f", "+25h", sys.executable, "-c",
+                             "import datetime; print(datetime.datetime.now(datetime.timezone.utc).isoformat()); "
+                             "from workers.mailbox_sync import run_mailbox_sync; print(run_mailbox_sync())"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    faked_now, outcome = result.stdout.strip().splitlines()[-2:]
+    assert "'added': 2, 'removed': 0" in outcome, outcome
+
+    with session_scope(rt.database_url) as session:
+        db_now = session.scalar(select(func.now()))
+        state = session.get(SyncState, mailboxes.SYNC_STATE)
+        seen = session.execute(select(Mailbox.first_seen, Mailbox.last_seen)).all()
+    assert datetime.fromisoformat(faked_now) - db_now > timedelta(hours=24)  # the worker's clock was faked
+    recorded = [state.last_run_at, state.last_ok_at] + [t for row in seen for t in row]
+    assert len(recorded) == 6
+    assert all(timedelta(0) <= db_now - at < timedelta(minutes=1) for at in recorded), (db_now, recorded)
+
+    del purelymail_fake.users["ann@example.com"]
+    report = mailboxes.sync(rt)  # on the true clock
+    assert report.removed == ["ann@example.com"] and not report.distrust
+    assert cache(rt) == ["bob@example.com"]

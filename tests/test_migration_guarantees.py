@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,10 +23,11 @@ from bot.migration_messages import start
 from db.models import MigrationJob, SourceServer
 from db.session import session_scope
 from purelyops import migrations
+from purelyops.imapsync_output import Progress
 from purelyops.runtime import Runtime
 from tests import migration_steps
 from tests.conftest import ADMIN, OPS, ROOT, STANDIN, kill_session, make_settings, process_env, wait_until
-from workers.migration import reconcile
+from workers.migration import Reporter, reconcile
 
 
 @pytest.fixture
@@ -297,3 +299,32 @@ def test_a_failed_clean_up_never_changes_how_the_job_ended(rt, settings, record,
     reconcile(rt)
     assert purelymail_fake.users["u0@new.example"].app_passwords == {}
     assert migrations.tombstones_of(rt, "u0@new.example") == 0
+
+
+def test_a_progress_update_held_by_slack_429s_never_lands_after_the_final_status(rt, settings, slack_fake) -> None:
+    """Issue 18, item 8. The runner's Reporter, against the Slack fake: a progress update is
+    under way, held by a 429 with a long Retry-After, when the run ends. The final status is
+    the last chat.update of the status message Slack accepted; the thread never goes back
+    to "running 45%" after "done"."""
+    job_id = new_job(rt)
+    running = job(rt, job_id)
+    running.status = "running"
+    reporter = Reporter(rt, running, threading.Event())
+    reporter.start()
+    reporter.show(Progress(msgs_done=10, msgs_total=100), force=True)
+    wait_until(lambda: running.status_ts is not None, 10, "the status message to be posted")
+    ts = running.status_ts
+
+    slack_fake.force_ratelimit("chat.update", times=1, retry_after=5)
+    reporter.show(Progress(msgs_done=45, msgs_total=100), force=True)
+    wait_until(lambda: any(c.method == "chat.update" for c in slack_fake.ratelimited), 10,
+               "the progress update to be answered 429")
+    ended = job(rt, job_id)
+    ended.status = "done"
+    reporter.close(ended, Progress(msgs_done=100, msgs_total=100), "every message copied")
+    time.sleep(6)  # past the Retry-After: whatever was still under way has landed by now
+
+    accepted = [c.args for c in slack_fake.calls_to("chat.update") if c.ok and c.args.get("ts") == ts]
+    assert any("45%" in json.dumps(a["blocks"]) for a in accepted), accepted  # the held update did land
+    assert accepted[-1]["text"].endswith(": done"), [a["text"] for a in accepted]
+    assert "every message copied" in json.dumps(accepted[-1]["blocks"])
