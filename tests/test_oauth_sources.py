@@ -445,8 +445,8 @@ def test_a_reconnect_refused_for_a_dead_token_goes_on_with_a_fresh_one(
     try:
         log = run_worker(settings, identity, timeout=100)
     except subprocess.TimeoutExpired as error:
-        out = (error.stdout or b"").decode() + (error.stderr or b"").decode() if isinstance(error.stdout, bytes) \
-            else str(error.stdout) + str(error.stderr)
+        out = "".join(o.decode(errors="replace") if isinstance(o, bytes) else o for o in (error.stdout, error.stderr)
+                      if o)
         raise AssertionError(f"cuts {[c - started for c in cuts]} arrived {dest.count('alice@new.example')} "
                              f"{out[-4000:]}") from None
     cutter.join(1)
