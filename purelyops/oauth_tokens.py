@@ -49,6 +49,7 @@ MAX_PAGES = 200
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}(\.[a-z0-9][a-z0-9-]{0,62})+$")
 _AADSTS = re.compile(r"AADSTS(\d+)")
+_HTTP_STATUS = re.compile(r"HTTP Error: (\d{3})")
 
 
 class TokenRefused(Refused):
@@ -244,6 +245,7 @@ def _microsoft_words(code: str, error: str, description: str, secrets: dict[str,
 
 def _microsoft_token(rt: Runtime, secrets: dict[str, str], scope: str) -> AccessToken:
     import msal
+    import msal.exceptions
     import requests
 
     login = rt.settings.microsoft_login_url.rstrip("/")
@@ -262,6 +264,12 @@ def _microsoft_token(rt: Runtime, secrets: dict[str, str], scope: str) -> Access
         result = app.acquire_token_for_client(scopes=[scope])
     except requests.RequestException as error:
         raise _unreachable(what, error) from None
+    except msal.exceptions.MsalServiceError as error:  # msal's own raise_for_status: an HTTP error status (5xx…)
+        status = _HTTP_STATUS.search(str(error))
+        code = int(status.group(1)) if status else 0
+        permanent = 400 <= code < 500 and code != 429
+        raise TokenRefused(f"{what} answered HTTP {code or 'an error'} and gave no token"
+                           + ("" if permanent else "; it is tried again later"), permanent=permanent) from None
     except ValueError as error:  # discovery refused: the tenant is unknown, or the answer was not JSON
         found = _AADSTS.search(str(error))
         if found or str(error).startswith("Unable to get authority configuration"):  # its discovery said 4xx
@@ -320,8 +328,10 @@ def _google_token(rt: Runtime, secrets: dict[str, str], subject: str, scope: str
     except google.auth.exceptions.RefreshError as error:
         data = error.args[1] if len(error.args) > 1 and isinstance(error.args[1], dict) else {}
         if not data:
-            raise TokenRefused(f"{what} refused the sign-in: {str(error.args[0] if error.args else error)[:200]}",
-                               permanent=not getattr(error, "retryable", False)) from None
+            said = str(error.args[0] if error.args else error)[:200]
+            if getattr(error, "retryable", False):  # a 5xx (google-auth retried it already)
+                raise TokenRefused(f"{what} gave no token ({said}); it is tried again later", permanent=False) from None
+            raise TokenRefused(f"{what} refused the sign-in: {said}") from None
         raise TokenRefused(_google_words(str(data.get("error", "")), str(data.get("error_description", "")),
                                          secrets, subject, scope)) from None
     except google.auth.exceptions.TransportError as error:

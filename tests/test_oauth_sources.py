@@ -10,12 +10,14 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -160,7 +162,7 @@ def submit_migration(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, sou
 
 def run_worker(settings, identity: Identity, timeout: float = 120, **env: str) -> str:  # noqa: F811
     result = subprocess.run([sys.executable, "-m", "workers.worker", "--burst"], cwd=ROOT, timeout=timeout,
-                            env=process_env(settings, IMAPSYNC_BIN=IMAPSYNC or "imapsync", **identity.env(), **env),
+                            env=process_env(settings, IMAPSYNC_BIN=IMAPSYNC or "imapsync", **{**identity.env(), **env}),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
@@ -394,3 +396,104 @@ def test_a_migration_with_a_google_service_account_copies_everything(
     finally:
         google.server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def cut_after_expiry(server: Dovecot, dest: Dovecot, user: str, total: int, identity: Identity,  # noqa: F811
+                     cuts: list[float]) -> threading.Thread:
+    """Once the first IMAP token has stopped working at the introspection endpoint (its
+    stated expiry still far), and while messages are still arriving at `dest`, cut the
+    source's IMAP sessions: imapsync's reconnect sends that dead token and is refused."""
+    def run() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            tokens = [i for i in list(identity.fake.issued.values()) if i.scope.startswith("https://outlook")]
+            try:
+                arrived = dest.count(user)
+            except Exception:  # noqa: BLE001 - the mailbox may not exist yet
+                arrived = 0
+            if tokens and time.time() > tokens[0].expires_at + 1 and 0 < arrived < total:
+                break
+            time.sleep(0.5)
+        else:
+            return
+        assert server.process is not None
+        for pid in sessions(server.process.pid):
+            os.kill(pid, signal.SIGKILL)
+            cuts.append(time.time())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@needs_imapsync
+@pytest.mark.timeout(240)
+def test_a_reconnect_refused_for_a_dead_token_goes_on_with_a_fresh_one(
+        rt: Runtime, settings, slack: SlackDriver, slack_fake: FakeSlack, source: TokenSource, dest: Dovecot,
+        identity: Identity) -> None:  # noqa: F811
+    """A token that stops working long before its stated expiry (so no renewal is due yet):
+    the connection is cut, imapsync's reconnect with that token is refused and imapsync ends
+    non-zero; the run goes on with a fresh token and a fresh imapsync, as one run."""
+    total = 1500
+    identity.fake.token_lifetime, identity.fake.stated_lifetime = 8, 3599
+    fill_maildir(source.server, "alice@old.example", total)
+    add_app_server(slack, slack_fake, source)
+    job = submit_migration(slack, slack_fake, rt)
+    cuts: list[float] = []
+    cutter = cut_after_expiry(source.server, dest, "alice@new.example", total, identity, cuts)
+    started = time.time()
+    try:
+        log = run_worker(settings, identity, timeout=100)
+    except subprocess.TimeoutExpired as error:
+        out = "".join(o.decode(errors="replace") if isinstance(o, bytes) else o for o in (error.stdout, error.stderr)
+                      if o)
+        raise AssertionError(f"cuts {[c - started for c in cuts]} arrived {dest.count('alice@new.example')} "
+                             f"{out[-4000:]}") from None
+    cutter.join(1)
+    done = migrations.get_job(rt, job.id)
+    assert cuts, "the copy ended before the first token stopped working: give it more messages"
+    assert done.status == "done", (done.verdict, (done.summary or {}).get("error_lines"), log[-3000:])
+    assert dest.count("alice@new.example") == total  # every message, once
+    assert done.attempts == 1 and done.retries == 0 and done.retry_at is None  # one run, no retry
+    assert done.msgs_done == total == done.msgs_total
+    assert "after a reconnect was refused" in log
+    imap = sorted((i for i in identity.fake.issued.values() if i.scope.startswith("https://outlook")),
+                  key=lambda i: i.expires_at)
+    assert len(imap) >= 2 and any(i.expires_at - identity.fake.token_lifetime > cuts[0] for i in imap)
+
+
+@needs_imapsync
+@pytest.mark.parametrize("away", [503, "connection refused"])
+def test_a_token_service_that_is_away_is_retried_later(rt: Runtime, settings, slack: SlackDriver,
+                                                       slack_fake: FakeSlack, source: TokenSource, dest: Dovecot,
+                                                       identity: Identity, away) -> None:  # noqa: F811
+    """The identity platform answers 503, or nothing listens at it, when the run starts: the
+    job is not failed for good but retried after MIGRATION_RETRY_DELAYS, and once the service
+    is back the next run copies everything."""
+    source.server.append("alice@old.example", 7)
+    add_app_server(slack, slack_fake, source)
+    job = submit_migration(slack, slack_fake, rt)
+    retrying = settings.model_copy(update={"migration_retry_delays": "1,1,1"})
+    env = {"MIGRATION_RETRY_DELAYS": "1,1,1"}
+    if away == 503:
+        identity.fake.down = 503
+    else:
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))  # a port of our own that nothing listens at
+        port = closed.getsockname()[1]
+        env.update(MICROSOFT_LOGIN_URL=f"https://localhost:{port}")
+    run_worker(retrying, identity, **env)
+    if away != 503:
+        closed.close()
+    waiting = migrations.get_job(rt, job.id)
+    assert waiting.status == "queued" and waiting.retry_at is not None and waiting.retries == 1, waiting.verdict
+    reason = "answered HTTP 503" if away == 503 else "could not be reached (connection refused)"
+    assert reason in waiting.verdict and "Retrying by itself" in waiting.verdict, waiting.verdict
+    assert dest.count("alice@new.example") == 0
+    identity.fake.down = 0
+    wait_until(lambda: migrations.get_job(rt, job.id).retry_at <= datetime.now(timezone.utc), 10, "the retry time")
+    migrations.enqueue_waiting(rt)
+    run_worker(retrying, identity, MIGRATION_RETRY_DELAYS="1,1,1")
+    done = migrations.get_job(rt, job.id)
+    assert done.status == "done", (done.verdict, (done.summary or {}).get("error_lines"))
+    assert dest.count("alice@new.example") == 7 and done.attempts == 2

@@ -27,6 +27,7 @@ run's (`ContinuedOutput`).
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import signal
 import tempfile
@@ -63,6 +64,10 @@ STOPPED_EARLY = (111, 112, 113, 114, 118)  # errors, too many errors, over quota
 TOKEN_PLACEHOLDER = "xoauth2-token-login"  # the source "password" imapsync 2.229 wants beside a token
 Side = tuple[imapsync.Endpoint, ImapAuth]  # one end of a run and how to log in there
 MAX_UNPRODUCTIVE_CONTINUATIONS = 3  # fresh tokens in a row that copied nothing: the run ends as it is
+# A reconnect refused for a dead token: imapsync 2.229 does not end, it offers the same token again for each
+# message ("could not be fetched: … NO [AUTHENTICATIONFAILED] Authentication failed." from Dovecot, "NO
+# AUTHENTICATE failed." from Exchange Online), every few seconds, for ever. Such a line stops that imapsync.
+REFUSED_RECONNECT = re.compile(r"\bNO \[AUTHENTICATIONFAILED\]|\bNO AUTHENTICATE failed", re.IGNORECASE)
 
 
 def run_migration(job_id: int) -> str:
@@ -443,10 +448,10 @@ class Runner:
             lifetime = max(token.lifetime, 1.0)
             renew_at = time.monotonic() + lifetime - max(3.0, min(300.0, lifetime * 0.2))
             copied_before = output.summary().copied
-            code, renewed = self._read(process, heartbeat, reporter, renew_at=renew_at)
+            code, renewed, refused = self._read(process, heartbeat, reporter, renew_at=renew_at)
             if heartbeat.cancelled_by:
                 return code
-            expired = time.time() >= token.expires_at - 1
+            expired = refused or time.time() >= token.expires_at - 1
             productive = output.summary().copied > copied_before
             if renewed or (code != 0 and expired and not output.summary().looped):
                 unproductive = 0 if productive or renewed else unproductive + 1
@@ -461,16 +466,23 @@ class Runner:
               output: ImapsyncOutput | None = None, *, renew_at: float | None = None):
         """Read one imapsync run to its end: every line to the log and the parser, progress to
         the reporter; a Cancel sends SIGTERM, then SIGKILL after MIGRATION_KILL_GRACE. With
-        `renew_at` (a token's deadline): imapsync is stopped the same way then, and the
-        result is (exit code, whether it was stopped for that)."""
+        `renew_at` (a token's deadline): imapsync is stopped the same way then, and when it
+        says a reconnect was refused (REFUSED_RECONNECT: its token no longer works, whatever
+        its stated expiry). The result is then (exit code, whether it was stopped for the
+        deadline, whether for a refused reconnect)."""
         output = output or self.output
         heartbeat.check()  # never start imapsync for a job that is no longer ours
         heartbeat.process = process
         sized = False
         stop_at: float | None = None
-        renewing = False
+        renewing = refused = False
         while not process.ended:
             line = process.next_line(POLL_SECONDS)
+            if line and renew_at is not None and stop_at is None and REFUSED_RECONNECT.search(line):
+                log.info("migration #%s: imapsync's reconnect was refused (its token no longer works): it is stopped",
+                         self.job_id)
+                refused, stop_at = True, time.monotonic()
+                process.signal(signal.SIGTERM)
             if line:
                 self._keep(line)
                 progress = output.feed(line)
@@ -494,7 +506,7 @@ class Runner:
         process.signal(signal.SIGKILL)  # whatever it left in its group
         heartbeat.check()
         if renew_at is not None:
-            return process.returncode, renewing and not heartbeat.cancelled_by
+            return process.returncode, renewing and not heartbeat.cancelled_by, refused and not heartbeat.cancelled_by
         return process.returncode
 
     def _endpoints(self, job: MigrationJob) -> tuple[imapsync.Endpoint, imapsync.Endpoint]:

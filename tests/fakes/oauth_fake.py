@@ -13,6 +13,9 @@ plain-HTTP introspection port for Dovecot's oauth2 passdb:
 - introspection (POST token=…): {"active": true, "username": …} for a live token it issued.
 
 Tokens expire after `token_lifetime` seconds; a revoked app's tokens stop working at once.
+`stated_lifetime` (when set) is the `expires_in` said instead: a token that stops working
+before its stated expiry (revoked early, say). `down` (an HTTP status, when set): every
+HTTPS request gets it, as from a token service that is away (introspection stays up).
 """
 
 from __future__ import annotations
@@ -99,6 +102,8 @@ class FakeIdentity:
         self.workspace_admins: set[str] = set()
         self.issued: dict[str, Issued] = {}
         self.token_lifetime = 3599
+        self.stated_lifetime: int | None = None  # the expires_in said, if not token_lifetime
+        self.down = 0  # an HTTP status every HTTPS request gets (the service is away)
         self.graph_page_size = 100
         self.directory_page_size = 500
         self.throttle = 0  # the next N Graph/Directory requests get 429
@@ -216,8 +221,21 @@ class FakeIdentity:
                     return {}
                 return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
+            def _away(self) -> bool:
+                if not fake.down or self.server is not fake.https:
+                    return False
+                data = b"Service Unavailable"
+                self.send_response(fake.down)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return True
+
             def do_GET(self) -> None:  # noqa: N802
                 fake.requests.append(("GET", self.path))
+                if self._away():
+                    return
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
                 segments = [s for s in parts.path.split("/") if s]
@@ -235,6 +253,8 @@ class FakeIdentity:
                 fake.requests.append(("POST", self.path))
                 path = urlsplit(self.path).path
                 form = self._form()
+                if self._away():
+                    return
                 segments = [s for s in path.split("/") if s]
                 if path == "/introspect":
                     return self._introspect(form)
@@ -361,8 +381,9 @@ class FakeIdentity:
                     (["User.Read.All"] if app.user_read_all and resource == GRAPH else [])
                 issued = Issued("microsoft", scope, time.time() + fake.token_lifetime, tenant.tenant_id, client_id)
                 token = self._issue_ms(issued, tenant, app, resource, roles)
-                self._send(200, {"token_type": "Bearer", "expires_in": fake.token_lifetime,
-                                 "ext_expires_in": fake.token_lifetime, "access_token": token})
+                said = fake.stated_lifetime or fake.token_lifetime
+                self._send(200, {"token_type": "Bearer", "expires_in": said, "ext_expires_in": said,
+                                 "access_token": token})
 
             def _issue_ms(self, issued: Issued, tenant: Tenant, app: App, resource: str, roles: list[str]) -> str:
                 return fake._issue(issued, {"aud": resource, "iss": f"https://sts.windows.net/{tenant.tenant_id}/",
@@ -478,7 +499,8 @@ class FakeIdentity:
                 issued = Issued("google", " ".join(scopes), time.time() + fake.token_lifetime,
                                 client_id=account.info["client_id"], subject=subject.lower())
                 token = fake._issue(issued, {})
-                self._send(200, {"access_token": token, "expires_in": fake.token_lifetime, "token_type": "Bearer"})
+                self._send(200, {"access_token": token, "expires_in": fake.stated_lifetime or fake.token_lifetime,
+                                 "token_type": "Bearer"})
 
             def _directory_users(self, query: dict[str, str]) -> None:
                 if self._throttled():
