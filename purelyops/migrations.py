@@ -744,16 +744,14 @@ def release_app_password(rt: Runtime, lease: Lease) -> None:
 def leftover_app_passwords(rt: Runtime) -> list[int]:
     """Bury the app passwords whose run is over (the job is not running under the token
     that owns them); the tombstones' ids, for delete_tombstones."""
+    run_over = or_(MigrationJob.status != JobState.RUNNING,
+                   MigrationJob.lease.is_distinct_from(MigrationJob.app_password_lease))
     with session_scope(rt.database_url) as session:
         rows = session.execute(select(MigrationJob.id, MigrationJob.app_password_lease).where(
-            MigrationJob.app_password.is_not(None),
-            or_(MigrationJob.status != JobState.RUNNING,
-                MigrationJob.lease.is_distinct_from(MigrationJob.app_password_lease)))).all()
+            MigrationJob.app_password.is_not(None), run_over)).all()
     buried = []
-    for job_id, owner in rows:
-        tombstone = _bury_where(rt, job_id, MigrationJob.app_password_lease.is_not_distinct_from(owner),
-                                or_(MigrationJob.status != JobState.RUNNING,
-                                    MigrationJob.lease.is_distinct_from(MigrationJob.app_password_lease)))
+    for job_id, owner in rows:  # each again under its row's lock: still that owner's, still over
+        tombstone = _bury_where(rt, job_id, MigrationJob.app_password_lease.is_not_distinct_from(owner), run_over)
         if tombstone is not None:
             buried.append(tombstone)
     return buried
@@ -775,7 +773,10 @@ def delete_tombstones(rt: Runtime, ids: list[int] | None = None) -> int:
             password = crypto.decrypt(rt.settings.credential_keys, tombstone.key_id, tombstone.ciphertext,
                                       _app_password_aad(tombstone.job_id))["password"]
         except crypto.CredentialsUnreadable:
-            password = None  # nothing can be done with it any more
+            password = None  # its key is gone (CREDENTIALS_KEY rotated without it): nothing can be done with it
+            log.warning("the temporary app password of migration #%s cannot be decrypted any more (its key is no "
+                        "longer in CREDENTIALS_KEY), so purelyops cannot delete it: delete the app passwords of %s "
+                        "at PurelyMail by hand", tombstone.job_id, tombstone.dest_email)
         error: str | None = None
         if password is not None:
             redact(password)

@@ -48,9 +48,11 @@ def missing_words(check: CheckResult) -> str:
 
 
 def decide(*, dry_run: bool, code: int | None, summary: Summary, check: CheckResult | None, problem: str | None,
-           cancelled_by: str | None, source: str, dest: str) -> Outcome:
+           cancelled_by: str | None, source: str, dest: str, problem_passes: bool = False) -> Outcome:
+    """`problem`: why the run could not go on (its words); `problem_passes`: it may be gone
+    by itself later (a token service that was away), so the run is tried again."""
     if problem:
-        return Outcome(JobState.FAILED, problem)
+        return Outcome(JobState.FAILED, problem, problem_passes)
     if cancelled_by:
         return Outcome(JobState.CANCELLED, cancelled_words(cancelled_by))
     if code is None or code < 0 or code in SIGNALLED:

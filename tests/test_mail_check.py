@@ -184,3 +184,12 @@ def test_a_folder_imapsync_shows_in_utf8_too_is_checked_by_its_imap_name() -> No
                  "Folder     2/2 [[Gmail]/All Mail]                      -> [All Mail]                     "]:
         output.feed(line)
     assert output.summary().mapping == {"Entw&APw-rfe": "Entw&APw-rfe", "[Gmail]/All Mail": "All Mail"}
+
+
+def test_a_problem_that_may_pass_by_itself_is_retried_and_one_that_will_not_is_not() -> None:
+    args = dict(dry_run=False, code=None, summary=parsed("01"), check=None, cancelled_by=None, source="a@old",
+                dest="a@new")
+    away = decide(problem="the token service answered HTTP 503", problem_passes=True, **args)
+    assert away.state == JobState.FAILED and away.retry
+    refused = decide(problem="the client secret is wrong", **args)
+    assert refused.state == JobState.FAILED and not refused.retry

@@ -150,15 +150,21 @@ def seven(source: Dovecot) -> list[bytes]:
     return messages
 
 
-def test_messages_without_identifying_headers_arrive_and_the_run_is_done(
-        clean_state, database_url, redis_url, slack_fake, purelymail_fake, pair) -> None:
+def run_seven(database_url, redis_url, slack_fake, purelymail_fake, pair, **env: str):
+    """The seven messages (two headerless) moved by one real run: the job's row when it ended."""
     source, dest = pair
     seven(source)
     settings = settings_for(database_url, redis_url, slack_fake, purelymail_fake, dest)
-    rt = Runtime(settings)
-    job_id = new_job(rt, source.port)
-    burst(settings)
-    row = job(rt, job_id)
+    job_id = new_job(Runtime(settings), source.port)
+    burst(settings, **env)
+    return job(Runtime(settings), job_id)
+
+
+def test_messages_without_identifying_headers_arrive_and_the_run_is_done(
+        clean_state, database_url, redis_url, slack_fake, purelymail_fake, pair) -> None:
+    dest = pair[1]
+    row = run_seven(database_url, redis_url, slack_fake, purelymail_fake, pair)
+    job_id = row.id
     assert row.status == "done", row.verdict
     assert dest.count(NEW) == 7
     assert (row.msgs_done, row.msgs_total) == (7, 7)
@@ -168,13 +174,9 @@ def test_messages_without_identifying_headers_arrive_and_the_run_is_done(
 
 def test_without_addheader_the_run_is_not_done_and_names_the_two_missing_in_inbox(
         clean_state, database_url, redis_url, slack_fake, purelymail_fake, pair) -> None:
-    source, dest = pair
-    seven(source)
-    settings = settings_for(database_url, redis_url, slack_fake, purelymail_fake, dest)
-    rt = Runtime(settings)
-    job_id = new_job(rt, source.port)
-    burst(settings, IMAPSYNC_STANDIN_NO_ADDHEADER="1")
-    row = job(rt, job_id)
+    dest = pair[1]
+    row = run_seven(database_url, redis_url, slack_fake, purelymail_fake, pair, IMAPSYNC_STANDIN_NO_ADDHEADER="1")
+    job_id = row.id
     assert row.status == "incomplete", row.verdict
     assert dest.count(NEW) == 5
     assert "2 of 7 message(s) are not at the destination" in row.verdict and "INBOX (2 of 7 missing)" in row.verdict

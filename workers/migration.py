@@ -241,24 +241,26 @@ class Reporter(threading.Thread):
             migrations.remember_status_message(self.rt, job.id, ts)
         self.last_update = time.monotonic()  # from delivery: a call held up by 429s does not shorten the gap
 
-    def stop(self) -> None:
-        """No more updates: wait for the one under way, if any (a run that lost its job)."""
+    def _no_more(self) -> None:
+        """The thread sends nothing after this; the update under way, if any, is waited for."""
         with self._changed:
             self._closing = True
             self._changed.notify()
-        with self._sending:
-            self._final = True
+        self._sending.acquire()
+        self._final = True
+
+    def stop(self) -> None:
+        """No more updates (a run that lost its job)."""
+        self._no_more()
+        self._sending.release()
 
     def close(self, job: MigrationJob, progress: Progress | None, note: str = "",
               still_ours: Callable[[], bool] | None = None) -> None:
         """Stop, then show the final state: after the update under way has landed, after the
         gap since the last one, and never followed by another. `still_ours`: asked just
         before; False (a re-run holds the job already) leaves the message to that run."""
-        with self._changed:
-            self._closing = True
-            self._changed.notify()
-        with self._sending:
-            self._final = True
+        self._no_more()
+        try:
             wait = self.gap - (time.monotonic() - self.last_update)
             if wait > 0 and self.last_update:
                 time.sleep(wait)
@@ -266,6 +268,8 @@ class Reporter(threading.Thread):
             self.job = job
             if still_ours is None or still_ours():
                 self._send(progress, note)
+        finally:
+            self._sending.release()
 
 
 class ContinuedOutput(ImapsyncOutput):
@@ -577,12 +581,10 @@ class Runner:
 
     def _outcome(self, job: MigrationJob, code: int | None, problem: str | None, summary: Summary,
                  cancelled_by: str | None) -> Outcome:
-        outcome = decide(dry_run=job.dry_run, code=code, summary=summary,
-                         check=self.planned if job.dry_run else self.checked,
-                         problem=problem, cancelled_by=cancelled_by, source=job.source_email, dest=job.dest_email)
-        if problem and self.problem_passes and outcome.state == JobState.FAILED:
-            return replace(outcome, retry=True)
-        return outcome
+        return decide(dry_run=job.dry_run, code=code, summary=summary,
+                      check=self.planned if job.dry_run else self.checked, problem=problem,
+                      problem_passes=self.problem_passes, cancelled_by=cancelled_by, source=job.source_email,
+                      dest=job.dest_email)
 
     def _counts(self) -> dict:
         """The counts the job keeps: after a check, what arrived at the destination; else imapsync's progress."""
