@@ -435,8 +435,11 @@ def register(app: App, router: Router, rt: Runtime) -> None:
         return f"Migration #{job_id} queued to sync again: only what is new since the last run is copied."
 
     def delete(request: Request, job_id: int) -> str:
-        migrations.delete_job(request.rt, job_id, actor_id=request.user_id, actor_name=request.user_name)
-        return f"Migration #{job_id} deleted, with its stored credentials."
+        if migrations.delete_job(request.rt, job_id, actor_id=request.user_id, actor_name=request.user_name):
+            return f"Migration #{job_id} deleted, with its stored credentials."
+        return (f"Migration #{job_id} deleted, with its stored credentials. Its temporary app password is still "
+                f"valid at PurelyMail, which did not answer; purelyops deletes it there as soon as PurelyMail answers "
+                "(it tries every minute).")
 
     def edit(request: Request, job_id: int) -> str:
         request.open_modal(blocks.credentials_modal(migrations.get_job(request.rt, job_id), request.channel_id))

@@ -336,11 +336,12 @@ def update_credentials(rt: Runtime, job_id: int, *, source_password: str | None,
         return job
 
 
-def delete_job(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "") -> None:
+def delete_job(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "") -> bool:
     """Delete a job that is not running, purging its credentials with it. Its temporary app
     password (if a run left one) becomes a tombstone in the same transaction, then is deleted
     at PurelyMail; if PurelyMail cannot do that now, the reconciler does it later: nothing
-    valid outlives a deleted job."""
+    valid outlives a deleted job. False: that app password is still valid at PurelyMail
+    (it did not answer), to be deleted by the reconciler."""
     with session_scope(rt.database_url) as session:
         job = session.get(MigrationJob, job_id, with_for_update=True)
         if job is None:
@@ -350,8 +351,7 @@ def delete_job(rt: Runtime, job_id: int, *, actor_id: str, actor_name: str = "")
         tombstone = _bury(session, job)
         session.delete(job)
         audit.record(session, actor_id=actor_id, actor_name=actor_name, action="migration.delete", target=f"#{job_id}")
-    if tombstone is not None:
-        delete_tombstones(rt, [tombstone])
+    return tombstone is None or delete_tombstones(rt, [tombstone]) == 0
 
 
 def purge_old_credentials(rt: Runtime, now: datetime | None = None) -> int:

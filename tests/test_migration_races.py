@@ -218,9 +218,10 @@ def test_the_app_password_of_a_deleted_mailbox_is_cleared_not_retried_for_ever(r
 
 
 def test_deleting_a_job_deletes_its_app_password_even_if_purelymail_fails_at_first(
-        rt, settings, purelymail_fake) -> None:
-    """Item 3. A job whose run left an app password is deleted while PurelyMail answers 502:
-    the password is kept as a tombstone, and the reconciler deletes it at PurelyMail."""
+        rt, settings, purelymail_fake, slack, slack_fake) -> None:
+    """Item 3. A job whose run left an app password is deleted (the Delete button) while
+    PurelyMail answers 502: the admin is told the password is still valid there, it is kept
+    as a tombstone, and the reconciler deletes it at PurelyMail."""
     purelymail_fake.add_user_direct("u0@new.example")
     job_id = new_job(rt, dest_password="")
     value = purelymail_fake._op_createAppPassword({"userHandle": "u0@new.example"})["appPassword"]
@@ -228,7 +229,10 @@ def test_deleting_a_job_deletes_its_app_password_even_if_purelymail_fails_at_fir
         session.execute(update(MigrationJob).where(MigrationJob.id == job_id).values(status="failed"))
     _store_app_password(rt, job_id, value, "a-finished-run")
     purelymail_fake.fail_5xx["deleteAppPassword"] = 100
-    migrations.delete_job(rt, job_id, actor_id=ADMIN)
+    slack.block_action("migration_delete", value=str(job_id), message_ts=job(rt, job_id).thread_ts)
+    told = slack_fake.wait_for("response_url", lambda c: f"Migration #{job_id} deleted" in c.args.get("text", ""),
+                               timeout=20)
+    assert "still valid at PurelyMail" in told.args["text"]
     with pytest.raises(migrations.MigrationError):
         job(rt, job_id)
     assert purelymail_fake.users["u0@new.example"].app_passwords  # PurelyMail refused: still valid, kept
