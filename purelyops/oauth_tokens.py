@@ -195,7 +195,8 @@ def http_session():  # noqa: ANN201 - a requests.Session
 
     class Session(requests.Session):
         def request(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            kwargs.setdefault("timeout", HTTP_TIMEOUT)
+            # Always ours: google-auth passes its own timeout=120 with every request.
+            kwargs["timeout"] = HTTP_TIMEOUT
             return super().request(*args, **kwargs)
 
     session = Session()

@@ -161,3 +161,30 @@ def test_the_directory_lists_a_workspace_domain(rt: Runtime, identity: Identity)
     assert len(found) == 121 and [u.address for u in found if not u.enabled] == ["user003@new.example"]
     with pytest.raises(TokenRefused, match="refused to list users"):
         oauth_tokens.list_mailboxes(rt, row, "new.example", admin="user001@new.example")
+
+
+def sign_in(rt: Runtime, identity: Identity, method: str) -> SourceServer:  # noqa: F811
+    """A token server of `method` whose sign-in the fake takes, with alice@old.example."""
+    if method == "google_workspace":
+        identity.fake.add_workspace_user("alice@old.example")
+        return google_server(rt, identity.fake.add_service_account())
+    tenant = identity.fake.add_tenant("old.example")
+    app = identity.fake.add_app(tenant)
+    return server(rt, method, tenant_id=tenant.tenant_id, client_id=app.client_id, client_secret=app.secret)
+
+
+@pytest.mark.parametrize("method", ["microsoft365_app", "google_workspace"])
+def test_a_token_service_that_hangs_is_given_up_on_in_time(rt: Runtime, identity: Identity,  # noqa: F811
+                                                           monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    """A token endpoint that accepts the connection and never answers: the sign-in ends after
+    HTTP_TIMEOUT (google-auth would wait its own 120 s), as a refusal a later try may mend."""
+    row = sign_in(rt, identity, method)
+    monkeypatch.setattr(oauth_tokens, "HTTP_TIMEOUT", 1.0)
+    identity.fake.hang = 6
+    started = time.monotonic()
+    with pytest.raises(TokenRefused) as refused:
+        oauth_tokens.token_for(rt, row, "alice@old.example")
+    assert time.monotonic() - started < 4
+    assert "could not be reached (no answer in time)" in str(refused.value)
+    assert not refused.value.permanent
+

@@ -15,7 +15,8 @@ plain-HTTP introspection port for Dovecot's oauth2 passdb:
 Tokens expire after `token_lifetime` seconds; a revoked app's tokens stop working at once.
 `stated_lifetime` (when set) is the `expires_in` said instead: a token that stops working
 before its stated expiry (revoked early, say). `down` (an HTTP status, when set): every
-HTTPS request gets it, as from a token service that is away (introspection stays up).
+HTTPS request gets it, as from a token service that is away (introspection stays up);
+`hang` (seconds, when set): every HTTPS request waits that long before any answer.
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class FakeIdentity:
         self.token_lifetime = 3599
         self.stated_lifetime: int | None = None  # the expires_in said, if not token_lifetime
         self.down = 0  # an HTTP status every HTTPS request gets (the service is away)
+        self.hang = 0.0  # seconds every HTTPS request waits before any answer (a service that hangs)
         self.graph_page_size = 100
         self.directory_page_size = 500
         self.throttle = 0  # the next N Graph/Directory requests get 429
@@ -222,7 +224,11 @@ class FakeIdentity:
                 return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
             def _away(self) -> bool:
-                if not fake.down or self.server is not fake.https:
+                if self.server is not fake.https:
+                    return False
+                if fake.hang:
+                    time.sleep(fake.hang)
+                if not fake.down:
                     return False
                 data = b"Service Unavailable"
                 self.send_response(fake.down)
