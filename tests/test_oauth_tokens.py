@@ -188,3 +188,18 @@ def test_a_token_service_that_hangs_is_given_up_on_in_time(rt: Runtime, identity
     assert "could not be reached (no answer in time)" in str(refused.value)
     assert not refused.value.permanent
 
+
+@pytest.mark.parametrize("method", ["microsoft365_app", "google_workspace"])
+def test_a_token_service_whose_certificate_is_not_trusted_gets_nothing(
+        rt: Runtime, identity: Identity, monkeypatch: pytest.MonkeyPatch, tmp_path,  # noqa: F811
+        method: str) -> None:
+    """The fake's certificate is from a CA this deployment does not trust: no request (no
+    secret, no signed grant) reaches it, and the admin is told why."""
+    from tests.imap_servers import make_certificates
+
+    row = sign_in(rt, identity, method)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(make_certificates(tmp_path / "other").ca_file))
+    with pytest.raises(TokenRefused) as refused:
+        oauth_tokens.token_for(rt, row, "alice@old.example")
+    assert "its certificate is not trusted" in str(refused.value)
+    assert identity.fake.requests == [] and identity.fake.secrets_seen == []
