@@ -90,6 +90,14 @@ def test_a_certificate_signs_the_client_assertion(rt: Runtime, identity: Identit
                  certificate=(cert_pem + key_pem).decode())
     with pytest.raises(TokenRefused, match="refused the certificate"):
         oauth_tokens.token_for(rt, row, "alice@old.example")
+    # A certificate re-issued for the same key but not uploaded: Entra ID finds no key by its thumbprint.
+    reissued = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(2).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=9))
+                .sign(key, hashes.SHA256())).public_bytes(serialization.Encoding.PEM)
+    row = server(rt, "microsoft365_app", tenant_id=tenant.tenant_id, client_id=app.client_id,
+                 certificate=(reissued + key_pem).decode())
+    with pytest.raises(TokenRefused, match="refused the certificate"):
+        oauth_tokens.token_for(rt, row, "alice@old.example")
 
 
 def test_the_form_checks_the_sign_in_fields() -> None:

@@ -352,8 +352,20 @@ class FakeIdentity:
                         return self._aadsts(401, "invalid_client", 700027, "Client assertion failed signature "
                                             "validation.")
                     from cryptography import x509
+                    from cryptography.hazmat.primitives import hashes
 
                     cert = x509.load_pem_x509_certificate(app.certificate_pem)
+                    # Entra ID finds the key by the assertion's x5t (SHA-1) or x5t#S256 thumbprint header
+                    try:
+                        header = jwt.get_unverified_header(form["client_assertion"])
+                    except jwt.PyJWTError:
+                        header = {}
+                    said = {k: str(header.get(k) or "").rstrip("=") for k in ("x5t", "x5t#S256")}  # msal pads them
+                    if said["x5t"] != _b64(cert.fingerprint(hashes.SHA1())) and \
+                            said["x5t#S256"] != _b64(cert.fingerprint(hashes.SHA256())):  # noqa: S303
+                        return self._aadsts(401, "invalid_client", 700027, "Client assertion contains an invalid "
+                                            "signature. [Reason - The key was not found., Thumbprint of key used "
+                                            f"by client: '{header.get('x5t', '')}']")
                     try:
                         claims = jwt.decode(form["client_assertion"], cert.public_key(), algorithms=["RS256", "PS256"],
                                             audience=[endpoint, f"{fake.url}/{name}/oauth2/v2.0/token"],
