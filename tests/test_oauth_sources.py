@@ -203,27 +203,32 @@ def fill_maildir(server: Dovecot, user: str, count: int) -> None:
 TOTAL = 6000
 
 
-def cut_connections(server: Dovecot, dest: Dovecot, user: str, half: int, cuts: list[float]) -> threading.Thread:
-    """Once `half` messages have arrived at `dest`, kill the IMAP session processes of
-    `server` (children of the Dovecot this test started): the connection is cut as a
-    network would cut it."""
+def cut_sessions_when(server: Dovecot, ready, within: float, cuts: list[float]) -> threading.Thread:  # noqa: ANN001
+    """Once `ready()` holds (asked each half second, for at most `within` seconds), kill the
+    IMAP session processes of `server` (children of the Dovecot this test started): the
+    connection is cut as a network would cut it. `cuts` gets the time.time() of each kill;
+    it stays empty if `ready()` never held."""
     def run() -> None:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline:
-            try:
-                if dest.count(user) >= half:
-                    break
-            except Exception:  # noqa: BLE001 - the mailbox may not exist yet
-                pass
-            time.sleep(1)
+        deadline = time.monotonic() + within
+        while not ready():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.5)
         assert server.process is not None
         for pid in sessions(server.process.pid):
             os.kill(pid, signal.SIGKILL)
-            cuts.append(time.monotonic())
+            cuts.append(time.time())
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def arrived(dest: Dovecot, user: str) -> int:
+    try:
+        return dest.count(user)
+    except Exception:  # noqa: BLE001 - the mailbox may not exist yet
+        return 0
 
 
 def sessions(master: int) -> list[int]:
@@ -252,12 +257,12 @@ def test_a_run_outlives_its_tokens_and_a_cut_connection(rt: Runtime, settings, s
     add_app_server(slack, slack_fake, source)
     job = submit_migration(slack, slack_fake, rt)
     cuts: list[float] = []
-    started = time.monotonic()
-    cutter = cut_connections(source.server, dest, "alice@new.example", TOTAL // 2, cuts)
+    started = time.time()
+    cutter = cut_sessions_when(source.server, lambda: arrived(dest, "alice@new.example") >= TOTAL // 2, 400, cuts)
     log = run_worker(settings, identity, timeout=540)
     cutter.join(1)
     done = migrations.get_job(rt, job.id)
-    took = time.monotonic() - started
+    took = time.time() - started
     assert done.status == "done", (done.verdict, (done.summary or {}).get("error_lines"), log[-3000:])
     assert dest.count("alice@new.example") == TOTAL  # every message, once
     assert done.attempts == 1 and done.retries == 0  # one run to the admin
@@ -398,34 +403,6 @@ def test_a_migration_with_a_google_service_account_copies_everything(
         shutil.rmtree(root, ignore_errors=True)
 
 
-def cut_after_expiry(server: Dovecot, dest: Dovecot, user: str, total: int, identity: Identity,  # noqa: F811
-                     cuts: list[float]) -> threading.Thread:
-    """Once the first IMAP token has stopped working at the introspection endpoint (its
-    stated expiry still far), and while messages are still arriving at `dest`, cut the
-    source's IMAP sessions: imapsync's reconnect sends that dead token and is refused."""
-    def run() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            tokens = [i for i in list(identity.fake.issued.values()) if i.scope.startswith("https://outlook")]
-            try:
-                arrived = dest.count(user)
-            except Exception:  # noqa: BLE001 - the mailbox may not exist yet
-                arrived = 0
-            if tokens and time.time() > tokens[0].expires_at + 1 and 0 < arrived < total:
-                break
-            time.sleep(0.5)
-        else:
-            return
-        assert server.process is not None
-        for pid in sessions(server.process.pid):
-            os.kill(pid, signal.SIGKILL)
-            cuts.append(time.time())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
 @needs_imapsync
 @pytest.mark.timeout(240)
 def test_a_reconnect_refused_for_a_dead_token_goes_on_with_a_fresh_one(
@@ -440,7 +417,15 @@ def test_a_reconnect_refused_for_a_dead_token_goes_on_with_a_fresh_one(
     add_app_server(slack, slack_fake, source)
     job = submit_migration(slack, slack_fake, rt)
     cuts: list[float] = []
-    cutter = cut_after_expiry(source.server, dest, "alice@new.example", total, identity, cuts)
+
+    def first_token_dead_while_copying() -> bool:
+        """The first IMAP token no longer works at the introspection endpoint (its stated
+        expiry still far), and messages are still arriving: imapsync's reconnect will send it."""
+        tokens = [i for i in list(identity.fake.issued.values()) if i.scope.startswith("https://outlook")]
+        return bool(tokens) and time.time() > tokens[0].expires_at + 1 and \
+            0 < arrived(dest, "alice@new.example") < total
+
+    cutter = cut_sessions_when(source.server, first_token_dead_while_copying, 120, cuts)
     started = time.time()
     try:
         log = run_worker(settings, identity, timeout=100)
