@@ -158,6 +158,42 @@ def test_graph_lists_a_tenant_page_by_page_through_throttling(rt: Runtime, ident
     assert len(pages) == 4 and all("%24select=" in p or "$select=" in p for p in pages)  # 1 throttled + 3
 
 
+def tenant_of(rt: Runtime, identity: Identity, users: int) -> SourceServer:  # noqa: F811
+    tenant = identity.fake.add_tenant("new.example")
+    app = identity.fake.add_app(tenant)
+    tenant.users += [{"id": f"id-{n}", "displayName": f"User {n}", "mail": f"user{n:03}@new.example",
+                      "userPrincipalName": f"user{n:03}@new.example", "accountEnabled": True} for n in range(users)]
+    return server(rt, "microsoft365_app", tenant_id=tenant.tenant_id, client_id=app.client_id,
+                  client_secret=app.secret)
+
+
+def test_a_tenant_longer_than_the_pages_listed_is_not_taken_for_all_of_it(
+        rt: Runtime, identity: Identity, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Past MAX_PAGES pages the listing ends in words: a plan of the first pages would be
+    shown as every mailbox of the domain."""
+    row = tenant_of(rt, identity, 250)  # three pages of 100
+    monkeypatch.setattr(oauth_tokens, "MAX_PAGES", 3)
+    assert len(oauth_tokens.list_mailboxes(rt, row, "new.example")) == 250
+    monkeypatch.setattr(oauth_tokens, "MAX_PAGES", 2)
+    with pytest.raises(TokenRefused, match="more than 2 pages of users"):
+        oauth_tokens.list_mailboxes(rt, row, "new.example")
+
+
+@pytest.mark.parametrize("retry_after", ["1", "nan"])
+def test_throttling_without_end_ends_the_listing_in_time(rt: Runtime, identity: Identity,  # noqa: F811
+                                                         monkeypatch: pytest.MonkeyPatch, retry_after: str) -> None:
+    """Graph throttles again and again, each time for less than MAX_THROTTLE_WAIT: the waits of
+    one listing add up to at most MAX_THROTTLE_TOTAL, then the admin is told to try later (a
+    Retry-After that is no number is waited as 5 s)."""
+    row = tenant_of(rt, identity, 10)
+    monkeypatch.setattr(oauth_tokens, "MAX_THROTTLE_TOTAL", 2.5 if retry_after == "1" else 4.0)
+    identity.fake.throttle, identity.fake.retry_after = 1000, retry_after
+    started = time.monotonic()
+    with pytest.raises(TokenRefused, match="before listing more") as refused:
+        oauth_tokens.list_mailboxes(rt, row, "new.example")
+    assert time.monotonic() - started < 4 and not refused.value.permanent
+
+
 def test_the_directory_lists_a_workspace_domain(rt: Runtime, identity: Identity) -> None:  # noqa: F811
     info = identity.fake.add_service_account(delegated=(GMAIL, DIRECTORY))
     identity.fake.directory_page_size = 100

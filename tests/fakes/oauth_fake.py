@@ -109,6 +109,7 @@ class FakeIdentity:
         self.graph_page_size = 100
         self.directory_page_size = 500
         self.throttle = 0  # the next N Graph/Directory requests get 429
+        self.retry_after = "1"  # …with this Retry-After
         self.requests: list[tuple[str, str]] = []  # (method, path with query)
         self.secrets_seen: list[str] = []  # client secrets and assertions received, for the canary
         self._lock = threading.Lock()
@@ -417,7 +418,7 @@ class FakeIdentity:
                         return False
                     fake.throttle -= 1
                 self._send(429, {"error": {"code": "TooManyRequests", "message": "Too many requests."}},
-                           {"Retry-After": "1"})
+                           {"Retry-After": fake.retry_after})
                 return True
 
             def _graph_users(self, query: dict[str, str]) -> None:
