@@ -331,6 +331,19 @@ def test_every_mailbox_of_a_domain_of_the_tenant_after_the_plan_is_confirmed(
     assert len(migrations.list_jobs(rt, limit=None)) == 250
 
 
+def test_a_tenant_listing_for_a_server_removed_meanwhile_is_refused_on_its_field(
+        rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack, source: TokenSource, identity: Identity) -> None:  # noqa: F811
+    add_app_server(slack, slack_fake, source)
+    open_modal(slack, slack_fake, "migrate bulk", "migrate_bulk")
+    with session_scope(rt.database_url) as session:
+        server_id = str(session.scalars(select(SourceServer.id)).one())
+    answer(slack, slack_fake, "server remove m365", "removed")
+    response = slack.view_submission("migrate_bulk", {"name": {"value": "wave"}, "server": {"value": server_id},
+                                                      "tenant_domain": {"value": "old.example"}})
+    assert "was removed" in response.json()["errors"]["server"]
+    assert not [r for r in identity.fake.requests if r[1].startswith("/v1.0/users")]
+
+
 def test_a_csv_and_a_credential_link_need_no_source_password(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
                                                               source: TokenSource) -> None:
     add_app_server(slack, slack_fake, source)
