@@ -179,6 +179,18 @@ def test_a_tenant_longer_than_the_pages_listed_is_not_taken_for_all_of_it(
         oauth_tokens.list_mailboxes(rt, row, "new.example")
 
 
+@pytest.mark.parametrize("base", ["https://graph.example.net", "{url}.example.net", "http://{host}"])
+def test_a_next_page_elsewhere_is_not_followed_with_the_token(rt: Runtime, identity: Identity,  # noqa: F811
+                                                              base: str) -> None:
+    """A nextLink to another host (or one that only begins like Graph's, or plain HTTP) would
+    carry the Graph token there: the listing ends instead."""
+    row = tenant_of(rt, identity, 250)
+    identity.fake.next_link_base = base.format(url=identity.fake.url, host=identity.fake.url.split("//")[1])
+    with pytest.raises(TokenRefused, match="sent a next page elsewhere"):
+        oauth_tokens.list_mailboxes(rt, row, "new.example")
+    assert len([p for _, p in identity.fake.requests if p.startswith("/v1.0/users")]) == 1
+
+
 @pytest.mark.parametrize("retry_after", ["1", "nan"])
 def test_throttling_without_end_ends_the_listing_in_time(rt: Runtime, identity: Identity,  # noqa: F811
                                                          monkeypatch: pytest.MonkeyPatch, retry_after: str) -> None:

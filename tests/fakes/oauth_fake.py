@@ -110,6 +110,7 @@ class FakeIdentity:
         self.directory_page_size = 500
         self.throttle = 0  # the next N Graph/Directory requests get 429
         self.retry_after = "1"  # …with this Retry-After
+        self.next_link_base = ""  # when set, Graph's @odata.nextLink names this base instead of its own
         self.requests: list[tuple[str, str]] = []  # (method, path with query)
         self.secrets_seen: list[str] = []  # client secrets and assertions received, for the canary
         self._lock = threading.Lock()
@@ -461,7 +462,8 @@ class FakeIdentity:
                 if start + size < len(tenant.users):
                     skip = _b64(f"RFNwdAIAAQAAAB:{start + size}".encode())
                     rest = {"$select": ",".join(select)} if select else {}
-                    body["@odata.nextLink"] = (f"{fake.url}/v1.0/users?" + urlencode({**rest, "$top": top})
+                    body["@odata.nextLink"] = (f"{fake.next_link_base or fake.url}/v1.0/users?"
+                                               + urlencode({**rest, "$top": top})
                                                + f"&$skiptoken={skip}")
                 self._send(200, body)
 
