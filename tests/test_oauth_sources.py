@@ -146,14 +146,14 @@ def test_a_google_workspace_signs_in_for_each_mailbox(rt: Runtime, slack: SlackD
 
 
 def submit_migration(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, source_email: str = "alice@old.example",
-                     dest_email: str = "alice@new.example") -> MigrationJob:
+                     dest_email: str = "alice@new.example", *, dry_run: bool = False) -> MigrationJob:
     open_modal(slack, slack_fake, "migrate", "migrate")
     with session_scope(rt.database_url) as session:
         server_id = str(session.scalars(select(SourceServer.id).where(SourceServer.name == "m365")).one())
     response = slack.view_submission("migrate", {
         "server": {"value": server_id}, "source_email": {"value": source_email}, "source_password": {"value": ""},
         "dest_email": {"dest_mailbox": dest_email}, "dest_mode": {"value": "password"},
-        "dest_password": {"value": "dest-pw-2"}})
+        "dest_password": {"value": "dest-pw-2"}, **({"options": {"value": ["dry"]}} if dry_run else {})})
     assert response.status_code == 200 and not response.content, response.content  # no inline error
     job = wait_until(lambda: next(iter(migrations.list_jobs(rt)), None), 10, "the job")
     assert job.source_auth == "microsoft365_app"
@@ -162,7 +162,8 @@ def submit_migration(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, sou
 
 def run_worker(settings, identity: Identity, timeout: float = 120, **env: str) -> str:  # noqa: F811
     result = subprocess.run([sys.executable, "-m", "workers.worker", "--burst"], cwd=ROOT, timeout=timeout,
-                            env=process_env(settings, IMAPSYNC_BIN=IMAPSYNC or "imapsync", **{**identity.env(), **env}),
+                            env=process_env(settings, **{"IMAPSYNC_BIN": IMAPSYNC or "imapsync", **identity.env(),
+                                                         **env}),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
@@ -495,3 +496,23 @@ def test_a_token_service_that_is_away_is_retried_later(rt: Runtime, settings, sl
     done = migrations.get_job(rt, job.id)
     assert done.status == "done", (done.verdict, (done.summary or {}).get("error_lines"))
     assert dest.count("alice@new.example") == 7 and done.attempts == 2
+
+
+@needs_imapsync
+@pytest.mark.timeout(200)
+def test_a_dry_run_longer_than_a_token_lives_is_not_started_over_and_over(
+        rt: Runtime, settings, slack: SlackDriver, slack_fake: FakeSlack, source: TokenSource, dest: Dovecot,
+        identity: Identity) -> None:  # noqa: F811
+    """A dry run copies nothing, so a fresh imapsync (with a fresh token) would only start it
+    over from its beginning: it keeps the token it logged in with to its end."""
+    identity.fake.token_lifetime = 8
+    fill_maildir(source.server, "alice@old.example", TOTAL)
+    add_app_server(slack, slack_fake, source)
+    job = submit_migration(slack, slack_fake, rt, dry_run=True)
+    started = time.monotonic()
+    log = run_worker(settings, identity, timeout=60)
+    done = migrations.get_job(rt, job.id)
+    assert time.monotonic() - started > identity.fake.token_lifetime, "the dry run ended before its token"
+    assert done.status == "done" and done.dry_run, (done.verdict, log[-3000:])
+    assert "goes on with a fresh token" not in log
+    assert dest.count("alice@new.example") == 0
