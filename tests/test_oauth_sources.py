@@ -332,6 +332,27 @@ def test_every_mailbox_of_a_domain_of_the_tenant_after_the_plan_is_confirmed(
     assert len(migrations.list_jobs(rt, limit=None)) == 250
 
 
+def test_the_tenant_is_listed_after_the_ack(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
+                                            source: TokenSource, identity: Identity) -> None:  # noqa: F811
+    """Every answer of the identity platform and Graph takes 2 s: the form is answered (and
+    closed) at once, and the plan comes when the listing is done."""
+    source.tenant.users.append({"id": "a", "displayName": "Alice", "mail": "alice@old.example",
+                                "userPrincipalName": "alice@old.example", "accountEnabled": True})
+    add_app_server(slack, slack_fake, source)
+    open_modal(slack, slack_fake, "migrate bulk", "migrate_bulk")
+    with session_scope(rt.database_url) as session:
+        server_id = str(session.scalars(select(SourceServer.id)).one())
+    identity.fake.hang = 2
+    started = time.monotonic()
+    response = slack.view_submission("migrate_bulk", {"name": {"value": "wave"}, "server": {"value": server_id},
+                                                      "tenant_domain": {"value": "old.example"},
+                                                      "dest_domain": {"value": "example.com"}})
+    assert response.status_code == 200 and not response.content
+    assert time.monotonic() - started < 1.5
+    slack_fake.wait_for("chat.postEphemeral", lambda c: "Plan: 1 mailbox(es)" in c.args.get("text", ""), timeout=30)
+    assert time.monotonic() - started > 4  # the listing (token, then Graph) took its time after the ack
+
+
 def test_a_tenant_listing_for_a_server_removed_meanwhile_is_refused_on_its_field(
         rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack, source: TokenSource, identity: Identity) -> None:  # noqa: F811
     add_app_server(slack, slack_fake, source)
