@@ -266,7 +266,11 @@ def register(app: App, router: Router, rt: Runtime) -> None:
             except InvalidDomain as error:
                 errors[block] = f"not a domain name: {error.message}"
         server_id = str(values.get("server") or "")
-        server = servers.get_server(rt, int(server_id)) if server_id.isdigit() else None
+        try:
+            server = servers.get_server(rt, int(server_id)) if server_id.isdigit() else None
+        except servers.ServerError:  # removed since the form was opened (this runs before the ack)
+            errors["server"] = "this source server was removed: choose another"
+            return None
         if server is None or server.auth == oauth_tokens.PASSWORD:
             errors["tenant_domain"] = ("this server signs in with passwords: it has no tenant to list. Use a CSV, or "
                                        "a server that signs in with an app or a service account")

@@ -45,7 +45,8 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.user.readonly"
 HTTP_TIMEOUT = 20.0
 MAX_THROTTLE_WAIT = 60.0  # one Retry-After longer than this ends the listing, in words
-MAX_PAGES = 200
+MAX_THROTTLE_TOTAL = 120.0  # …and so do Retry-Afters adding up to more than this in one listing
+MAX_PAGES = 200  # a tenant with more pages of users is not listed (never a part of it as the whole)
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _TENANT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}(\.[a-z0-9][a-z0-9-]{0,62})+$")
 _AADSTS = re.compile(r"AADSTS(\d+)")
@@ -195,7 +196,8 @@ def http_session():  # noqa: ANN201 - a requests.Session
 
     class Session(requests.Session):
         def request(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            kwargs.setdefault("timeout", HTTP_TIMEOUT)
+            # Always ours: google-auth passes its own timeout=120 with every request.
+            kwargs["timeout"] = HTTP_TIMEOUT
             return super().request(*args, **kwargs)
 
     session = Session()
@@ -398,7 +400,11 @@ class TenantUser:
     has_mailbox: bool = True
 
 
-def _get_json(session, url: str, token: str, what: str) -> dict:  # noqa: ANN001
+def _get_json(session, url: str, token: str, what: str, until: float) -> dict:  # noqa: ANN001
+    """One page; a throttled one is asked again after its Retry-After, while the listing's
+    waits stay within `until` (a time.monotonic())."""
+    import math
+
     import requests
 
     for _ in range(10):
@@ -411,10 +417,11 @@ def _get_json(session, url: str, token: str, what: str) -> dict:  # noqa: ANN001
                 wait = float(response.headers.get("Retry-After", "5"))
             except ValueError:
                 wait = 5.0
-            if wait > MAX_THROTTLE_WAIT:
+            wait = max(wait, 0.0) if math.isfinite(wait) else 5.0
+            if wait > MAX_THROTTLE_WAIT or time.monotonic() + wait > until:
                 raise TokenRefused(f"{what} asks to wait {wait:g} s before listing more (throttled); try again later",
                                    permanent=False)
-            time.sleep(max(wait, 0.0))
+            time.sleep(wait)
             continue
         if response.status_code in (401, 403):
             raise TokenRefused(f"{what} refused to list users ({response.status_code}): "
@@ -437,7 +444,10 @@ def list_mailboxes(rt: Runtime, server, domain: str, admin: str = "") -> list[Te
     secrets = sign_in_of(rt, server)
     domain = domain.strip().lower()
     session = http_session()
+    until = time.monotonic() + MAX_THROTTLE_TOTAL
     found: list[TenantUser] = []
+    too_many = TokenRefused(f"the tenant has more than {MAX_PAGES} pages of users: it is not listed here; make the "
+                            "batch from a CSV instead")
     if secrets.get("method") == MICROSOFT:
         token = _microsoft_token(rt, secrets, GRAPH_SCOPE)
         graph = rt.settings.microsoft_graph_url.rstrip("/")
@@ -446,7 +456,7 @@ def list_mailboxes(rt: Runtime, server, domain: str, admin: str = "") -> list[Te
         for _ in range(MAX_PAGES):
             if url is None:
                 break
-            page = _get_json(session, url, token.value, what)
+            page = _get_json(session, url, token.value, what, until)
             for user in page.get("value") or []:
                 mail = str(user.get("mail") or "").lower()
                 principal = str(user.get("userPrincipalName") or "").lower()
@@ -458,6 +468,8 @@ def list_mailboxes(rt: Runtime, server, domain: str, admin: str = "") -> list[Te
             url = page.get("@odata.nextLink")
             if url and not url.startswith(graph + "/"):
                 raise TokenRefused(f"{what} sent a next page elsewhere ({urlsplit(url).netloc}); not followed")
+        if url is not None:
+            raise too_many
         return found
     if secrets.get("method") == GOOGLE:
         if not admin:
@@ -468,7 +480,8 @@ def list_mailboxes(rt: Runtime, server, domain: str, admin: str = "") -> list[Te
         page_token = ""
         for _ in range(MAX_PAGES):
             query = {"domain": domain, "maxResults": "500", **({"pageToken": page_token} if page_token else {})}
-            page = _get_json(session, f"{base}/admin/directory/v1/users?{urlencode(query)}", token.value, what)
+            page = _get_json(session, f"{base}/admin/directory/v1/users?{urlencode(query)}", token.value, what,
+                             until)
             for user in page.get("users") or []:
                 address = str(user.get("primaryEmail") or "").lower()
                 if not address.endswith("@" + domain):
@@ -477,8 +490,8 @@ def list_mailboxes(rt: Runtime, server, domain: str, admin: str = "") -> list[Te
                 found.append(TenantUser(address, name, not (user.get("suspended") or user.get("archived"))))
             page_token = str(page.get("nextPageToken") or "")
             if not page_token:
-                break
-        return found
+                return found
+        raise too_many
     raise TokenRefused(f"source server {server.name} signs in with passwords: it has no tenant to list")
 
 

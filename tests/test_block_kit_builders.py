@@ -430,3 +430,22 @@ def test_the_checker_catches_what_slack_refuses() -> None:
     assert check_view({"type": "modal", "title": {"type": "plain_text", "text": "t"},
                        "blocks": [{"type": "input", "label": {"type": "plain_text", "text": "l"},
                                    "element": {"type": "plain_text_input", "action_id": "a"}}]})
+
+
+@pytest.mark.parametrize("moves", [40, 5000])
+def test_a_tenant_plan_says_how_many_mailboxes_it_does_not_list(moves: int) -> None:
+    """Long addresses fill the plan's sections long before MAX_PLAN_LINES: every move is
+    listed, or counted in "…and N more"; none is left out unsaid."""
+    long = "x" * 200
+    plan = TenantPlan("new.example", "example.com", [(f"{long}{n}@new.example", f"{long}{n}@example.com")
+                                                     for n in range(moves)], [f"{long}{n}@new.example"
+                                                                              for n in range(300)], [])
+    _, blocks = migrations.tenant_plan_blocks(plan, "{}")
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    listed = sum(t.count(" → ") for t in texts)
+    more = [int(m.replace(",", "")) for t in texts for m in re.findall(r"…and ([\d,]+) more", t)]
+    assert listed + (more[0] if len(more) == 2 else 0) == moves
+    assert len(more) == (2 if listed < moves else 1)  # the shared mailboxes' list is cut too
+    assert blocks[-1]["type"] == "actions"  # the confirm button is never cut off
+    apart = sum(t.count("@new.example") for t in texts if " → " not in t and "more" not in t)
+    assert apart + more[-1] == 300

@@ -146,14 +146,14 @@ def test_a_google_workspace_signs_in_for_each_mailbox(rt: Runtime, slack: SlackD
 
 
 def submit_migration(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, source_email: str = "alice@old.example",
-                     dest_email: str = "alice@new.example") -> MigrationJob:
+                     dest_email: str = "alice@new.example", *, dry_run: bool = False) -> MigrationJob:
     open_modal(slack, slack_fake, "migrate", "migrate")
     with session_scope(rt.database_url) as session:
         server_id = str(session.scalars(select(SourceServer.id).where(SourceServer.name == "m365")).one())
     response = slack.view_submission("migrate", {
         "server": {"value": server_id}, "source_email": {"value": source_email}, "source_password": {"value": ""},
         "dest_email": {"dest_mailbox": dest_email}, "dest_mode": {"value": "password"},
-        "dest_password": {"value": "dest-pw-2"}})
+        "dest_password": {"value": "dest-pw-2"}, **({"options": {"value": ["dry"]}} if dry_run else {})})
     assert response.status_code == 200 and not response.content, response.content  # no inline error
     job = wait_until(lambda: next(iter(migrations.list_jobs(rt)), None), 10, "the job")
     assert job.source_auth == "microsoft365_app"
@@ -162,7 +162,8 @@ def submit_migration(slack: SlackDriver, slack_fake: FakeSlack, rt: Runtime, sou
 
 def run_worker(settings, identity: Identity, timeout: float = 120, **env: str) -> str:  # noqa: F811
     result = subprocess.run([sys.executable, "-m", "workers.worker", "--burst"], cwd=ROOT, timeout=timeout,
-                            env=process_env(settings, IMAPSYNC_BIN=IMAPSYNC or "imapsync", **{**identity.env(), **env}),
+                            env=process_env(settings, **{"IMAPSYNC_BIN": IMAPSYNC or "imapsync", **identity.env(),
+                                                         **env}),
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
@@ -203,27 +204,32 @@ def fill_maildir(server: Dovecot, user: str, count: int) -> None:
 TOTAL = 6000
 
 
-def cut_connections(server: Dovecot, dest: Dovecot, user: str, half: int, cuts: list[float]) -> threading.Thread:
-    """Once `half` messages have arrived at `dest`, kill the IMAP session processes of
-    `server` (children of the Dovecot this test started): the connection is cut as a
-    network would cut it."""
+def cut_sessions_when(server: Dovecot, ready, within: float, cuts: list[float]) -> threading.Thread:  # noqa: ANN001
+    """Once `ready()` holds (asked each half second, for at most `within` seconds), kill the
+    IMAP session processes of `server` (children of the Dovecot this test started): the
+    connection is cut as a network would cut it. `cuts` gets the time.time() of each kill;
+    it stays empty if `ready()` never held."""
     def run() -> None:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline:
-            try:
-                if dest.count(user) >= half:
-                    break
-            except Exception:  # noqa: BLE001 - the mailbox may not exist yet
-                pass
-            time.sleep(1)
+        deadline = time.monotonic() + within
+        while not ready():
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.5)
         assert server.process is not None
         for pid in sessions(server.process.pid):
             os.kill(pid, signal.SIGKILL)
-            cuts.append(time.monotonic())
+            cuts.append(time.time())
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def arrived(dest: Dovecot, user: str) -> int:
+    try:
+        return dest.count(user)
+    except Exception:  # noqa: BLE001 - the mailbox may not exist yet
+        return 0
 
 
 def sessions(master: int) -> list[int]:
@@ -252,12 +258,12 @@ def test_a_run_outlives_its_tokens_and_a_cut_connection(rt: Runtime, settings, s
     add_app_server(slack, slack_fake, source)
     job = submit_migration(slack, slack_fake, rt)
     cuts: list[float] = []
-    started = time.monotonic()
-    cutter = cut_connections(source.server, dest, "alice@new.example", TOTAL // 2, cuts)
+    started = time.time()
+    cutter = cut_sessions_when(source.server, lambda: arrived(dest, "alice@new.example") >= TOTAL // 2, 400, cuts)
     log = run_worker(settings, identity, timeout=540)
     cutter.join(1)
     done = migrations.get_job(rt, job.id)
-    took = time.monotonic() - started
+    took = time.time() - started
     assert done.status == "done", (done.verdict, (done.summary or {}).get("error_lines"), log[-3000:])
     assert dest.count("alice@new.example") == TOTAL  # every message, once
     assert done.attempts == 1 and done.retries == 0  # one run to the admin
@@ -324,6 +330,40 @@ def test_every_mailbox_of_a_domain_of_the_tenant_after_the_plan_is_confirmed(
     slack.block_action("migrate_tenant_confirm", value=button["value"])  # a second click makes no second batch
     slack_fake.wait_for("response_url", lambda c: "already created" in str(c.args.get("text")))
     assert len(migrations.list_jobs(rt, limit=None)) == 250
+
+
+def test_the_tenant_is_listed_after_the_ack(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
+                                            source: TokenSource, identity: Identity) -> None:  # noqa: F811
+    """Every answer of the identity platform and Graph takes 2 s: the form is answered (and
+    closed) at once, and the plan comes when the listing is done."""
+    source.tenant.users.append({"id": "a", "displayName": "Alice", "mail": "alice@old.example",
+                                "userPrincipalName": "alice@old.example", "accountEnabled": True})
+    add_app_server(slack, slack_fake, source)
+    open_modal(slack, slack_fake, "migrate bulk", "migrate_bulk")
+    with session_scope(rt.database_url) as session:
+        server_id = str(session.scalars(select(SourceServer.id)).one())
+    identity.fake.hang = 2
+    started = time.monotonic()
+    response = slack.view_submission("migrate_bulk", {"name": {"value": "wave"}, "server": {"value": server_id},
+                                                      "tenant_domain": {"value": "old.example"},
+                                                      "dest_domain": {"value": "example.com"}})
+    assert response.status_code == 200 and not response.content
+    assert time.monotonic() - started < 1.5
+    slack_fake.wait_for("chat.postEphemeral", lambda c: "Plan: 1 mailbox(es)" in c.args.get("text", ""), timeout=30)
+    assert time.monotonic() - started > 4  # the listing (token, then Graph) took its time after the ack
+
+
+def test_a_tenant_listing_for_a_server_removed_meanwhile_is_refused_on_its_field(
+        rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack, source: TokenSource, identity: Identity) -> None:  # noqa: F811
+    add_app_server(slack, slack_fake, source)
+    open_modal(slack, slack_fake, "migrate bulk", "migrate_bulk")
+    with session_scope(rt.database_url) as session:
+        server_id = str(session.scalars(select(SourceServer.id)).one())
+    answer(slack, slack_fake, "server remove m365", "removed")
+    response = slack.view_submission("migrate_bulk", {"name": {"value": "wave"}, "server": {"value": server_id},
+                                                      "tenant_domain": {"value": "old.example"}})
+    assert "was removed" in response.json()["errors"]["server"]
+    assert not [r for r in identity.fake.requests if r[1].startswith("/v1.0/users")]
 
 
 def test_a_csv_and_a_credential_link_need_no_source_password(rt: Runtime, slack: SlackDriver, slack_fake: FakeSlack,
@@ -398,34 +438,6 @@ def test_a_migration_with_a_google_service_account_copies_everything(
         shutil.rmtree(root, ignore_errors=True)
 
 
-def cut_after_expiry(server: Dovecot, dest: Dovecot, user: str, total: int, identity: Identity,  # noqa: F811
-                     cuts: list[float]) -> threading.Thread:
-    """Once the first IMAP token has stopped working at the introspection endpoint (its
-    stated expiry still far), and while messages are still arriving at `dest`, cut the
-    source's IMAP sessions: imapsync's reconnect sends that dead token and is refused."""
-    def run() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            tokens = [i for i in list(identity.fake.issued.values()) if i.scope.startswith("https://outlook")]
-            try:
-                arrived = dest.count(user)
-            except Exception:  # noqa: BLE001 - the mailbox may not exist yet
-                arrived = 0
-            if tokens and time.time() > tokens[0].expires_at + 1 and 0 < arrived < total:
-                break
-            time.sleep(0.5)
-        else:
-            return
-        assert server.process is not None
-        for pid in sessions(server.process.pid):
-            os.kill(pid, signal.SIGKILL)
-            cuts.append(time.time())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
 @needs_imapsync
 @pytest.mark.timeout(240)
 def test_a_reconnect_refused_for_a_dead_token_goes_on_with_a_fresh_one(
@@ -440,7 +452,15 @@ def test_a_reconnect_refused_for_a_dead_token_goes_on_with_a_fresh_one(
     add_app_server(slack, slack_fake, source)
     job = submit_migration(slack, slack_fake, rt)
     cuts: list[float] = []
-    cutter = cut_after_expiry(source.server, dest, "alice@new.example", total, identity, cuts)
+
+    def first_token_dead_while_copying() -> bool:
+        """The first IMAP token no longer works at the introspection endpoint (its stated
+        expiry still far), and messages are still arriving: imapsync's reconnect will send it."""
+        tokens = [i for i in list(identity.fake.issued.values()) if i.scope.startswith("https://outlook")]
+        return bool(tokens) and time.time() > tokens[0].expires_at + 1 and \
+            0 < arrived(dest, "alice@new.example") < total
+
+    cutter = cut_sessions_when(source.server, first_token_dead_while_copying, 120, cuts)
     started = time.time()
     try:
         log = run_worker(settings, identity, timeout=100)
@@ -497,3 +517,23 @@ def test_a_token_service_that_is_away_is_retried_later(rt: Runtime, settings, sl
     done = migrations.get_job(rt, job.id)
     assert done.status == "done", (done.verdict, (done.summary or {}).get("error_lines"))
     assert dest.count("alice@new.example") == 7 and done.attempts == 2
+
+
+@needs_imapsync
+@pytest.mark.timeout(200)
+def test_a_dry_run_longer_than_a_token_lives_is_not_started_over_and_over(
+        rt: Runtime, settings, slack: SlackDriver, slack_fake: FakeSlack, source: TokenSource, dest: Dovecot,
+        identity: Identity) -> None:  # noqa: F811
+    """A dry run copies nothing, so a fresh imapsync (with a fresh token) would only start it
+    over from its beginning: it keeps the token it logged in with to its end."""
+    identity.fake.token_lifetime = 8
+    fill_maildir(source.server, "alice@old.example", TOTAL)
+    add_app_server(slack, slack_fake, source)
+    job = submit_migration(slack, slack_fake, rt, dry_run=True)
+    started = time.monotonic()
+    log = run_worker(settings, identity, timeout=60)
+    done = migrations.get_job(rt, job.id)
+    assert time.monotonic() - started > identity.fake.token_lifetime, "the dry run ended before its token"
+    assert done.status == "done" and done.dry_run, (done.verdict, log[-3000:])
+    assert "goes on with a fresh token" not in log
+    assert dest.count("alice@new.example") == 0

@@ -90,6 +90,14 @@ def test_a_certificate_signs_the_client_assertion(rt: Runtime, identity: Identit
                  certificate=(cert_pem + key_pem).decode())
     with pytest.raises(TokenRefused, match="refused the certificate"):
         oauth_tokens.token_for(rt, row, "alice@old.example")
+    # A certificate re-issued for the same key but not uploaded: Entra ID finds no key by its thumbprint.
+    reissued = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(2).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=9))
+                .sign(key, hashes.SHA256())).public_bytes(serialization.Encoding.PEM)
+    row = server(rt, "microsoft365_app", tenant_id=tenant.tenant_id, client_id=app.client_id,
+                 certificate=(reissued + key_pem).decode())
+    with pytest.raises(TokenRefused, match="refused the certificate"):
+        oauth_tokens.token_for(rt, row, "alice@old.example")
 
 
 def test_the_form_checks_the_sign_in_fields() -> None:
@@ -150,6 +158,54 @@ def test_graph_lists_a_tenant_page_by_page_through_throttling(rt: Runtime, ident
     assert len(pages) == 4 and all("%24select=" in p or "$select=" in p for p in pages)  # 1 throttled + 3
 
 
+def tenant_of(rt: Runtime, identity: Identity, users: int) -> SourceServer:  # noqa: F811
+    tenant = identity.fake.add_tenant("new.example")
+    app = identity.fake.add_app(tenant)
+    tenant.users += [{"id": f"id-{n}", "displayName": f"User {n}", "mail": f"user{n:03}@new.example",
+                      "userPrincipalName": f"user{n:03}@new.example", "accountEnabled": True} for n in range(users)]
+    return server(rt, "microsoft365_app", tenant_id=tenant.tenant_id, client_id=app.client_id,
+                  client_secret=app.secret)
+
+
+def test_a_tenant_longer_than_the_pages_listed_is_not_taken_for_all_of_it(
+        rt: Runtime, identity: Identity, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Past MAX_PAGES pages the listing ends in words: a plan of the first pages would be
+    shown as every mailbox of the domain."""
+    row = tenant_of(rt, identity, 250)  # three pages of 100
+    monkeypatch.setattr(oauth_tokens, "MAX_PAGES", 3)
+    assert len(oauth_tokens.list_mailboxes(rt, row, "new.example")) == 250
+    monkeypatch.setattr(oauth_tokens, "MAX_PAGES", 2)
+    with pytest.raises(TokenRefused, match="more than 2 pages of users"):
+        oauth_tokens.list_mailboxes(rt, row, "new.example")
+
+
+@pytest.mark.parametrize("base", ["https://graph.example.net", "{url}.example.net", "http://{host}"])
+def test_a_next_page_elsewhere_is_not_followed_with_the_token(rt: Runtime, identity: Identity,  # noqa: F811
+                                                              base: str) -> None:
+    """A nextLink to another host (or one that only begins like Graph's, or plain HTTP) would
+    carry the Graph token there: the listing ends instead."""
+    row = tenant_of(rt, identity, 250)
+    identity.fake.next_link_base = base.format(url=identity.fake.url, host=identity.fake.url.split("//")[1])
+    with pytest.raises(TokenRefused, match="sent a next page elsewhere"):
+        oauth_tokens.list_mailboxes(rt, row, "new.example")
+    assert len([p for _, p in identity.fake.requests if p.startswith("/v1.0/users")]) == 1
+
+
+@pytest.mark.parametrize("retry_after", ["1", "nan"])
+def test_throttling_without_end_ends_the_listing_in_time(rt: Runtime, identity: Identity,  # noqa: F811
+                                                         monkeypatch: pytest.MonkeyPatch, retry_after: str) -> None:
+    """Graph throttles again and again, each time for less than MAX_THROTTLE_WAIT: the waits of
+    one listing add up to at most MAX_THROTTLE_TOTAL, then the admin is told to try later (a
+    Retry-After that is no number is waited as 5 s)."""
+    row = tenant_of(rt, identity, 10)
+    monkeypatch.setattr(oauth_tokens, "MAX_THROTTLE_TOTAL", 2.5 if retry_after == "1" else 4.0)
+    identity.fake.throttle, identity.fake.retry_after = 1000, retry_after
+    started = time.monotonic()
+    with pytest.raises(TokenRefused, match="before listing more") as refused:
+        oauth_tokens.list_mailboxes(rt, row, "new.example")
+    assert time.monotonic() - started < 4 and not refused.value.permanent
+
+
 def test_the_directory_lists_a_workspace_domain(rt: Runtime, identity: Identity) -> None:  # noqa: F811
     info = identity.fake.add_service_account(delegated=(GMAIL, DIRECTORY))
     identity.fake.directory_page_size = 100
@@ -161,3 +217,45 @@ def test_the_directory_lists_a_workspace_domain(rt: Runtime, identity: Identity)
     assert len(found) == 121 and [u.address for u in found if not u.enabled] == ["user003@new.example"]
     with pytest.raises(TokenRefused, match="refused to list users"):
         oauth_tokens.list_mailboxes(rt, row, "new.example", admin="user001@new.example")
+
+
+def sign_in(rt: Runtime, identity: Identity, method: str) -> SourceServer:  # noqa: F811
+    """A token server of `method` whose sign-in the fake takes, with alice@old.example."""
+    if method == "google_workspace":
+        identity.fake.add_workspace_user("alice@old.example")
+        return google_server(rt, identity.fake.add_service_account())
+    tenant = identity.fake.add_tenant("old.example")
+    app = identity.fake.add_app(tenant)
+    return server(rt, method, tenant_id=tenant.tenant_id, client_id=app.client_id, client_secret=app.secret)
+
+
+@pytest.mark.parametrize("method", ["microsoft365_app", "google_workspace"])
+def test_a_token_service_that_hangs_is_given_up_on_in_time(rt: Runtime, identity: Identity,  # noqa: F811
+                                                           monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    """A token endpoint that accepts the connection and never answers: the sign-in ends after
+    HTTP_TIMEOUT (google-auth would wait its own 120 s), as a refusal a later try may mend."""
+    row = sign_in(rt, identity, method)
+    monkeypatch.setattr(oauth_tokens, "HTTP_TIMEOUT", 1.0)
+    identity.fake.hang = 6
+    started = time.monotonic()
+    with pytest.raises(TokenRefused) as refused:
+        oauth_tokens.token_for(rt, row, "alice@old.example")
+    assert time.monotonic() - started < 4
+    assert "could not be reached (no answer in time)" in str(refused.value)
+    assert not refused.value.permanent
+
+
+@pytest.mark.parametrize("method", ["microsoft365_app", "google_workspace"])
+def test_a_token_service_whose_certificate_is_not_trusted_gets_nothing(
+        rt: Runtime, identity: Identity, monkeypatch: pytest.MonkeyPatch, tmp_path,  # noqa: F811
+        method: str) -> None:
+    """The fake's certificate is from a CA this deployment does not trust: no request (no
+    secret, no signed grant) reaches it, and the admin is told why."""
+    from tests.imap_servers import make_certificates
+
+    row = sign_in(rt, identity, method)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(make_certificates(tmp_path / "other").ca_file))
+    with pytest.raises(TokenRefused) as refused:
+        oauth_tokens.token_for(rt, row, "alice@old.example")
+    assert "its certificate is not trusted" in str(refused.value)
+    assert identity.fake.requests == [] and identity.fake.secrets_seen == []

@@ -434,7 +434,8 @@ class Runner:
         reconnects send the same one again. So before the token expires (or when imapsync
         ended because a reconnect was refused once it had), the run goes on with a fresh
         token and a fresh imapsync, which skips what the earlier ones copied: one run, one
-        progress bar, no attempt used. The first token is tried with a login of our own
+        progress bar, no attempt used. A dry run keeps its token to its end (it copies nothing,
+        so a fresh imapsync would only start it over). The first token is tried with a login of our own
         first, so that an app without access to the mailbox is said in words."""
         output = self.output
         assert isinstance(output, ContinuedOutput)
@@ -450,7 +451,9 @@ class Runner:
                 first = False
             process, _ = start([], token)
             lifetime = max(token.lifetime, 1.0)
-            renew_at = time.monotonic() + lifetime - max(3.0, min(300.0, lifetime * 0.2))
+            # A dry run copies nothing that a fresh imapsync would skip: renewing would start it over.
+            renew_at = float("inf") if job.dry_run else \
+                time.monotonic() + lifetime - max(3.0, min(300.0, lifetime * 0.2))
             copied_before = output.summary().copied
             code, renewed, refused = self._read(process, heartbeat, reporter, renew_at=renew_at)
             if heartbeat.cancelled_by:

@@ -448,18 +448,27 @@ def bulk_modal(servers: list[SourceServer], channel_id: str) -> dict:
     ], callback_id=BULK_CALLBACK, submit="Check and queue", private_metadata=channel_id)
 
 
+def _listed(lines: list[str], total: int, limit: int) -> list[dict]:
+    """`lines`, the first of `total`, in at most `limit` sections: what does not fit is
+    counted in the last one ("…and N more"), never left out unsaid."""
+    sections = line_sections(lines)
+    if len(sections) <= limit and len(lines) == total:
+        return sections
+    kept = sections[:limit - 1]
+    shown = sum(block["text"]["text"].count("\n") + 1 for block in kept)
+    return [*kept, section(f"…and {total - shown:,} more")]
+
+
 def tenant_plan_blocks(plan, value: str) -> tuple[str, list[dict]]:  # noqa: ANN001 - an oauth_tokens.TenantPlan
     """The batch's plan from a tenant, before anything runs, with the button that confirms it."""
     text = (f"Plan: {len(plan.moves)} mailbox(es) of {plan.domain} to the same names at {plan.dest_domain}. "
             "Nothing runs until you confirm.")
     lines = [f"{escape(a)} → {escape(b)}" for a, b in plan.moves[:MAX_PLAN_LINES]]
-    if len(plan.moves) > MAX_PLAN_LINES:
-        lines.append(f"…and {len(plan.moves) - MAX_PLAN_LINES} more")
-    body = [section(f"*{escape(text)}*"), *line_sections(lines)[:30]]
+    body = [section(f"*{escape(text)}*"), *_listed(lines, len(plan.moves), 30)]
     if plan.apart:
         body.append(section(f"*Not included: {len(plan.apart)} disabled account(s) or shared mailbox(es)* "
                             "(sign-in blocked; add them with a CSV if they should move):"))
-        body += line_sections([escape(a) for a in plan.apart[:200]])[:5]
+        body += _listed([escape(a) for a in plan.apart[:200]], len(plan.apart), 5)
     if plan.no_mailbox:
         body.append(section(f"*Not included: {len(plan.no_mailbox)} account(s) without a mailbox:* "
                             + escape(", ".join(plan.no_mailbox[:50]))[:2500]))

@@ -15,7 +15,8 @@ plain-HTTP introspection port for Dovecot's oauth2 passdb:
 Tokens expire after `token_lifetime` seconds; a revoked app's tokens stop working at once.
 `stated_lifetime` (when set) is the `expires_in` said instead: a token that stops working
 before its stated expiry (revoked early, say). `down` (an HTTP status, when set): every
-HTTPS request gets it, as from a token service that is away (introspection stays up).
+HTTPS request gets it, as from a token service that is away (introspection stays up);
+`hang` (seconds, when set): every HTTPS request waits that long before any answer.
 """
 
 from __future__ import annotations
@@ -104,9 +105,12 @@ class FakeIdentity:
         self.token_lifetime = 3599
         self.stated_lifetime: int | None = None  # the expires_in said, if not token_lifetime
         self.down = 0  # an HTTP status every HTTPS request gets (the service is away)
+        self.hang = 0.0  # seconds every HTTPS request waits before any answer (a service that hangs)
         self.graph_page_size = 100
         self.directory_page_size = 500
         self.throttle = 0  # the next N Graph/Directory requests get 429
+        self.retry_after = "1"  # …with this Retry-After
+        self.next_link_base = ""  # when set, Graph's @odata.nextLink names this base instead of its own
         self.requests: list[tuple[str, str]] = []  # (method, path with query)
         self.secrets_seen: list[str] = []  # client secrets and assertions received, for the canary
         self._lock = threading.Lock()
@@ -222,7 +226,11 @@ class FakeIdentity:
                 return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
 
             def _away(self) -> bool:
-                if not fake.down or self.server is not fake.https:
+                if self.server is not fake.https:
+                    return False
+                if fake.hang:
+                    time.sleep(fake.hang)
+                if not fake.down:
                     return False
                 data = b"Service Unavailable"
                 self.send_response(fake.down)
@@ -346,8 +354,20 @@ class FakeIdentity:
                         return self._aadsts(401, "invalid_client", 700027, "Client assertion failed signature "
                                             "validation.")
                     from cryptography import x509
+                    from cryptography.hazmat.primitives import hashes
 
                     cert = x509.load_pem_x509_certificate(app.certificate_pem)
+                    # Entra ID finds the key by the assertion's x5t (SHA-1) or x5t#S256 thumbprint header
+                    try:
+                        header = jwt.get_unverified_header(form["client_assertion"])
+                    except jwt.PyJWTError:
+                        header = {}
+                    said = {k: str(header.get(k) or "").rstrip("=") for k in ("x5t", "x5t#S256")}  # msal pads them
+                    if said["x5t"] != _b64(cert.fingerprint(hashes.SHA1())) and \
+                            said["x5t#S256"] != _b64(cert.fingerprint(hashes.SHA256())):  # noqa: S303
+                        return self._aadsts(401, "invalid_client", 700027, "Client assertion contains an invalid "
+                                            "signature. [Reason - The key was not found., Thumbprint of key used "
+                                            f"by client: '{header.get('x5t', '')}']")
                     try:
                         claims = jwt.decode(form["client_assertion"], cert.public_key(), algorithms=["RS256", "PS256"],
                                             audience=[endpoint, f"{fake.url}/{name}/oauth2/v2.0/token"],
@@ -399,7 +419,7 @@ class FakeIdentity:
                         return False
                     fake.throttle -= 1
                 self._send(429, {"error": {"code": "TooManyRequests", "message": "Too many requests."}},
-                           {"Retry-After": "1"})
+                           {"Retry-After": fake.retry_after})
                 return True
 
             def _graph_users(self, query: dict[str, str]) -> None:
@@ -442,7 +462,8 @@ class FakeIdentity:
                 if start + size < len(tenant.users):
                     skip = _b64(f"RFNwdAIAAQAAAB:{start + size}".encode())
                     rest = {"$select": ",".join(select)} if select else {}
-                    body["@odata.nextLink"] = (f"{fake.url}/v1.0/users?" + urlencode({**rest, "$top": top})
+                    body["@odata.nextLink"] = (f"{fake.next_link_base or fake.url}/v1.0/users?"
+                                               + urlencode({**rest, "$top": top})
                                                + f"&$skiptoken={skip}")
                 self._send(200, body)
 
