@@ -42,7 +42,7 @@ from rq import get_current_job
 from bot import migration_messages as slack_out
 from bot.blocks.migrations import duration
 from db.models import MigrationJob
-from purelyops import imapsync, mail_check, metrics, migration_report, migrations, oauth_tokens, servers
+from purelyops import imap_session, imapsync, mail_check, metrics, migration_report, migrations, oauth_tokens, servers
 from purelyops.crypto import CredentialsUnreadable
 from purelyops.errors import Refused
 from purelyops.failures import describe_failure
@@ -405,25 +405,23 @@ class Runner:
             return lambda p1, p2: imapsync.argv(self.rt.settings, source_end, dest_end, (p1, p2), workdir, options,
                                                 ca_file) + extra
 
-        def start(extra: list[str], token: oauth_tokens.AccessToken | None = None
-                  ) -> tuple[imapsync.ImapsyncProcess, oauth_tokens.AccessToken | None]:
+        def start(extra: list[str], token: oauth_tokens.AccessToken | None = None) -> imapsync.ImapsyncProcess:
             """imapsync with the source's password, or with a token (a fresh one unless given) for a token server."""
             if server is None:
-                return imapsync.ImapsyncProcess(argv(extra), (source, dest), workdir), None
+                return imapsync.ImapsyncProcess(argv(extra), (source, dest), workdir)
             token = token or oauth_tokens.token_for(self.rt, server, job.source_email)
             self.secrets.append(token.value)
-            return imapsync.ImapsyncProcess(argv(extra), (TOKEN_PLACEHOLDER, dest), workdir,
-                                            access_token=token.value), token
+            return imapsync.ImapsyncProcess(argv(extra), (TOKEN_PLACEHOLDER, dest), workdir, access_token=token.value)
 
         if server is None:
-            code = self._read(start([])[0], heartbeat, reporter)
+            code = self._read(start([]), heartbeat, reporter)
         else:
             code = self._copy_with_tokens(job, server, start, heartbeat, reporter)
         summary = ImapsyncOutput.summary(self.output)  # the last imapsync's own (a ContinuedOutput merges from it)
         if not job.dry_run and code in STOPPED_EARLY and not summary.source_after and not heartbeat.cancelled_by:
             # It stopped before its end-of-run folder sizes: count both sides (copying nothing) rather than guess.
             sizes = ImapsyncOutput()
-            self._read(start(["--justfoldersizes"])[0], heartbeat, None, sizes)
+            self._read(start(["--justfoldersizes"]), heartbeat, None, sizes)
             counted = sizes.summary()
             summary.source_after, summary.dest_after = counted.source_before, counted.dest_before
         return code
@@ -444,12 +442,9 @@ class Runner:
         while True:
             token = oauth_tokens.token_for(self.rt, server, job.source_email)
             if first:  # not a byte copied before the token is known to open the mailbox
-                ok, words = servers.test_login(self.rt, job.source_host, job.source_port, job.source_security,
-                                               job.source_email, "", token=token.value)
-                if not ok and words == servers.TOKEN_REFUSED:
-                    raise oauth_tokens.TokenRefused(oauth_tokens.imap_refusal_words(server, job.source_email))
+                self._try_token(job, server, token)
                 first = False
-            process, _ = start([], token)
+            process = start([], token)
             lifetime = max(token.lifetime, 1.0)
             # A dry run copies nothing that a fresh imapsync would skip: renewing would start it over.
             renew_at = float("inf") if job.dry_run else \
@@ -468,6 +463,19 @@ class Runner:
                              "before the token expired" if renewed else "after a reconnect was refused")
                     continue
             return code
+
+    def _try_token(self, job: MigrationJob, server, token: oauth_tokens.AccessToken) -> None:  # noqa: ANN001
+        """Log in to the checked source address with the token, as imapsync will: a token the
+        server refuses (no mailbox permission, IMAP off) ends the run in words before a byte is
+        copied; a server that cannot be reached now is imapsync's to meet (and to be retried)."""
+        assert self.sides is not None
+        try:
+            imap_session.logout(imap_session.connect(self.rt, self.sides[0][0],
+                                                     ImapAuth(job.source_email, access_token=token.value)))
+        except imap_session.ImapLoginRefused:
+            raise oauth_tokens.TokenRefused(oauth_tokens.imap_refusal_words(server, job.source_email)) from None
+        except imap_session.ImapUnreachable:
+            pass
 
     def _read(self, process: imapsync.ImapsyncProcess, heartbeat: Heartbeat, reporter: Reporter | None,
               output: ImapsyncOutput | None = None, *, renew_at: float | None = None):
