@@ -537,3 +537,20 @@ def test_a_dry_run_longer_than_a_token_lives_is_not_started_over_and_over(
     assert done.status == "done" and done.dry_run, (done.verdict, log[-3000:])
     assert "goes on with a fresh token" not in log
     assert dest.count("alice@new.example") == 0
+
+
+@needs_imapsync
+def test_fresh_tokens_that_each_copy_nothing_end_the_run_in_words_not_for_ever(
+        rt: Runtime, settings, slack: SlackDriver, slack_fake: FakeSlack, source: TokenSource, dest: Dovecot,
+        identity: Identity) -> None:  # noqa: F811
+    """A source so slow (here: tokens so short) that every fresh imapsync is stopped for the
+    next token before it copied a message: the run ends, saying so, rather than renewing for ever."""
+    identity.fake.token_lifetime = 1
+    source.server.append("alice@old.example", 20)
+    add_app_server(slack, slack_fake, source)
+    job = submit_migration(slack, slack_fake, rt)
+    log = run_worker(settings, identity, timeout=90)
+    ended = migrations.get_job(rt, job.id)
+    assert ended.status == "failed", (ended.status, ended.verdict, log[-3000:])
+    assert "copied nothing in 3 tokens' lives in a row" in ended.verdict
+    assert log.count("goes on with a fresh token") == 2

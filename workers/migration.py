@@ -454,9 +454,13 @@ class Runner:
             if heartbeat.cancelled_by:
                 return code
             expired = refused or time.time() >= token.expires_at - 1
-            productive = output.summary().copied > copied_before
             if renewed or (code != 0 and expired and not output.summary().looped):
-                unproductive = 0 if productive or renewed else unproductive + 1
+                unproductive = 0 if output.summary().copied > copied_before else unproductive + 1
+                if unproductive >= MAX_UNPRODUCTIVE_CONTINUATIONS and renewed:
+                    raise Refused(f"imapsync copied nothing in {unproductive} tokens' lives in a row (each lives "
+                                  f"about {lifetime:.0f} s, and a fresh imapsync takes over before its end): the "
+                                  "source is too slow to reach its first message within a token's life. What it "
+                                  "copied before stays at the destination.")
                 if unproductive < MAX_UNPRODUCTIVE_CONTINUATIONS:
                     output.next_segment()
                     log.info("migration #%s goes on with a fresh token (%s)", job.id,
