@@ -157,8 +157,12 @@ def _die_with_parent() -> None:
 
 def _secret_fd(name: str, value: str) -> int:
     fd = os.memfd_create(name, os.MFD_CLOEXEC)
-    os.write(fd, value.encode())
-    os.lseek(fd, 0, os.SEEK_SET)
+    try:
+        os.write(fd, value.encode())
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 
@@ -172,10 +176,13 @@ class ImapsyncProcess:
         `access_token`: the source logs in with it (XOAUTH2), handed over as
         --oauthaccesstoken1=/dev/fd/N, a file whose first line imapsync reads at login; the
         source's password is then a placeholder (imapsync 2.229 wants one all the same)."""
-        fds = [_secret_fd(f"pass{n}", value) for n, value in zip("12", passwords, strict=True)]
+        secrets = [("pass1", passwords[0]), ("pass2", passwords[1])]
         if access_token is not None:
-            fds.append(_secret_fd("token1", access_token + "\n"))
+            secrets.append(("token1", access_token + "\n"))
+        fds: list[int] = []
         try:
+            for name, value in secrets:
+                fds.append(_secret_fd(name, value))
             args = build_argv(*(f"/dev/fd/{fd}" for fd in fds[:2]))
             if access_token is not None:
                 args.append(f"--oauthaccesstoken1=/dev/fd/{fds[2]}")
