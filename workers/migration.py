@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from rq import get_current_job
 
@@ -332,6 +333,14 @@ class ContinuedOutput(ImapsyncOutput):
         return merged
 
 
+class Ended(NamedTuple):
+    """How one imapsync process ended (Runner._read)."""
+
+    code: int | None
+    renewed: bool  # stopped at its token's deadline, for a fresh token
+    refused: bool  # stopped when it said a reconnect was refused
+
+
 class Runner:
     def __init__(self, rt: Runtime, job_id: int) -> None:
         self.rt = rt
@@ -414,7 +423,7 @@ class Runner:
             return imapsync.ImapsyncProcess(argv(extra), (TOKEN_PLACEHOLDER, dest), workdir, access_token=token.value)
 
         if server is None:
-            code = self._read(start([]), heartbeat, reporter)
+            code = self._read(start([]), heartbeat, reporter).code
         else:
             code = self._copy_with_tokens(job, server, start, heartbeat, reporter)
         summary = ImapsyncOutput.summary(self.output)  # the last imapsync's own (a ContinuedOutput merges from it)
@@ -482,13 +491,12 @@ class Runner:
             pass
 
     def _read(self, process: imapsync.ImapsyncProcess, heartbeat: Heartbeat, reporter: Reporter | None,
-              output: ImapsyncOutput | None = None, *, renew_at: float | None = None):
+              output: ImapsyncOutput | None = None, *, renew_at: float | None = None) -> Ended:
         """Read one imapsync run to its end: every line to the log and the parser, progress to
         the reporter; a Cancel sends SIGTERM, then SIGKILL after MIGRATION_KILL_GRACE. With
         `renew_at` (a token's deadline): imapsync is stopped the same way then, and when it
         says a reconnect was refused (REFUSED_RECONNECT: its token no longer works, whatever
-        its stated expiry). The result is then (exit code, whether it was stopped for the
-        deadline, whether for a refused reconnect)."""
+        its stated expiry)."""
         output = output or self.output
         heartbeat.check()  # never start imapsync for a job that is no longer ours
         heartbeat.process = process
@@ -524,9 +532,8 @@ class Runner:
                 stop_at = float("inf")
         process.signal(signal.SIGKILL)  # whatever it left in its group
         heartbeat.check()
-        if renew_at is not None:
-            return process.returncode, renewing and not heartbeat.cancelled_by, refused and not heartbeat.cancelled_by
-        return process.returncode
+        return Ended(process.returncode, renewing and not heartbeat.cancelled_by,
+                     refused and not heartbeat.cancelled_by)
 
     def _endpoints(self, job: MigrationJob) -> tuple[imapsync.Endpoint, imapsync.Endpoint]:
         """Both ends, checked at every run: the source's name must still resolve to allowed
