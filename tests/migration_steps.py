@@ -3,6 +3,11 @@ the migrate modal, then read the job back. Shared by the migration and secrets t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+from pathlib import Path
+
 from sqlalchemy import select
 
 from db.models import MigrationJob, SourceServer
@@ -75,3 +80,20 @@ def try_login(slack: SlackDriver, slack_fake: FakeSlack, name: str, words: str, 
     open_modal(slack, slack_fake, f"server test {name}", "server_test")
     slack.view_submission("server_test", {"address": {"value": "alice@old.example"}, "password": {"value": password}})
     return slack_fake.wait_for("chat.postEphemeral", lambda c: words in c.args.get("text", ""), timeout=15).args["text"]
+
+
+def command_lines_while(process: subprocess.Popen, *, environments: bool = False,
+                        every: float = 0.02) -> list[str]:
+    """Every process's command line on this machine (and environment, if asked), read again
+    and again while `process` runs."""
+    seen: list[bytes] = []
+    while process.poll() is None:
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                for part in ("cmdline", "environ") if environments else ("cmdline",):
+                    try:
+                        seen.append(Path(f"/proc/{pid}/{part}").read_bytes())
+                    except OSError:
+                        pass
+        time.sleep(every)
+    return [text.decode("utf-8", "replace") for text in seen]

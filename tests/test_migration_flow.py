@@ -5,7 +5,6 @@ a real RQ worker process in between."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -24,7 +23,15 @@ from purelyops.runtime import Runtime
 from tests.conftest import OPS, ROOT, STANDIN, process_env, wait_until
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
-from tests.migration_steps import CANARY_DEST, CANARY_SOURCE, add_server, job_row, queued, submit_migration
+from tests.migration_steps import (
+    CANARY_DEST,
+    CANARY_SOURCE,
+    add_server,
+    command_lines_while,
+    job_row,
+    queued,
+    submit_migration,
+)
 from tests.slack_requests import SlackDriver
 
 pytestmark = pytest.mark.usefixtures("slack_accepts_everything")
@@ -61,18 +68,10 @@ def test_a_migration_runs_with_progress_summary_and_log_and_leaks_nothing(
     assert job_row(rt).status == "queued"
 
     proc = worker(settings, record, IMAPSYNC_STANDIN_FIXTURE="01", IMAPSYNC_STANDIN_PACE="0.003")
-    running = []
-    while proc.poll() is None:  # while it runs: no password in any command line on this machine
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    running.append(Path(f"/proc/{pid}/cmdline").read_bytes())
-                except OSError:
-                    pass
-        time.sleep(0.05)
+    running = command_lines_while(proc)  # while it runs: no password in any command line on this machine
     output = proc.stdout.read()
     assert proc.returncode == 0, output
-    assert not any(CANARY_SOURCE.encode() in c or CANARY_DEST.encode() in c for c in running)
+    assert not any(CANARY_SOURCE in c or CANARY_DEST in c for c in running)
 
     job = job_row(rt)
     assert (job.status, job.exit_code, job.msgs_done, job.msgs_total) == ("done", 0, 500, 500)

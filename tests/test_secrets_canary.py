@@ -8,10 +8,8 @@ canary may appear is the one ephemeral message that shows the generated password
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
@@ -22,7 +20,7 @@ from purelyops.runtime import Runtime
 from tests.conftest import ADMIN, ROOT, STANDIN, process_env, wait_until
 from tests.fakes.purelymail_fake import FakePurelyMail
 from tests.fakes.slack_fake import FakeSlack
-from tests.migration_steps import add_server, job_row, queued, submit_migration
+from tests.migration_steps import add_server, command_lines_while, job_row, queued, submit_migration
 from tests.oauth_steps import identity  # noqa: F401 - a fixture
 from tests.slack_requests import SlackDriver
 
@@ -66,20 +64,8 @@ def test_no_secret_reaches_any_sink(rt: Runtime, settings, slack: SlackDriver, s
     cmdlines, worker_log = run_worker_watching(settings)
     assert job_row(rt).status == "done", worker_log
 
-    sinks: dict[str, list[str]] = {
-        "command lines and environments": cmdlines,
-        "logs": [caplog.text, worker_log],
-        "Slack": [str(c.args) for c in slack_fake.calls if c is not shown],
-        "uploaded files": [(f.content or b"").decode("utf-8", "replace") for f in slack_fake.uploaded_files],
-        "Redis": [f"{k!r} {rt.redis.dump(k)!r}" for k in rt.redis.scan_iter()],
-    }
-    with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
-        sinks["database"] = [str(row) for (table,) in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname='public'")
-            for row in conn.execute(f'SELECT * FROM "{table}"')]
-    leaks = {(secret, sink) for secret in (generated, RESET, SOURCE, DEST) for sink, texts in sinks.items()
-             if any(secret in text for text in texts)}
-    assert leaks == set()
+    found = sinks(rt, database_url, slack_fake, cmdlines, [caplog.text, worker_log], but=shown)
+    assert leaks({secret: secret for secret in (generated, RESET, SOURCE, DEST)}, found) == set()
     assert generated in str(shown.args) and shown.args["user"] == ADMIN  # the one place it may be
     assert migrations.get_job(rt, job_row(rt).id).ciphertext is not None  # encrypted, kept for a Sync again
 
@@ -136,23 +122,35 @@ def test_no_token_or_key_reaches_any_sink(rt: Runtime, settings, slack: SlackDri
         shutil.rmtree(root, ignore_errors=True)
     tokens = list(identity.fake.issued)
     assert len(tokens) >= 3  # two `server test`s and the run
-    sinks: dict[str, list[str]] = {
+    found = sinks(rt, database_url, slack_fake, cmdlines, [caplog.text, worker_log])
+    key_line = info["private_key"].splitlines()[5]  # a line of the PEM's body
+    canaries = {"client secret": OAUTH_SECRET, "private key": key_line,
+                **{f"token {n}": token for n, token in enumerate(tokens)}}
+    assert leaks(canaries, found) == set()
+
+
+def sinks(rt: Runtime, database_url: str, slack_fake: FakeSlack, cmdlines: list[str], logs: list[str],
+          but: object = None) -> dict[str, list[str]]:
+    """Every place a secret could end up, as texts: command lines and environments, logs, what
+    reached Slack (but the one call `but`, where a secret may be), its files, Redis, every row."""
+    found: dict[str, list[str]] = {
         "command lines and environments": cmdlines,
-        "logs": [caplog.text, worker_log],
-        "Slack": [str(c.args) for c in slack_fake.calls],
+        "logs": logs,
+        "Slack": [str(c.args) for c in slack_fake.calls if c is not but],
         "uploaded files": [(f.content or b"").decode("utf-8", "replace") for f in slack_fake.uploaded_files],
         "Redis": [f"{k!r} {rt.redis.dump(k)!r}" for k in rt.redis.scan_iter()],
     }
     with psycopg.connect(database_url.replace("+psycopg", "")) as conn:
-        sinks["database"] = [str(row) for (table,) in conn.execute(
+        found["database"] = [str(row) for (table,) in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname='public'")
             for row in conn.execute(f'SELECT * FROM "{table}"')]
-    key_line = info["private_key"].splitlines()[5]  # a line of the PEM's body
-    canaries = {"client secret": OAUTH_SECRET, "private key": key_line,
-                **{f"token {n}": token for n, token in enumerate(tokens)}}
-    leaks = {(what, sink) for what, secret in canaries.items() for sink, texts in sinks.items()
-             if any(secret in text for text in texts)}
-    assert leaks == set()
+    return found
+
+
+def leaks(canaries: dict[str, str], found: dict[str, list[str]]) -> set[tuple[str, str]]:
+    """(what, where) for each canary that is in a sink."""
+    return {(what, sink) for what, secret in canaries.items() for sink, texts in found.items()
+            if any(secret in text for text in texts)}
 
 
 def run_worker_watching(settings, **env: str) -> tuple[list[str], str]:
@@ -162,19 +160,10 @@ def run_worker_watching(settings, **env: str) -> tuple[list[str], str]:
                               env=process_env(settings, IMAPSYNC_BIN=STANDIN, LOG_LEVEL="DEBUG",
                                               IMAPSYNC_STANDIN_FIXTURE="01", IMAPSYNC_STANDIN_PACE="0.002", **env),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    cmdlines: list[bytes] = []
-    while worker.poll() is None:
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    cmdlines.append(Path(f"/proc/{pid}/cmdline").read_bytes())
-                    cmdlines.append(Path(f"/proc/{pid}/environ").read_bytes())
-                except OSError:
-                    pass
-        time.sleep(0.02)
+    cmdlines = command_lines_while(worker, environments=True)
     worker_log = worker.stdout.read()
     assert worker.returncode == 0, worker_log
-    return [c.decode("utf-8", "replace") for c in cmdlines], worker_log
+    return cmdlines, worker_log
 
 
 def job_server_id(rt: Runtime, name: str) -> int:
