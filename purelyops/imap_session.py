@@ -88,14 +88,14 @@ def connect(rt: Runtime, endpoint: Endpoint, auth: ImapAuth, timeout: float = TI
             client.starttls(context)
         login(client, auth)
     except ImapLoginRefused:
-        _drop(client)
+        drop(client)
         raise
     except ssl.SSLCertVerificationError as error:
-        _drop(client)
+        drop(client)
         raise ImapUnreachable(f"the certificate of {where(endpoint)} is not trusted: "
                               f"{servers.certificate_problem(error, endpoint.tls_name)}") from None
     except (OSError, IMAPClientError) as error:
-        _drop(client)
+        drop(client)
         raise ImapUnreachable(f"the session with {where(endpoint)} broke: {_words(error)}") from None
     return client
 
@@ -165,10 +165,12 @@ def logout(client: IMAPClient) -> None:
     try:
         client.logout()
     except Exception:  # noqa: BLE001 - best effort
-        _drop(client)
+        drop(client)
 
 
-def _drop(client: IMAPClient) -> None:
+def drop(client: IMAPClient) -> None:
+    """Close the connection without a word to the server (its answer may never come); from
+    any thread, a read blocked on it ends."""
     try:
         client.shutdown()
     except Exception:  # noqa: BLE001 - best effort

@@ -30,6 +30,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from email.utils import parsedate_to_datetime
@@ -37,7 +38,7 @@ from email.utils import parsedate_to_datetime
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from purelyops.imap_session import ImapAuth, ImapSessionError, connect, fetch_range, logout, where
+from purelyops.imap_session import ImapAuth, ImapSessionError, connect, drop, fetch_range, logout, where
 from purelyops.imapsync import Endpoint
 from purelyops.runtime import Runtime
 
@@ -274,12 +275,26 @@ class _Side(threading.Thread):
         self.strict: set[str] = set()
         self.undated = 0
         self.error: str | None = None
+        self.whose = "the source server" if source else "the destination"
+        self._client: IMAPClient | None = None
+        self._abandoned = False
+
+    def abandon(self) -> None:
+        """Stop listing (the check gave up on it): the connection is dropped, so a read that
+        waits on the server ends."""
+        self._abandoned = True
+        if self._client is not None:
+            drop(self._client)
 
     def run(self) -> None:
         try:
             client = connect(self.rt, self.end, self.auth, self.timeout)
         except ImapSessionError as error:
             self.error = str(error)
+            return
+        self._client = client
+        if self._abandoned:  # given up on while it logged in
+            drop(client)
             return
         client.folder_encode = False  # imapsync's names are IMAP's own (modified UTF-7): sent as they are
         try:
@@ -300,34 +315,62 @@ class _Side(threading.Thread):
             logout(client)
 
 
+Stopped = Callable[[], bool]  # asked while the check waits: True gives it up (a Cancel, a lost lease)
+
+
+def _list(sides: list[_Side], limit: float, stopped: Stopped | None) -> str | None:
+    """Every side listed at once, within `limit` seconds in all (each read also has its own
+    timeout, but a server that trickles its answers would pass those for ever) and until
+    `stopped` says so. The words of what kept them from finishing, else None."""
+    deadline = time.monotonic() + limit
+    for side in sides:
+        side.start()
+    while True:
+        waiting = [side for side in sides if side.is_alive()]
+        if not waiting:
+            return None
+        if stopped is not None and stopped():
+            why = "the check was stopped before it finished"
+        elif time.monotonic() >= deadline:
+            why = (f"{' and '.join(side.whose for side in waiting)} answered too slowly: the listing did not "
+                   f"finish within {limit:.0f} s (MIGRATION_CHECK_TIMEOUT)")
+        else:
+            waiting[0].join(min(0.25, max(0.0, deadline - time.monotonic())))
+            continue
+        for side in waiting:
+            side.abandon()
+        return why
+
+
 def undated(rt: Runtime, source: tuple[Endpoint, ImapAuth], folders: list[str], since: date,
-            timeout: float = 30.0) -> CheckResult:
+            timeout: float = 30.0, *, limit: float = 3600.0, stopped: Stopped | None = None) -> CheckResult:
     """For a dry run with a maximum age: only the source's messages without a usable Date
     (which imapsync's SENTSINCE search leaves out), in `undated`."""
     side = _Side(rt, *source, sorted(folders), source=True, since=since, timeout=timeout)
-    side.run()
-    return CheckResult(error=f"the source server could not be checked: {side.error}" if side.error else None,
+    error = _list([side], limit, stopped) or side.error
+    return CheckResult(error=f"the source server could not be checked: {error}" if error else None,
                        undated=side.undated)
 
 
 def check(rt: Runtime, source: tuple[Endpoint, ImapAuth], dest: tuple[Endpoint, ImapAuth], mapping: dict[str, str],
-          *, since: date | None = None, gmail: bool = False, timeout: float = 30.0) -> CheckResult:
-    """List both sides (at once) and match them; a server that cannot be reached or logged
-    into gives a result with `error` (nothing proven)."""
+          *, since: date | None = None, gmail: bool = False, timeout: float = 30.0, limit: float = 3600.0,
+          stopped: Stopped | None = None) -> CheckResult:
+    """List both sides (at once, within `limit` seconds in all, until `stopped`) and match
+    them; a server that cannot be reached, logged into or listed in time gives a result
+    with `error` (nothing proven)."""
     started = time.monotonic()
     if not mapping:
         return CheckResult(error="imapsync did not say which folders it copied, so nothing could be checked")
     sides = [_Side(rt, *source, sorted(mapping), source=True, since=since, timeout=timeout),
              _Side(rt, *dest, sorted(set(mapping.values())), source=False, since=None, timeout=timeout)]
-    for side in sides:
-        side.start()
-    for side in sides:
-        side.join()
+    unfinished = _list(sides, limit, stopped)
     src, dst = sides
     read = (sum(len(v or []) for v in src.listings.values()), sum(len(v or []) for v in dst.listings.values()))
-    for side, whose in ((src, "the source server"), (dst, "the destination")):
+    if unfinished:
+        return CheckResult(error=unfinished, read=read, seconds=time.monotonic() - started)
+    for side in sides:
         if side.error:
-            return CheckResult(error=f"{whose} could not be checked: {side.error}", read=read,
+            return CheckResult(error=f"{side.whose} could not be checked: {side.error}", read=read,
                                seconds=time.monotonic() - started)
     strict = {f for f in mapping if never_excused(f)} | src.strict
     folders = match(src.listings, dst.listings, mapping, gmail=gmail, strict=strict)

@@ -194,6 +194,7 @@ class Settings(DatabaseSettings):
     migration_heartbeat: float = Field(default=30.0, ge=1, le=3600)
     migration_progress_interval: float = Field(default=5.0, ge=0.1, le=300)
     migration_kill_grace: float = Field(default=10.0, ge=0.1, le=600)
+    migration_check_timeout: float = Field(default=3600.0, ge=1, le=86400)
     credential_retention_days: int = Field(default=7, ge=0, le=365)
     purelymail_imap_host: str = "imap.purelymail.com"
     purelymail_imap_port: int = 993

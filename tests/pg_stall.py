@@ -1,11 +1,14 @@
-"""A TCP proxy in front of the real PostgreSQL that can stall: while stalled it still
-accepts connections but forwards nothing either way, as a network partition or a
-database frozen by I/O looks to its clients; afterwards everything it held goes through."""
+"""A TCP proxy in front of a real server (PostgreSQL, Dovecot) that can stall: while stalled
+it still accepts connections but forwards nothing either way, as a network partition or a
+database frozen by I/O looks to its clients; afterwards everything it held goes through.
+Or it can trickle: the server's answers reach the client a byte at a time, each well within
+any read timeout, as a server on a link that barely moves does."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 
 from tests.conftest import free_port
 
@@ -16,6 +19,7 @@ class StallingProxy:
         self.port = free_port()
         self._open = threading.Event()
         self._open.set()
+        self.trickle: float | None = None  # seconds between two bytes of an answer, while set
         self._stop = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._listener.settimeout(0.2)
@@ -39,16 +43,20 @@ class StallingProxy:
         except OSError:
             client.close()
             return
-        for a, b in ((client, server), (server, client)):
-            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+        for a, b, answers in ((client, server, False), (server, client, True)):
+            threading.Thread(target=self._pump, args=(a, b, answers), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, answers: bool) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
                 self._open.wait()
+                while answers and self.trickle and data:
+                    dst.sendall(data[:1])
+                    data = data[1:]
+                    time.sleep(self.trickle)
                 dst.sendall(data)
         except OSError:
             pass

@@ -177,6 +177,10 @@ class Heartbeat:
             self._lose("it could not renew its lease in time")
             raise LeaseLost
 
+    def gone(self) -> bool:
+        """Whether the run should stop what it waits on: cancelled, or no longer ours."""
+        return bool(self.cancelled_by) or self.lost.is_set() or time.monotonic() - self.last_ok > self.deadline
+
     def stop(self) -> None:
         self._halt.set()
 
@@ -582,7 +586,9 @@ class Runner:
         if self.sides is not None and job.dry_run and job.max_age_days and code == 0 and not problem:
             # a plan with a maximum age says what it leaves out for want of a Date
             since = (datetime.now(timezone.utc) - timedelta(days=job.max_age_days)).date()
-            self.planned = mail_check.undated(self.rt, self._logins(job)[0], list(summary.mapping), since)
+            self.planned = mail_check.undated(self.rt, self._logins(job)[0], list(summary.mapping), since,
+                                              limit=self.rt.settings.migration_check_timeout,
+                                              stopped=heartbeat.gone)
             summary.check = self.planned.stored()
             return
         if self.sides is None or not needs_check(dry_run=job.dry_run, code=code, problem=problem,
@@ -593,7 +599,8 @@ class Runner:
         # A run that could not reach a server printed no folders: the last run's mapping says what to count.
         mapping = summary.mapping or dict((job.summary or {}).get("mapping") or {})
         self.checked = mail_check.check(self.rt, *self._logins(job), mapping, since=since,
-                                        gmail=job.source_provider == "gmail")
+                                        gmail=job.source_provider == "gmail",
+                                        limit=self.rt.settings.migration_check_timeout, stopped=heartbeat.gone)
         summary.mapping = mapping
         summary.check = self.checked.stored()
         heartbeat.check()
