@@ -68,18 +68,22 @@ def health(rt: Runtime) -> tuple[int, dict]:
 
 class CachedHealth:
     """`health`, asked of the stores at most once every HEALTH_CACHE_SECONDS in this process:
-    however often anyone asks /healthz, PostgreSQL and Redis see one check. Concurrent
-    askers wait for the one check under way. A failing store is logged once per check."""
+    however often anyone asks /healthz, PostgreSQL and Redis see one check. While a check is
+    under way, every other asker gets the last answer at once ("not ok" before the first):
+    a store that stalls holds the one thread that checks, never a thread per asker (they are
+    Slack's threads too). A failing store is logged once per check."""
 
     def __init__(self, rt: Runtime, seconds: float = HEALTH_CACHE_SECONDS) -> None:
         self.rt = rt
         self.seconds = seconds
         self._lock = threading.Lock()
         self._at = float("-inf")
-        self._answer: tuple[int, dict] = (503, {})
+        self._answer: tuple[int, dict] = (503, {"database": "not checked yet", "redis": "not checked yet"})
 
     def __call__(self) -> tuple[int, dict]:
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            return self._answer
+        try:
             if time.monotonic() - self._at >= self.seconds:
                 self._answer = health(self.rt)
                 self._at = time.monotonic()
@@ -87,6 +91,8 @@ class CachedHealth:
                     failing = [store for store, state in self._answer[1].items() if state != "ok"]
                     log.warning("/healthz: not ok (%s unreachable)", ", ".join(failing))
             return self._answer
+        finally:
+            self._lock.release()
 
 
 def _answer(start_response: StartResponse, status: str, payload: bytes, content_type: str,

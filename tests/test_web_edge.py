@@ -1,6 +1,7 @@
 """The web process's public edge, driven as the internet would: /slack/events takes no body
 over 1 MiB, and a request Bolt refuses (a wrong signature, a stale timestamp) leaves its
-body, modal passwords and all, in no log."""
+body, modal passwords and all, in no log; /healthz never keeps its askers waiting on a
+store that stalls."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from urllib.parse import quote, quote_plus, urlencode
 
 import httpx
 import pytest
 
+from bot.web import HEALTH_CACHE_SECONDS
 from purelyops.settings import Settings
 from tests.conftest import SIGNING_SECRET, free_port, process_env, wait_until
 from tests.fakes.slack_fake import FakeSlack
+from tests.pg_stall import StallingProxy
 from tests.slack_requests import SlackDriver, sign
 
 # One word that reads the same raw, URL-encoded and JSON-escaped, in a password that does not.
@@ -89,3 +93,33 @@ def test_a_body_over_1_mib_is_refused_before_anyone_reads_it(settings: Settings,
     driver = SlackDriver(events, SIGNING_SECRET, slack_fake)
     assert driver.command("help").status_code == 200
     assert CANARY not in stopped_log(proc)
+
+
+def test_healthz_askers_never_wait_for_a_check_that_a_stalled_store_holds(settings: Settings, spawn) -> None:
+    """PostgreSQL stalls (a proxy that forwards nothing): the one /healthz that checks waits
+    for it, and every other asker meanwhile gets the last answer at once, so that a few
+    dozen public /healthz requests never hold the threads that answer Slack."""
+    proxy = StallingProxy(("127.0.0.1", 5432))
+    try:
+        stalling = settings.database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        url, _ = web_process(settings, spawn, DATABASE_URL=stalling, WEB_WORKERS="1")
+        proxy.stall()
+        time.sleep(HEALTH_CACHE_SECONDS + 0.5)  # the last answer is due: the next asker checks again
+
+        def ask() -> tuple[int, str]:
+            response = httpx.get(url + "/healthz", timeout=60)
+            return response.status_code, response.text
+
+        with ThreadPoolExecutor(41) as pool:
+            checker = pool.submit(ask)
+            time.sleep(0.5)  # its check is under way, waiting on PostgreSQL
+            askers = [pool.submit(ask) for _ in range(40)]
+            done, _ = wait(askers, timeout=5)
+            answered = [future.result() for future in done]
+            waiting = checker.running()
+            proxy.resume()
+            assert checker.result(timeout=30)[0] == 200  # its check ends once PostgreSQL answers
+        assert waiting
+        assert answered == [(200, "ok\n")] * 40  # the last answer, at once, while the check waited
+    finally:
+        proxy.close()
