@@ -144,7 +144,9 @@ def bearer_only(token: str, answer: WSGIApp) -> WSGIApp:
 def size_limited(answer: WSGIApp, limit: int = MAX_EVENT_BODY) -> WSGIApp:
     """`answer` with a body of at most `limit` bytes, read here first: a bigger one is 413
     before anything reads it, by its Content-Length or, sent chunked or without one, by
-    reading at most `limit` + 1 bytes. What it reads it hands on as the whole body."""
+    reading at most `limit` + 1 bytes. What it reads it hands on as the whole body. A
+    Content-Length of anything but ASCII digits ("+5", "-1", "²") is 400: Python's isdigit
+    and int take other scripts' digits, and a WSGI server may hand any header on."""
 
     def too_large(start_response: StartResponse) -> Iterable[bytes]:
         return _answer(start_response, "413 Content Too Large", b"Request body too large\n",
@@ -154,7 +156,7 @@ def size_limited(answer: WSGIApp, limit: int = MAX_EVENT_BODY) -> WSGIApp:
         stream = environ.get("wsgi.input")
         declared = (environ.get("CONTENT_LENGTH") or "").strip()
         if declared:
-            if not declared.isdigit():
+            if not (declared.isascii() and declared.isdigit()):
                 return _answer(start_response, "400 Bad Request", b"Bad Content-Length\n", "text/plain; charset=utf-8")
             if int(declared) > limit:
                 return too_large(start_response)
