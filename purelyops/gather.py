@@ -24,7 +24,8 @@ FAIL_LIMIT failures for one address, or from one IP address (an IPv6 /64), withi
 FAIL_WINDOW_S answer "too many attempts". A login that was sent and never answered (a
 timeout, a dropped connection: servers delay wrong passwords) is a failure too. At most
 CHECK_SLOTS logins are tried at once across every web process (slots in Redis that expire
-by themselves); beyond, "busy", which is not counted.
+by themselves); beyond, "busy", which is not counted. Both keep time by Redis' clock, never
+a web process's.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import math
 import re
 import secrets
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -882,10 +882,18 @@ def _store(rt: Runtime, link: GatherLink, answer: Answer, proven: str | None) ->
 
 # ---- failed attempts, counted in Redis for every web process ------------------------------------
 
-# KEYS: the address's and the IP's key. ARGV: now (ms), window (ms), limit, member.
+# Both budgets keep time by Redis' clock (TIME, read inside the script), never a web
+# process's, as purelyops.slots does: a process whose clock runs ahead or behind neither
+# frees what the others hold nor locks anyone out for longer.
+_REDIS_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: the address's and the IP's key. ARGV: window (ms), limit, member.
 # 0 and both keys hold `member` (an attempt under way); else the ms until one slot frees.
-_BEGIN = """
-local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+_BEGIN = _REDIS_NOW + """
+local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local wait = 0
 for _, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
@@ -897,7 +905,7 @@ for _, key in ipairs(KEYS) do
 end
 if wait > 0 then return wait end
 for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now, ARGV[4])
+  redis.call('ZADD', key, now, ARGV[3])
   redis.call('PEXPIRE', key, window)
 end
 return 0
@@ -917,8 +925,8 @@ class Attempt:
 
     def begin(self) -> int:
         """0 when the attempt may go on; otherwise the seconds until it may."""
-        wait_ms = self.rt.redis.eval(_BEGIN, len(self.keys), *self.keys, int(time.time() * 1000),
-                                     FAIL_WINDOW_S * 1000, FAIL_LIMIT, self.member)
+        wait_ms = self.rt.redis.eval(_BEGIN, len(self.keys), *self.keys, FAIL_WINDOW_S * 1000, FAIL_LIMIT,
+                                     self.member)
         return math.ceil(int(wait_ms) / 1000) if wait_ms else 0
 
     def forget(self) -> None:
@@ -930,14 +938,15 @@ class Attempt:
 
 # ---- the login checks' budget, shared by every web process --------------------------------------
 
-# KEYS: the slots' sorted set. ARGV: now (ms), slots, this slot's deadline (ms), member, key ttl (ms).
-# A slot whose deadline passed is free again: a process that died holding one leaks nothing.
-_TAKE_SLOT = """
-local now = tonumber(ARGV[1])
+# KEYS: the slots' sorted set. ARGV: slots, how long a slot is held (ms), member. Scores are
+# deadlines by Redis' clock. A slot whose deadline passed is free again: a process that died
+# holding one leaks nothing.
+_TAKE_SLOT = _REDIS_NOW + """
+local hold = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), ARGV[4])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + hold, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], hold)
 return 1
 """
 
@@ -953,9 +962,7 @@ class CheckSlot:
 
     def __enter__(self) -> CheckSlot:
         hold_ms = int((2 * LOGIN_CHECK_TIMEOUT + 2 * self.rt.settings.dns_timeout + 5) * 1000)
-        now = int(time.time() * 1000)
-        self.taken = bool(self.rt.redis.eval(_TAKE_SLOT, 1, CHECK_SLOTS_KEY, now, CHECK_SLOTS, now + hold_ms,
-                                             self.member, hold_ms))
+        self.taken = bool(self.rt.redis.eval(_TAKE_SLOT, 1, CHECK_SLOTS_KEY, CHECK_SLOTS, hold_ms, self.member))
         return self
 
     def __exit__(self, *exc: object) -> None:

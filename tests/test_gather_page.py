@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -13,7 +14,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -339,6 +342,57 @@ def test_too_many_failures_are_429_across_two_web_processes(settings, slack_fake
     assert token not in logs
     assert not [p for p in [*PEOPLE.values(), "bad-0", "bad-4"] if p in logs]
     assert [s.email for s in submission_rows(rt)] == ["dave@old.example"]
+
+
+@pytest.mark.timeout(240)
+def test_a_web_process_whose_clock_runs_20_minutes_ahead_keeps_both_shared_limits(
+        settings, spawn, rt: Runtime, old_server, slow_server) -> None:
+    """Two web processes, one on the true clock and one 20 minutes ahead (Debian's faketime,
+    the monotonic clock left alone): Redis' clock decides, so the one ahead frees none of the
+    other's login checks in flight, forgets none of its failures, and locks out no longer
+    than FAIL_WINDOW_S."""
+    if shutil.which("faketime") is None:
+        pytest.skip("faketime is not installed")
+    ports = [free_port(), free_port()]
+    common = dict(PUBLIC_URL=f"http://127.0.0.1:{ports[0]}", FORWARDED_FOR_HOPS="1")
+    spawn([sys.executable, "-m", "bot"], process_env(settings, PORT=str(ports[0]), **common))
+    site = os.pathsep.join([str(ROOT / "tests" / "faketime_site"), str(ROOT)])  # time.sleep despite libfaketime
+    spawn(["faketime", "-f", "+1200s", sys.executable, "-m", "bot"],
+          process_env(settings, PORT=str(ports[1]), DONT_FAKE_MONOTONIC="1", PYTHONPATH=site, **common))
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    for url in urls:
+        wait_until(lambda url=url: httpx.get(url + "/healthz").status_code == 200, 30, "a web process")
+    ahead_by = parsedate_to_datetime(httpx.get(urls[1] + "/healthz").headers["date"]) - datetime.now(timezone.utc)
+    assert timedelta(minutes=19) < ahead_by < timedelta(minutes=21)  # its own clock, as its Date header says
+    links = {}
+    for name, imap in (("slow", slow_server), ("fast", old_server)):
+        server, _ = servers.add_server(rt, servers.ServerSpec(name, "127.0.0.1", imap.port, "none"), actor_id=ADMIN)
+        _, token, _ = gather.create_link(rt, server.id, 7, "", actor_id=ADMIN, actor_name="admin", channel_id=OPS,
+                                         idempotency_key=name, dest_domains=["new.example"])
+        links[name] = [f"{url}/gather/{token}" for url in urls]
+    on_time, ahead = 0, 1
+
+    # Every login check is under way on the true clock's process (wrong passwords, 3 s each)...
+    with ThreadPoolExecutor(gather.CHECK_SLOTS) as pool:
+        checks = [pool.submit(answer, links["slow"][on_time], email=f"person{n}@old.example", password="wrong",
+                              headers={"X-Forwarded-For": f"192.0.2.{n + 1}"}) for n in range(gather.CHECK_SLOTS)]
+        wait_until(lambda: rt.redis.zcard(gather.CHECK_SLOTS_KEY) == gather.CHECK_SLOTS, 10, "the checks")
+        # ...and the process ahead, which reads their slots by Redis' clock, finds none free.
+        busy = answer(links["slow"][ahead], email="bob@old.example", password="wrong",
+                      headers={"X-Forwarded-For": "198.51.100.1"})
+        assert busy.status_code == 503 and "The form is busy" in busy.text
+        assert [check.result().status_code for check in checks] == [422] * gather.CHECK_SLOTS
+
+    # Failures counted by one process are counted by the other, for the same 15 minutes.
+    for address, counted, asked in (("alice@old.example", on_time, ahead), ("carol@old.example", ahead, on_time)):
+        for n in range(gather.FAIL_LIMIT):
+            response = answer(links["fast"][counted], email=address, password=f"bad-{n}",
+                              headers={"X-Forwarded-For": f"203.0.113.{n + 1}"})
+            assert response.status_code == 422
+        refused = answer(links["fast"][asked], email=address, headers={"X-Forwarded-For": "203.0.113.99"})
+        assert refused.status_code == 429, (address, refused.status_code)
+        assert 0 < int(refused.headers["retry-after"]) <= gather.FAIL_WINDOW_S, address
+    assert submission_rows(rt) == []
 
 
 def test_the_client_address_has_one_source() -> None:
