@@ -414,6 +414,76 @@ def test_the_client_address_has_one_source() -> None:
     assert client_ip({"REMOTE_ADDR": "::ffff:203.0.113.7"}) == "203.0.113.7"
 
 
+# (FORWARDED_FOR_HOPS, the X-Forwarded-For header lines a request comes with, as bytes or
+# words, and the address its attempts count against: None, refused in words).
+HOSTILE_FORWARDED_FOR = [
+    (1, [], None), (1, [""], None), (1, ["unknown"], None), (1, ["203.0.113.1, evil"], None),
+    (1, ["evil, 198.51.100.1"], "198.51.100.1"), (1, ["198.51.100.2:80"], None), (1, ["[2001:db8::1]:443"], None),
+    (1, ["[::1]"], "::/64"), (1, ["[2001:db8:1:2::7]"], "2001:db8:1:2::/64"), (1, ["fe80::1%eth0"], "fe80::/64"),
+    (1, ["::ffff:198.51.100.3"], "198.51.100.3"), (1, ["6.6.6.6 ,\t 198.51.100.4"], "198.51.100.4"),
+    (1, ["198.51.100.5,"], None), (1, [", ".join(f"10.{n // 250}.{n % 250}.1" for n in range(600)) + ", 198.51.100.6"],
+                                   "198.51.100.6"),
+    (1, ["\u00e9vil, 198.51.100.7".encode("latin-1")], "198.51.100.7"), (1, ["198.51.100.8, \u00e9".encode()], None),
+    (1, ["\uff11.\uff12.\uff13.\uff14".encode()], None), (1, ["01.2.3.4"], None), (1, ["0x7f.1"], None),
+    # The client's own header line first, then the one the proxy appends: one list, the proxy's last.
+    (1, ["6.6.6.6", "198.51.100.9"], "198.51.100.9"),
+    (2, ["198.51.100.10"], None), (2, ["6.6.6.6, 198.51.100.11, 10.0.0.2"], "198.51.100.11"),
+    (2, ["unknown, 10.0.0.2"], None), (2, ["[::1], 10.0.0.2"], "::/64"), (2, [", 10.0.0.2"], None),
+    (2, ["198.51.100.12, garbage"], "198.51.100.12"),
+]
+
+
+def test_hostile_x_forwarded_for_keys_one_address_or_is_refused_in_words(settings, spawn, rt: Runtime,
+                                                                         old_server) -> None:
+    """Behind one proxy and behind two, through gunicorn as deployed: whatever a client puts
+    in X-Forwarded-For, a post counts against one well-defined address (an IPv6 one's /64)
+    or is refused in words, never a 500; what the client wrote to the left of what the
+    proxies append never changes the address."""
+    urls, procs = {}, []
+    for hops in (1, 2):
+        port = free_port()
+        urls[hops] = f"http://127.0.0.1:{port}"
+        procs.append(spawn([sys.executable, "-m", "bot"], process_env(settings, PORT=str(port), PUBLIC_URL=urls[hops],
+                                                                      FORWARDED_FOR_HOPS=str(hops))))
+    for url in urls.values():
+        wait_until(lambda url=url: httpx.get(url + "/healthz").status_code == 200, 30, "a web process")
+    server, _ = servers.add_server(rt, servers.ServerSpec("oldhost", "127.0.0.1", old_server.port, "none"),
+                                   actor_id=ADMIN)
+    _, token, _ = gather.create_link(rt, server.id, 7, "", actor_id=ADMIN, actor_name="admin", channel_id=OPS,
+                                     idempotency_key="forwarded", dest_domains=["new.example"])
+    posts = iter(range(1000))
+
+    def post(hops: int, lines: list[str | bytes]) -> httpx.Response:
+        """A wrong password, from an address of its own: only the IP's count can refuse it."""
+        return httpx.post(f"{urls[hops]}/gather/{token}", timeout=30,
+                          data={"full_name": "A Person", "email": f"person{next(posts)}@old.example",
+                                "password": "wrong"},
+                          headers=[("X-Forwarded-For", line) for line in lines])
+
+    def counted(address: str) -> int:
+        return rt.redis.zcard(f"purelyops:gather:failures:ip:{gather._digest(address)}")
+
+    for hops, lines, address in HOSTILE_FORWARDED_FOR:
+        before = counted(address) if address else 0
+        response = post(hops, lines)
+        if address is None:
+            assert response.status_code == 400 and "The form could not be sent" in response.text, (hops, lines)
+        else:
+            assert response.status_code == 422, (hops, lines, response.status_code)
+            assert counted(address) == before + 1, (hops, lines, address)
+    # A header longer than gunicorn reads (8190 bytes) is refused by gunicorn itself, in its words.
+    assert post(1, [", ".join(["203.0.113.2"] * 800)]).status_code == 431
+
+    # What is made up to the left never changes the address: the sixth failure is refused.
+    for hops, ours in ((1, "203.0.113.7"), (2, "203.0.113.8, 10.0.0.2")):
+        for made_up in ("6.6.6.6", "unknown", "[::1]", "\u00e9", ", ".join(["192.0.2.1"] * 50)):
+            assert post(hops, [f"{made_up}, {ours}".encode()]).status_code == 422
+        refused = post(hops, [f"9.9.9.9, {ours}"])
+        assert refused.status_code == 429 and "Too many attempts" in refused.text, hops
+    assert submission_rows(rt) == []
+    assert not [proc for proc in procs if "Traceback" in Path(proc.log_path).read_text(errors="replace")]
+
+
 def test_a_made_up_x_forwarded_for_per_request_still_reaches_too_many_attempts(link: str, rt: Runtime) -> None:
     """FORWARDED_FOR_HOPS unset: every post counts against its TCP peer, whatever it claims."""
     statuses = [answer(link, email=f"someone{n}@old.example", password=f"guess-{n}",
