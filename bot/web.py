@@ -68,18 +68,22 @@ def health(rt: Runtime) -> tuple[int, dict]:
 
 class CachedHealth:
     """`health`, asked of the stores at most once every HEALTH_CACHE_SECONDS in this process:
-    however often anyone asks /healthz, PostgreSQL and Redis see one check. Concurrent
-    askers wait for the one check under way. A failing store is logged once per check."""
+    however often anyone asks /healthz, PostgreSQL and Redis see one check. While a check is
+    under way, every other asker gets the last answer at once ("not ok" before the first):
+    a store that stalls holds the one thread that checks, never a thread per asker (they are
+    Slack's threads too). A failing store is logged once per check."""
 
     def __init__(self, rt: Runtime, seconds: float = HEALTH_CACHE_SECONDS) -> None:
         self.rt = rt
         self.seconds = seconds
         self._lock = threading.Lock()
         self._at = float("-inf")
-        self._answer: tuple[int, dict] = (503, {})
+        self._answer: tuple[int, dict] = (503, {"database": "not checked yet", "redis": "not checked yet"})
 
     def __call__(self) -> tuple[int, dict]:
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            return self._answer
+        try:
             if time.monotonic() - self._at >= self.seconds:
                 self._answer = health(self.rt)
                 self._at = time.monotonic()
@@ -87,6 +91,8 @@ class CachedHealth:
                     failing = [store for store, state in self._answer[1].items() if state != "ok"]
                     log.warning("/healthz: not ok (%s unreachable)", ", ".join(failing))
             return self._answer
+        finally:
+            self._lock.release()
 
 
 def _answer(start_response: StartResponse, status: str, payload: bytes, content_type: str,
@@ -138,7 +144,9 @@ def bearer_only(token: str, answer: WSGIApp) -> WSGIApp:
 def size_limited(answer: WSGIApp, limit: int = MAX_EVENT_BODY) -> WSGIApp:
     """`answer` with a body of at most `limit` bytes, read here first: a bigger one is 413
     before anything reads it, by its Content-Length or, sent chunked or without one, by
-    reading at most `limit` + 1 bytes. What it reads it hands on as the whole body."""
+    reading at most `limit` + 1 bytes. What it reads it hands on as the whole body. A
+    Content-Length of anything but ASCII digits ("+5", "-1", "²") is 400: Python's isdigit
+    and int take other scripts' digits, and a WSGI server may hand any header on."""
 
     def too_large(start_response: StartResponse) -> Iterable[bytes]:
         return _answer(start_response, "413 Content Too Large", b"Request body too large\n",
@@ -148,7 +156,7 @@ def size_limited(answer: WSGIApp, limit: int = MAX_EVENT_BODY) -> WSGIApp:
         stream = environ.get("wsgi.input")
         declared = (environ.get("CONTENT_LENGTH") or "").strip()
         if declared:
-            if not declared.isdigit():
+            if not (declared.isascii() and declared.isdigit()):
                 return _answer(start_response, "400 Bad Request", b"Bad Content-Length\n", "text/plain; charset=utf-8")
             if int(declared) > limit:
                 return too_large(start_response)

@@ -24,7 +24,8 @@ FAIL_LIMIT failures for one address, or from one IP address (an IPv6 /64), withi
 FAIL_WINDOW_S answer "too many attempts". A login that was sent and never answered (a
 timeout, a dropped connection: servers delay wrong passwords) is a failure too. At most
 CHECK_SLOTS logins are tried at once across every web process (slots in Redis that expire
-by themselves); beyond, "busy", which is not counted.
+by themselves); beyond, "busy", which is not counted. Both keep time by Redis' clock, never
+a web process's.
 """
 
 from __future__ import annotations
@@ -35,13 +36,12 @@ import math
 import re
 import secrets
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 from rq import Queue
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -446,7 +446,9 @@ CREATE_LOCK_SECONDS = 60  # the lock's lifetime; renewed every third of it for a
 class _HeldLock:
     """A Redis lock held for as long as its holder runs: a thread renews it every third of
     its lifetime, so a run of any length keeps it, and a holder that dies (or is killed)
-    lets it go within CREATE_LOCK_SECONDS. `lost` is set if it could not be renewed."""
+    lets it go within CREATE_LOCK_SECONDS. `lost` is set if it could not be renewed. A
+    holder whose whole process stalls (a paused machine) past the lock's life loses it
+    without noticing: `still_held` asks Redis, before a step that must not happen twice."""
 
     def __init__(self, rt: Runtime, key: str) -> None:
         # not thread-local: the thread that renews it is not the one that took it
@@ -469,6 +471,16 @@ class _HeldLock:
                 self.lost.set()
                 return
 
+    def still_held(self) -> bool:
+        """Whether the lock is still this holder's, and has been all along (its token, never
+        another's, is in Redis), renewed for a whole lifetime from now."""
+        try:
+            self.lock.reacquire()
+        except (LockError, RedisError):
+            self.lost.set()
+            return False
+        return True
+
     def release(self) -> None:
         self._done.set()
         try:
@@ -484,20 +496,22 @@ def create_jobs(rt: Runtime, link_id: int, options: JobOptions, *, actor_id: str
     admin). The destination password a person gave is used for a mailbox that already
     existed; otherwise each run makes a temporary app password. A submission whose job is
     made loses its own ciphertext: the job keeps the credentials, under its retention. The
-    lock on the link is held as long as this runs (renewed), so two never run at once. A
+    lock on the link is held as long as this runs (renewed), so two never run at once, and
+    asked of Redis again just before the batch is made: a run that stalled past its lock's
+    life, while another took over, makes no second batch of the same submissions. A
     mailbox created by a run that crashed before its password was shown gets a new password
     here, shown with the others."""
     lock = _HeldLock(rt, CREATE_LOCK.format(link_id))
     if not lock.acquire():
         raise GatherError(f"Jobs are being created for credential link {link_id} right now; their message follows.")
     try:
-        return _create_jobs(rt, link_id, options, actor_id, actor_name, channel_id, idempotency_key, lock.lost)
+        return _create_jobs(rt, link_id, options, actor_id, actor_name, channel_id, idempotency_key, lock)
     finally:
         lock.release()
 
 
 def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, actor_name: str, channel_id: str,
-                 idempotency_key: str, lost: threading.Event) -> JobsOutcome:
+                 idempotency_key: str, lock: _HeldLock) -> JobsOutcome:
     link = get_link(rt, link_id)
     if link.source_server_id is None:
         raise GatherError(f"The source server of credential link {link_id} ({link.source_name}) was removed; "
@@ -540,9 +554,8 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
             outcome.problems.append(f"{row.email}: {error}")
             continue
         redact(*secret.values())
-        if lost.is_set():
-            raise GatherError(f"Creating the jobs of credential link {link_id} stopped: its lock could not be kept "
-                              "(is Redis reachable?). Mailboxes already created stay; Create jobs again to go on.")
+        if lock.lost.is_set():
+            raise GatherError(_lock_lost(link_id))
         existed = _ensure_mailbox(rt, row, destination, outcome, actor_id=actor_id, actor_name=actor_name,
                                   exists=exists)
         if existed is None:
@@ -560,6 +573,10 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
         chosen.append(row)
     if not specs:
         return outcome
+    # The rows were read under the lock: had it gone meanwhile, another Create jobs may have
+    # made their batch already.
+    if not lock.still_held():
+        raise GatherError(_lock_lost(link_id))
     name = (link.name or f"credential link {link.id}")[:MAX_NAME]
     batch, jobs, _ = migrations.create_batch(rt, name, link.source_server_id, specs, actor_id=actor_id,
                                              actor_name=actor_name, channel_id=channel_id,
@@ -582,6 +599,11 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
                                                        "dry_run": options.dry_run, "skipped": len(outcome.problems)})
     outcome.batch_id, outcome.jobs = batch.id, len(jobs)
     return outcome
+
+
+def _lock_lost(link_id: int) -> str:
+    return (f"Creating the jobs of credential link {link_id} stopped: its lock could not be kept (is Redis reachable? "
+            "another Create jobs may have taken over). Mailboxes already created stay; Create jobs again to go on.")
 
 
 def _ours(row: GatherSubmission, address: str) -> bool:
@@ -882,10 +904,18 @@ def _store(rt: Runtime, link: GatherLink, answer: Answer, proven: str | None) ->
 
 # ---- failed attempts, counted in Redis for every web process ------------------------------------
 
-# KEYS: the address's and the IP's key. ARGV: now (ms), window (ms), limit, member.
+# Both budgets keep time by Redis' clock (TIME, read inside the script), never a web
+# process's, as purelyops.slots does: a process whose clock runs ahead or behind neither
+# frees what the others hold nor locks anyone out for longer.
+_REDIS_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: the address's and the IP's key. ARGV: window (ms), limit, member.
 # 0 and both keys hold `member` (an attempt under way); else the ms until one slot frees.
-_BEGIN = """
-local now, window, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+_BEGIN = _REDIS_NOW + """
+local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local wait = 0
 for _, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
@@ -897,7 +927,7 @@ for _, key in ipairs(KEYS) do
 end
 if wait > 0 then return wait end
 for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now, ARGV[4])
+  redis.call('ZADD', key, now, ARGV[3])
   redis.call('PEXPIRE', key, window)
 end
 return 0
@@ -917,8 +947,8 @@ class Attempt:
 
     def begin(self) -> int:
         """0 when the attempt may go on; otherwise the seconds until it may."""
-        wait_ms = self.rt.redis.eval(_BEGIN, len(self.keys), *self.keys, int(time.time() * 1000),
-                                     FAIL_WINDOW_S * 1000, FAIL_LIMIT, self.member)
+        wait_ms = self.rt.redis.eval(_BEGIN, len(self.keys), *self.keys, FAIL_WINDOW_S * 1000, FAIL_LIMIT,
+                                     self.member)
         return math.ceil(int(wait_ms) / 1000) if wait_ms else 0
 
     def forget(self) -> None:
@@ -930,14 +960,15 @@ class Attempt:
 
 # ---- the login checks' budget, shared by every web process --------------------------------------
 
-# KEYS: the slots' sorted set. ARGV: now (ms), slots, this slot's deadline (ms), member, key ttl (ms).
-# A slot whose deadline passed is free again: a process that died holding one leaks nothing.
-_TAKE_SLOT = """
-local now = tonumber(ARGV[1])
+# KEYS: the slots' sorted set. ARGV: slots, how long a slot is held (ms), member. Scores are
+# deadlines by Redis' clock. A slot whose deadline passed is free again: a process that died
+# holding one leaks nothing.
+_TAKE_SLOT = _REDIS_NOW + """
+local hold = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), ARGV[4])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + hold, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], hold)
 return 1
 """
 
@@ -953,9 +984,7 @@ class CheckSlot:
 
     def __enter__(self) -> CheckSlot:
         hold_ms = int((2 * LOGIN_CHECK_TIMEOUT + 2 * self.rt.settings.dns_timeout + 5) * 1000)
-        now = int(time.time() * 1000)
-        self.taken = bool(self.rt.redis.eval(_TAKE_SLOT, 1, CHECK_SLOTS_KEY, now, CHECK_SLOTS, now + hold_ms,
-                                             self.member, hold_ms))
+        self.taken = bool(self.rt.redis.eval(_TAKE_SLOT, 1, CHECK_SLOTS_KEY, CHECK_SLOTS, hold_ms, self.member))
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,19 +1,25 @@
 """Create jobs under faults (issue 18, item 8): a run that takes longer than any fixed lock
-keeps its lock, and a crash after a mailbox was created gives that mailbox a new password,
-shown to the admin, never a wrong one."""
+keeps its lock, a crash after a mailbox was created gives that mailbox a new password,
+shown to the admin, never a wrong one, and a run that stalled past its lock's life while
+another took over makes no second batch."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
+from sqlalchemy import func, select
 
-from db.models import SourceServer
+from db.models import GatherSubmission, MigrationBatch, SourceServer
 from db.session import session_scope
 from purelyops import gather, migrations
 from purelyops.runtime import Runtime
-from tests.conftest import ADMIN, OPS, make_settings
+from tests.conftest import ADMIN, OPS, make_settings, process_env, wait_until
 
 
 @pytest.fixture
@@ -93,3 +99,57 @@ def test_create_jobs_keeps_its_lock_for_as_long_as_it_runs(rt: Runtime, settings
     assert refused >= 6
     [outcome] = results
     assert outcome.jobs == 6 and len(migrations.list_jobs(rt)) == 6
+
+
+# Create jobs in a process of its own, as a worker runs it, with a lock of 1.5 s.
+STALLING_RUN = """
+import sys
+from purelyops import gather
+from purelyops.runtime import Runtime
+from purelyops.settings import load_settings
+
+gather.CREATE_LOCK_SECONDS = 1.5
+rt = Runtime(load_settings(_env_file=None))
+try:
+    outcome = gather.create_jobs(rt, int(sys.argv[1]), gather.JobOptions(None, dry_run=True), actor_id=sys.argv[2],
+                                 actor_name="", channel_id=sys.argv[3], idempotency_key="create-first")
+    print("batch", outcome.batch_id, outcome.jobs)
+except gather.GatherError as error:
+    print("refused:", error)
+"""
+
+
+def test_a_create_jobs_that_stalls_past_its_lock_while_another_takes_over_makes_no_second_batch(
+        rt: Runtime, settings, purelymail_fake, tmp_path) -> None:
+    """The first run's process stops (SIGSTOP: a paused VM, swap) while PurelyMail answers
+    its last createUser, for longer than its lock lives; a second click's run takes the lock
+    and makes the batch. When the first goes on, it finds its lock gone before it creates
+    anything more: one batch, one job per submission."""
+    purelymail_fake.add_domain_direct("new.example")
+    link_id = link_with_submissions(rt, {"ann@old.example": "", "ben@old.example": ""})
+    purelymail_fake.latency = 1.0
+    first = subprocess.Popen([sys.executable, "-c", STALLING_RUN, str(link_id), ADMIN, OPS], cwd=tmp_path,
+                             env=process_env(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Its last createUser has reached PurelyMail: every row passed its checks, the batch is next.
+        wait_until(lambda: len(purelymail_fake.calls_to("createUser")) == 2 or first.poll() is not None, 30,
+                   "the first run's last createUser")
+        os.kill(first.pid, signal.SIGSTOP)
+        assert first.poll() is None, first.communicate()
+        purelymail_fake.latency = 0.0
+        wait_until(lambda: not rt.redis.exists(gather.CREATE_LOCK.format(link_id)), 10, "its lock to expire")
+        second = gather.create_jobs(rt, link_id, gather.JobOptions(None, dry_run=True), actor_id=ADMIN,
+                                    actor_name="", channel_id=OPS, idempotency_key="create-second")
+        assert second.jobs == 2 and sorted(address for address, _ in second.created) == [
+            "ann@new.example", "ben@new.example"]  # its passwords are the ones that work
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    said, logged = first.communicate(timeout=30)
+    assert said.startswith("refused:") and "lock could not be kept" in said, (said, logged)
+    with session_scope(rt.database_url) as session:
+        assert session.scalar(select(func.count()).select_from(MigrationBatch)) == 1
+        assert sorted(session.scalars(select(GatherSubmission.job_id))) == sorted(
+            job.id for job in migrations.list_jobs(rt))
+    assert len(migrations.list_jobs(rt)) == 2
+    for address, password in second.created:
+        assert purelymail_fake.users[address].password == password

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -13,7 +14,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -341,6 +344,57 @@ def test_too_many_failures_are_429_across_two_web_processes(settings, slack_fake
     assert [s.email for s in submission_rows(rt)] == ["dave@old.example"]
 
 
+@pytest.mark.timeout(240)
+def test_a_web_process_whose_clock_runs_20_minutes_ahead_keeps_both_shared_limits(
+        settings, spawn, rt: Runtime, old_server, slow_server) -> None:
+    """Two web processes, one on the true clock and one 20 minutes ahead (Debian's faketime,
+    the monotonic clock left alone): Redis' clock decides, so the one ahead frees none of the
+    other's login checks in flight, forgets none of its failures, and locks out no longer
+    than FAIL_WINDOW_S."""
+    if shutil.which("faketime") is None:
+        pytest.skip("faketime is not installed")
+    ports = [free_port(), free_port()]
+    common = dict(PUBLIC_URL=f"http://127.0.0.1:{ports[0]}", FORWARDED_FOR_HOPS="1")
+    spawn([sys.executable, "-m", "bot"], process_env(settings, PORT=str(ports[0]), **common))
+    site = os.pathsep.join([str(ROOT / "tests" / "faketime_site"), str(ROOT)])  # time.sleep despite libfaketime
+    spawn(["faketime", "-f", "+1200s", sys.executable, "-m", "bot"],
+          process_env(settings, PORT=str(ports[1]), DONT_FAKE_MONOTONIC="1", PYTHONPATH=site, **common))
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    for url in urls:
+        wait_until(lambda url=url: httpx.get(url + "/healthz").status_code == 200, 30, "a web process")
+    ahead_by = parsedate_to_datetime(httpx.get(urls[1] + "/healthz").headers["date"]) - datetime.now(timezone.utc)
+    assert timedelta(minutes=19) < ahead_by < timedelta(minutes=21)  # its own clock, as its Date header says
+    links = {}
+    for name, imap in (("slow", slow_server), ("fast", old_server)):
+        server, _ = servers.add_server(rt, servers.ServerSpec(name, "127.0.0.1", imap.port, "none"), actor_id=ADMIN)
+        _, token, _ = gather.create_link(rt, server.id, 7, "", actor_id=ADMIN, actor_name="admin", channel_id=OPS,
+                                         idempotency_key=name, dest_domains=["new.example"])
+        links[name] = [f"{url}/gather/{token}" for url in urls]
+    on_time, ahead = 0, 1
+
+    # Every login check is under way on the true clock's process (wrong passwords, 3 s each)...
+    with ThreadPoolExecutor(gather.CHECK_SLOTS) as pool:
+        checks = [pool.submit(answer, links["slow"][on_time], email=f"person{n}@old.example", password="wrong",
+                              headers={"X-Forwarded-For": f"192.0.2.{n + 1}"}) for n in range(gather.CHECK_SLOTS)]
+        wait_until(lambda: rt.redis.zcard(gather.CHECK_SLOTS_KEY) == gather.CHECK_SLOTS, 10, "the checks")
+        # ...and the process ahead, which reads their slots by Redis' clock, finds none free.
+        busy = answer(links["slow"][ahead], email="bob@old.example", password="wrong",
+                      headers={"X-Forwarded-For": "198.51.100.1"})
+        assert busy.status_code == 503 and "The form is busy" in busy.text
+        assert [check.result().status_code for check in checks] == [422] * gather.CHECK_SLOTS
+
+    # Failures counted by one process are counted by the other, for the same 15 minutes.
+    for address, counted, asked in (("alice@old.example", on_time, ahead), ("carol@old.example", ahead, on_time)):
+        for n in range(gather.FAIL_LIMIT):
+            response = answer(links["fast"][counted], email=address, password=f"bad-{n}",
+                              headers={"X-Forwarded-For": f"203.0.113.{n + 1}"})
+            assert response.status_code == 422
+        refused = answer(links["fast"][asked], email=address, headers={"X-Forwarded-For": "203.0.113.99"})
+        assert refused.status_code == 429, (address, refused.status_code)
+        assert 0 < int(refused.headers["retry-after"]) <= gather.FAIL_WINDOW_S, address
+    assert submission_rows(rt) == []
+
+
 def test_the_client_address_has_one_source() -> None:
     # FORWARDED_FOR_HOPS=0: the TCP peer, whatever the headers say.
     assert client_ip({"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.7",
@@ -358,6 +412,76 @@ def test_the_client_address_has_one_source() -> None:
         "2001:db8:1:2::/64"
     assert client_ip({"REMOTE_ADDR": "2001:db8:1:3::1"}) != client_ip({"REMOTE_ADDR": "2001:db8:1:2::1"})
     assert client_ip({"REMOTE_ADDR": "::ffff:203.0.113.7"}) == "203.0.113.7"
+
+
+# (FORWARDED_FOR_HOPS, the X-Forwarded-For header lines a request comes with, as bytes or
+# words, and the address its attempts count against: None, refused in words).
+HOSTILE_FORWARDED_FOR = [
+    (1, [], None), (1, [""], None), (1, ["unknown"], None), (1, ["203.0.113.1, evil"], None),
+    (1, ["evil, 198.51.100.1"], "198.51.100.1"), (1, ["198.51.100.2:80"], None), (1, ["[2001:db8::1]:443"], None),
+    (1, ["[::1]"], "::/64"), (1, ["[2001:db8:1:2::7]"], "2001:db8:1:2::/64"), (1, ["fe80::1%eth0"], "fe80::/64"),
+    (1, ["::ffff:198.51.100.3"], "198.51.100.3"), (1, ["6.6.6.6 ,\t 198.51.100.4"], "198.51.100.4"),
+    (1, ["198.51.100.5,"], None), (1, [", ".join(f"10.{n // 250}.{n % 250}.1" for n in range(600)) + ", 198.51.100.6"],
+                                   "198.51.100.6"),
+    (1, ["\u00e9vil, 198.51.100.7".encode("latin-1")], "198.51.100.7"), (1, ["198.51.100.8, \u00e9".encode()], None),
+    (1, ["\uff11.\uff12.\uff13.\uff14".encode()], None), (1, ["01.2.3.4"], None), (1, ["0x7f.1"], None),
+    # The client's own header line first, then the one the proxy appends: one list, the proxy's last.
+    (1, ["6.6.6.6", "198.51.100.9"], "198.51.100.9"),
+    (2, ["198.51.100.10"], None), (2, ["6.6.6.6, 198.51.100.11, 10.0.0.2"], "198.51.100.11"),
+    (2, ["unknown, 10.0.0.2"], None), (2, ["[::1], 10.0.0.2"], "::/64"), (2, [", 10.0.0.2"], None),
+    (2, ["198.51.100.12, garbage"], "198.51.100.12"),
+]
+
+
+def test_hostile_x_forwarded_for_keys_one_address_or_is_refused_in_words(settings, spawn, rt: Runtime,
+                                                                         old_server) -> None:
+    """Behind one proxy and behind two, through gunicorn as deployed: whatever a client puts
+    in X-Forwarded-For, a post counts against one well-defined address (an IPv6 one's /64)
+    or is refused in words, never a 500; what the client wrote to the left of what the
+    proxies append never changes the address."""
+    urls, procs = {}, []
+    for hops in (1, 2):
+        port = free_port()
+        urls[hops] = f"http://127.0.0.1:{port}"
+        procs.append(spawn([sys.executable, "-m", "bot"], process_env(settings, PORT=str(port), PUBLIC_URL=urls[hops],
+                                                                      FORWARDED_FOR_HOPS=str(hops))))
+    for url in urls.values():
+        wait_until(lambda url=url: httpx.get(url + "/healthz").status_code == 200, 30, "a web process")
+    server, _ = servers.add_server(rt, servers.ServerSpec("oldhost", "127.0.0.1", old_server.port, "none"),
+                                   actor_id=ADMIN)
+    _, token, _ = gather.create_link(rt, server.id, 7, "", actor_id=ADMIN, actor_name="admin", channel_id=OPS,
+                                     idempotency_key="forwarded", dest_domains=["new.example"])
+    posts = iter(range(1000))
+
+    def post(hops: int, lines: list[str | bytes]) -> httpx.Response:
+        """A wrong password, from an address of its own: only the IP's count can refuse it."""
+        return httpx.post(f"{urls[hops]}/gather/{token}", timeout=30,
+                          data={"full_name": "A Person", "email": f"person{next(posts)}@old.example",
+                                "password": "wrong"},
+                          headers=[("X-Forwarded-For", line) for line in lines])
+
+    def counted(address: str) -> int:
+        return rt.redis.zcard(f"purelyops:gather:failures:ip:{gather._digest(address)}")
+
+    for hops, lines, address in HOSTILE_FORWARDED_FOR:
+        before = counted(address) if address else 0
+        response = post(hops, lines)
+        if address is None:
+            assert response.status_code == 400 and "The form could not be sent" in response.text, (hops, lines)
+        else:
+            assert response.status_code == 422, (hops, lines, response.status_code)
+            assert counted(address) == before + 1, (hops, lines, address)
+    # A header longer than gunicorn reads (8190 bytes) is refused by gunicorn itself, in its words.
+    assert post(1, [", ".join(["203.0.113.2"] * 800)]).status_code == 431
+
+    # What is made up to the left never changes the address: the sixth failure is refused.
+    for hops, ours in ((1, "203.0.113.7"), (2, "203.0.113.8, 10.0.0.2")):
+        for made_up in ("6.6.6.6", "unknown", "[::1]", "\u00e9", ", ".join(["192.0.2.1"] * 50)):
+            assert post(hops, [f"{made_up}, {ours}".encode()]).status_code == 422
+        refused = post(hops, [f"9.9.9.9, {ours}"])
+        assert refused.status_code == 429 and "Too many attempts" in refused.text, hops
+    assert submission_rows(rt) == []
+    assert not [proc for proc in procs if "Traceback" in Path(proc.log_path).read_text(errors="replace")]
 
 
 def test_a_made_up_x_forwarded_for_per_request_still_reaches_too_many_attempts(link: str, rt: Runtime) -> None:

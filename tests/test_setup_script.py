@@ -2,13 +2,15 @@
 a uniquely named PostgreSQL role and database on the local server (dropped afterwards).
 
 What it promises: the database's role is no superuser and has a random password, written
-to .env; a Redis it starts listens on loopback and needs its random password; a Redis or a
+to .env; a Redis it starts listens on loopback and needs its random password; neither
+password is ever on a command line (which `ps` shows every local user); a Redis or a
 PostgreSQL that was already running is left exactly as it was. The shared servers the
 tests use (127.0.0.1:5432, 127.0.0.1:6379) are never restarted or reconfigured here."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import uuid
@@ -48,16 +50,42 @@ def cleanup_redis_files(port: int) -> None:
 
 
 @pytest.fixture
+def command_lines(tmp_path: Path) -> tuple[str, Path]:
+    """A PATH under which every program setup.sh runs by name (psql, redis-server,
+    redis-cli, python3, awk…) first writes its command line to a log, then runs: a shim for
+    each name in PATH, ahead of the real one. The PATH, and the log."""
+    shims, log = tmp_path / "shims", tmp_path / "command-lines.log"
+    shims.mkdir()
+    log.touch()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        for real in sorted(Path(directory).glob("*")) if Path(directory).is_dir() else []:
+            shim = shims / real.name
+            if shim.exists() or not (real.is_file() and os.access(real, os.X_OK)):
+                continue
+            shim.write_text(f"#!/bin/sh\nprintf '%s\\n' \"{real.name} $*\" >> {shlex.quote(str(log))}\n"
+                            f"exec {shlex.quote(str(real))} \"$@\"\n")
+            shim.chmod(0o755)
+    return os.pathsep.join([str(shims), os.environ["PATH"]]), log
+
+
+def run_and_record(function: str, envfile: Path, command_lines: tuple[str, Path], **env: str
+                   ) -> subprocess.CompletedProcess:
+    """run_setup, with every command line it made recorded (command_lines)."""
+    return run_setup(function, envfile, PATH=command_lines[0], **env)
+
+
+@pytest.fixture
 def redis_port() -> Iterator[int]:
     port = free_port()
     yield port
     cleanup_redis_files(port)
 
 
-def test_the_redis_it_starts_listens_on_loopback_and_needs_its_password(tmp_path: Path, redis_port: int) -> None:
+def test_the_redis_it_starts_listens_on_loopback_and_needs_its_password(tmp_path: Path, redis_port: int,
+                                                                        command_lines) -> None:
     envfile = tmp_path / ".env"
     envfile.write_text("SLACK_COMMAND=/pm\n")
-    result = run_setup("setup_redis", envfile, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
+    result = run_and_record("setup_redis", envfile, command_lines, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
     assert result.returncode == 0, result.stderr
     url = dotenv_values(envfile)["REDIS_URL"]
     try:
@@ -79,10 +107,14 @@ def test_the_redis_it_starts_listens_on_loopback_and_needs_its_password(tmp_path
         started = server.info("server")["run_id"]
 
         # Run again: the Redis and .env stay as they are.
-        again = run_setup("setup_redis", envfile, REDIS_URL=url)
+        again = run_and_record("setup_redis", envfile, command_lines, REDIS_URL=url)
         assert again.returncode == 0, again.stderr
         assert dotenv_values(envfile)["REDIS_URL"] == url
         assert server.info("server")["run_id"] == started
+        # Started, pinged with the password, and asked again: never with it on a command line.
+        recorded = command_lines[1].read_text()
+        assert "redis-server -" in recorded and "redis-cli" in recorded
+        assert password not in recorded
     finally:
         shutdown(url)
 
@@ -143,13 +175,14 @@ def admin_host_port() -> tuple[str, int]:
     return info.get("host", "127.0.0.1"), int(info.get("port", 5432))
 
 
-def test_the_database_role_is_no_superuser_and_has_a_random_password(tmp_path: Path, sandbox_names) -> None:
+def test_the_database_role_is_no_superuser_and_has_a_random_password(tmp_path: Path, sandbox_names,
+                                                                      command_lines) -> None:
     role, database = sandbox_names
     _, port = admin_host_port()
     envfile = tmp_path / ".env"
     url = f"postgresql+psycopg://{role}@127.0.0.1:{port}/{database}"
     envfile.write_text(f"DATABASE_URL={url}\nTZ=UTC\n")
-    result = run_setup("setup_database", envfile, DATABASE_URL=url, PGCONNECT_TIMEOUT="5")
+    result = run_and_record("setup_database", envfile, command_lines, DATABASE_URL=url, PGCONNECT_TIMEOUT="5")
     assert result.returncode == 0, result.stderr
     written = dotenv_values(envfile)["DATABASE_URL"]
     info = psycopg.conninfo.conninfo_to_dict(written.replace("+psycopg", ""))
@@ -162,9 +195,13 @@ def test_the_database_role_is_no_superuser_and_has_a_random_password(tmp_path: P
         conn.execute("CREATE TABLE created_by_the_role (id int)")  # it owns what it makes there
 
     # Run again with what it wrote: nothing changes, the password included.
-    again = run_setup("setup_database", envfile, DATABASE_URL=written, PGCONNECT_TIMEOUT="5")
+    again = run_and_record("setup_database", envfile, command_lines, DATABASE_URL=written, PGCONNECT_TIMEOUT="5")
     assert again.returncode == 0, again.stderr
     assert dotenv_values(envfile)["DATABASE_URL"] == written
+    # The role made with its password, .env written, the password tried: never on a command line.
+    recorded = command_lines[1].read_text()
+    assert "psql" in recorded and "awk" in recorded
+    assert info["password"] not in recorded
 
 
 def test_a_role_that_is_not_ours_is_left_as_it_is(tmp_path: Path, sandbox_names) -> None:

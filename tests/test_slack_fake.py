@@ -332,6 +332,29 @@ def test_markup_slack_would_notify_or_link_from_is_recorded(fake: FakeSlack, cli
         ("chat.postMessage", "blocks", "<!here>")]
 
 
+LIVE = ["<!channel>", "<!here>", "<!everyone>", "<!channel|channel>", "<!here|here>", "<!everyone|everyone>",
+        "<!CHANNEL|@channel>", "<!group>", "<!subteam^S123>", "<!subteam^S123|@team>", "<https://evil.example>",
+        "<https://evil.example|your bank>", "<mailto:ceo@evil.example|the CEO>"]
+INERT = ["&lt;!channel&gt;", "&lt;!here|here&gt;", "<@U0ADMIN001>", "<@U0ADMIN001|admin>",
+         "<!date^1700000000^{date}|14 Nov>", "<!channelx>", "!channel", "<#C0OPS0001>"]
+
+
+@pytest.mark.parametrize("where", ["text", "blocks"])
+def test_every_mention_of_many_and_every_link_is_recorded_labelled_or_not(fake: FakeSlack, client: WebClient,
+                                                                         where: str) -> None:
+    """The mentions that notify a channel, those online, the workspace or a user group, and
+    links, each also with a label of its own after a `|`, as Slack reads them in text and in
+    blocks. A member the bot names (`<@U…>`), a date, and what it escaped are not."""
+    for n, markup in enumerate(LIVE + INERT):
+        text, channel = f"Folder {markup} is short", f"C0TEST{n:04d}"  # a channel each: no rate limit
+        if where == "text":
+            client.chat_postMessage(channel=channel, text=text)
+        else:
+            client.chat_postMessage(channel=channel, text="fallback",
+                                    blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+    assert [(m.where, m.markup) for m in fake.live_markup] == [(where, markup) for markup in LIVE]
+
+
 def test_long_text_is_cut_in_posts_and_refused_in_updates(fake: FakeSlack, client: WebClient) -> None:
     r = client.chat_postMessage(channel="C1", text="x" * 40_001)
     assert len(fake.messages("C1")[0].text or "") == 40_000

@@ -52,10 +52,12 @@ class Call:
 
 # Slack's special sequences in mrkdwn that notify or link, as Slack reads them in a message's
 # text (the notification comes from `text`) and in its blocks: a mention of everyone in the
-# channel, of those online, of the workspace, of a user group, and a link with a label of
-# its own. The bot may write `<@U…>` (a member it names) and `<!date^…>`; any of these in
-# its text came from a value it did not escape.
-LIVE_MARKUP = re.compile(r"<(!channel|!here|!everyone|!subteam\^[^>]*|(?:https?|mailto|ftp|file):[^>]*)>", re.I)
+# channel (`<!group>` is its older name), of those online, of the workspace, of a user
+# group, each bare or with a label after a `|` (`<!here|here>`, as Slack's own clients write
+# them), and a link, with a label of its own or not. The bot may write `<@U…>` (a member it
+# names) and `<!date^…>`; any of these in its text came from a value it did not escape.
+LIVE_MARKUP = re.compile(r"<(!(?:channel|here|everyone|group)(?:\|[^>]*)?|!subteam\^[^>]*"
+                         r"|(?:https?|mailto|ftp|file):[^>]*)>", re.I)
 
 
 @dataclass
