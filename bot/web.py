@@ -69,23 +69,32 @@ def health(rt: Runtime) -> tuple[int, dict]:
 class CachedHealth:
     """`health`, asked of the stores at most once every HEALTH_CACHE_SECONDS in this process:
     however often anyone asks /healthz, PostgreSQL and Redis see one check. While a check is
-    under way, every other asker gets the last answer at once ("not ok" before the first):
-    a store that stalls holds the one thread that checks, never a thread per asker (they are
-    Slack's threads too). A failing store is logged once per check."""
+    under way, every other asker gets the last answer at once ("not ok" before the first, and
+    once the check has waited longer than the answer's life: a store that does not answer is
+    not ok): a store that stalls holds the one thread that checks, never a thread per asker
+    (they are Slack's threads too). A failing store is logged once per check."""
 
     def __init__(self, rt: Runtime, seconds: float = HEALTH_CACHE_SECONDS) -> None:
         self.rt = rt
         self.seconds = seconds
         self._lock = threading.Lock()
         self._at = float("-inf")
+        self._checking_since = float("inf")
         self._answer: tuple[int, dict] = (503, {"database": "not checked yet", "redis": "not checked yet"})
 
     def __call__(self) -> tuple[int, dict]:
         if not self._lock.acquire(blocking=False):
+            waited = time.monotonic() - self._checking_since
+            if waited > self.seconds:
+                return 503, {"stores": f"no answer to the check for {waited:.0f} s"}
             return self._answer
         try:
             if time.monotonic() - self._at >= self.seconds:
-                self._answer = health(self.rt)
+                self._checking_since = time.monotonic()
+                try:
+                    self._answer = health(self.rt)
+                finally:
+                    self._checking_since = float("inf")
                 self._at = time.monotonic()
                 if self._answer[0] != 200:
                     failing = [store for store, state in self._answer[1].items() if state != "ok"]

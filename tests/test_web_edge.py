@@ -143,7 +143,8 @@ def test_an_odd_content_length_is_400_never_a_500(settings: Settings, slack_fake
 def test_healthz_askers_never_wait_for_a_check_that_a_stalled_store_holds(settings: Settings, spawn) -> None:
     """PostgreSQL stalls (a proxy that forwards nothing): the one /healthz that checks waits
     for it, and every other asker meanwhile gets the last answer at once, so that a few
-    dozen public /healthz requests never hold the threads that answer Slack."""
+    dozen public /healthz requests never hold the threads that answer Slack; once the check
+    has waited longer than an answer lives, "not ok", at once too."""
     proxy = StallingProxy(("127.0.0.1", 5432))
     try:
         stalling = settings.database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
@@ -157,14 +158,18 @@ def test_healthz_askers_never_wait_for_a_check_that_a_stalled_store_holds(settin
 
         with ThreadPoolExecutor(41) as pool:
             checker = pool.submit(ask)
+            asked = time.monotonic()
             time.sleep(0.5)  # its check is under way, waiting on PostgreSQL
             askers = [pool.submit(ask) for _ in range(40)]
-            done, _ = wait(askers, timeout=5)
+            done, _ = wait(askers, timeout=HEALTH_CACHE_SECONDS)
             answered = [future.result() for future in done]
+            time.sleep(max(0.0, 0.5 + HEALTH_CACHE_SECONDS + 0.5 - (time.monotonic() - asked)))
+            late = pool.submit(ask).result(timeout=1)
             waiting = checker.running()
             proxy.resume()
             assert checker.result(timeout=30)[0] == 200  # its check ends once PostgreSQL answers
         assert waiting
         assert answered == [(200, "ok\n")] * 40  # the last answer, at once, while the check waited
+        assert late == (503, "not ok\n")  # the store has not answered for longer than an answer lives
     finally:
         proxy.close()
