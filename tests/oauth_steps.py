@@ -86,3 +86,24 @@ def start_token_source(identity: Identity, root: Path, *, google: bool = False) 
     server = Dovecot(root / "imap", USERS, introspection_url=identity.fake.introspection_url.replace(
         "localhost", "127.0.0.1"), granted_file=None if google else granted).start()
     return TokenSource(server, identity, tenant, app, granted)
+
+
+def app_certificate(serial: int = 1, key=None):  # noqa: ANN001, ANN201
+    """A self-signed certificate for a Microsoft 365 app, as an admin makes one: (certificate
+    PEM, private key PEM, the key), the key new unless given (a certificate re-issued for it)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "purelyops")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(serial).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=9))
+            .sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem, key

@@ -15,7 +15,7 @@ from purelyops.oauth_tokens import TokenRefused
 from purelyops.runtime import Runtime
 from tests.conftest import make_settings
 from tests.fakes.oauth_fake import DIRECTORY, GMAIL
-from tests.oauth_steps import Identity, identity  # noqa: F401 - a fixture
+from tests.oauth_steps import Identity, app_certificate, identity  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("clean_state")
 
@@ -64,22 +64,7 @@ def test_microsoft_refusals_are_said_in_words(rt: Runtime, identity: Identity, c
 
 
 def test_a_certificate_signs_the_client_assertion(rt: Runtime, identity: Identity, tmp_path) -> None:  # noqa: F811
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "purelyops")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=9))
-            .sign(key, hashes.SHA256()))
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    cert_pem, key_pem, key = app_certificate()
     tenant = identity.fake.add_tenant("old.example")
     app = identity.fake.add_app(tenant, certificate_pem=cert_pem)
     row = server(rt, "microsoft365_app", tenant_id=tenant.tenant_id, client_id=app.client_id,
@@ -91,9 +76,7 @@ def test_a_certificate_signs_the_client_assertion(rt: Runtime, identity: Identit
     with pytest.raises(TokenRefused, match="refused the certificate"):
         oauth_tokens.token_for(rt, row, "alice@old.example")
     # A certificate re-issued for the same key but not uploaded: Entra ID finds no key by its thumbprint.
-    reissued = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                .serial_number(2).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=9))
-                .sign(key, hashes.SHA256())).public_bytes(serialization.Encoding.PEM)
+    reissued = app_certificate(2, key)[0]
     row = server(rt, "microsoft365_app", tenant_id=tenant.tenant_id, client_id=app.client_id,
                  certificate=(reissued + key_pem).decode())
     with pytest.raises(TokenRefused, match="refused the certificate"):

@@ -76,14 +76,15 @@ OAUTH_SECRET = "Sx8Q~canary-client-secret-Vb7$(id)"
 def test_no_token_or_key_reaches_any_sink(rt: Runtime, settings, slack: SlackDriver, slack_fake: FakeSlack,
                                           caplog: pytest.LogCaptureFixture, database_url: str,
                                           identity) -> None:  # noqa: F811
-    """A Microsoft 365 app's client secret and a Google service account's key go in through
-    `server add`; `server test` and a migration get tokens for them. None of the secret, the
-    key or any token issued is in a command line, a log, Slack, Redis or the database."""
+    """A Microsoft 365 app's client secret, another's certificate and private key, and a Google
+    service account's key go in through `server add`; `server test` and a migration get tokens
+    for them. None of the secret, the keys or any token issued is in a command line, a log,
+    Slack, Redis or the database."""
     import json
     import shutil
     import tempfile
 
-    from tests.oauth_steps import start_token_source
+    from tests.oauth_steps import USERS, app_certificate, start_token_source
 
     caplog.set_level(logging.DEBUG)
     root = Path(tempfile.mkdtemp(prefix="purelyops-canary-oauth-"))
@@ -92,11 +93,17 @@ def test_no_token_or_key_reaches_any_sink(rt: Runtime, settings, slack: SlackDri
     try:
         source.app.secret = OAUTH_SECRET
         info = identity.fake.add_service_account()
+        cert_pem, key_pem, _ = app_certificate()
+        certified = identity.fake.add_app(source.tenant, certificate_pem=cert_pem, mailboxes=set(USERS))
         identity.fake.add_workspace_user("alice@old.example")
         for name, fields in (("m365", {"auth": {"value": "microsoft365_app"},
                                        "tenant_id": {"value": source.tenant.tenant_id},
                                        "client_id": {"value": source.app.client_id},
                                        "client_secret": {"value": OAUTH_SECRET}}),
+                             ("m365cert", {"auth": {"value": "microsoft365_app"},
+                                           "tenant_id": {"value": source.tenant.tenant_id},
+                                           "client_id": {"value": certified.client_id},
+                                           "certificate": {"value": (cert_pem + key_pem).decode()}}),
                              ("gws", {"auth": {"value": "google_workspace"},
                                       "service_account_key": {"value": json.dumps(info)}})):
             slack.command("server add")
@@ -121,10 +128,11 @@ def test_no_token_or_key_reaches_any_sink(rt: Runtime, settings, slack: SlackDri
         source.server.stop()
         shutil.rmtree(root, ignore_errors=True)
     tokens = list(identity.fake.issued)
-    assert len(tokens) >= 3  # two `server test`s and the run
+    assert len(tokens) >= 4  # three `server test`s and the run
     found = sinks(rt, database_url, slack_fake, cmdlines, [caplog.text, worker_log])
     key_line = info["private_key"].splitlines()[5]  # a line of the PEM's body
     canaries = {"client secret": OAUTH_SECRET, "private key": key_line,
+                "certificate's private key": key_pem.decode().splitlines()[5],
                 **{f"token {n}": token for n, token in enumerate(tokens)}}
     assert leaks(canaries, found) == set()
 
