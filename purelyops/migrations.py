@@ -469,7 +469,12 @@ def enqueue(rt: Runtime, job_id: int, *, replace_dead: bool = False) -> bool:
     if old is not None:
         if old.get_status(refresh=False) in PENDING and not replace_dead:
             return False
-        old.delete()
+        try:
+            old.delete()
+        except (KeyError, ValueError):
+            # RQ's record of an execution of it was cut short (its worker wrote a heartbeat as it
+            # ended) or expired first: RQ cannot read it back to delete it. Its keys go here.
+            rt.redis.delete(old.key, old.dependents_key, old.dependencies_key, old.execution_registry.key)
     q.enqueue(RUN_JOB, job_id, job_id=rq_job_id(job_id), job_timeout=-1, result_ttl=600,
               failure_ttl=24 * 3600, description=f"migration #{job_id}")
     return True

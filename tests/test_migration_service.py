@@ -134,3 +134,25 @@ def test_folder_patterns_are_checked_without_running_them(pattern, words) -> Non
             migrations.check_exclude(pattern)
     assert time.monotonic() - started < 0.5  # checked, not run: a catastrophic pattern would take ages
     assert migrations.check_exclude("^Trash$|^Junk$") == "^Trash$|^Junk$"
+
+
+@pytest.mark.parametrize("record", ["cut short", "gone"])
+def test_a_job_queued_again_while_rq_s_record_of_its_last_run_is_cut_short(rt: Runtime, server_id: int,
+                                                                            record: str) -> None:
+    """RQ's worker may write its last heartbeat into an execution's record as it deletes it (a
+    record of `last_heartbeat` alone), or the record expires before its registry: Sync again,
+    Re-run and the retries must still queue the job, not raise out of RQ."""
+    from rq import Queue
+    from rq.job import JobStatus
+
+    job = create(rt, server_id)
+    assert migrations.enqueue(rt, job.id)
+    old = Queue(migrations.QUEUE, connection=rt.redis).fetch_job(migrations.rq_job_id(job.id))
+    old.set_status(JobStatus.FINISHED)
+    execution = f"{old.id}:0f0e"
+    rt.redis.zadd(old.execution_registry.key, {"0f0e": time.time() + 3600})
+    if record == "cut short":
+        rt.redis.hset(f"rq:execution:{execution}", "last_heartbeat", str(time.time()))
+    assert migrations.enqueue(rt, job.id)
+    again = Queue(migrations.QUEUE, connection=rt.redis).fetch_job(migrations.rq_job_id(job.id))
+    assert again is not None and again.get_status() == JobStatus.QUEUED
