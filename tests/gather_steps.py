@@ -57,9 +57,11 @@ def dovecot(users: dict[str, str], *, auth_failure_delay: float = 0, auth_penalt
     root.chmod(0o755)
     server = imap_servers.Dovecot(root / "imap", users, auth_failure_delay=auth_failure_delay,
                                   auth_penalty=auth_penalty).start()
-    yield server
-    server.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    try:
+        yield server
+    finally:  # also when closed early (the benchmark's `close()`)
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def run_old_server() -> Iterator:

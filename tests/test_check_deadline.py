@@ -51,7 +51,11 @@ def test_a_check_that_cannot_finish_in_time_leaves_the_run_unproven_and_retried(
     wait_until(lambda: queued(rt), 5, "the queued message")
     started = time.monotonic()
     proc = worker(settings, MIGRATION_CHECK_TIMEOUT="4")
-    output = proc.communicate(timeout=60)[0]
+    try:
+        output = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 0, output
     assert time.monotonic() - started < 30
     job = job_row(rt)
