@@ -8,9 +8,10 @@ that is busy with someone else's work. Excess work queues here instead.
 
 In a burst, the work of the first requests would still take the CPU (and the GIL) from
 the acks of the later ones. So the work yields: it starts once this process has answered
-no request from Slack (`answering` counts them) for QUIET_S, the gap between two requests
-of one burst, or after ACK_FIRST_WAIT_S at most, so that a steady stream of requests
-cannot hold it back for long. In Socket Mode nothing is counted and the work starts at once.
+no request from Slack (`answering` counts them) for QUIET_S, longer than the gaps between
+the requests of one burst on a busy CPU (gunicorn reading the next one), or after
+ACK_FIRST_WAIT_S at most, so that a steady stream of requests cannot hold it back for long.
+In Socket Mode nothing is counted and the work starts at once.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from bot.delivery import claim_later
 log = logging.getLogger(__name__)
 WORK_THREADS = 32
 ACK_FIRST_WAIT_S = 0.25
-QUIET_S = 0.005
+QUIET_S = 0.05
 _pool = ThreadPoolExecutor(WORK_THREADS, thread_name_prefix="work")
 _answering = 0
 _last_answer = 0.0  # time.monotonic() when the last answer was out

@@ -13,6 +13,7 @@ import uuid
 from contextlib import ExitStack
 
 import psycopg
+import redis
 
 from db.schema import upgrade
 from tests.bench import migrations, p1_ack, p2_p3_mailboxes, p4_parser, p6_dns, p8_check
@@ -45,6 +46,7 @@ def main() -> int:
             purelymail.start()
             stack.callback(purelymail.stop)
             settings = make_settings(url, f"{REDIS_BASE}/12", slack, purelymail)
+            redis.Redis.from_url(settings.redis_url).flushdb()  # no attempts or queues of an earlier run
             for bench in args.names:
                 slack.reset()
                 purelymail.reset()
