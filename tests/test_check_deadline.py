@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -37,25 +38,29 @@ def trickling_source(standin_imap) -> Iterator[StallingProxy]:
     proxy.close()
 
 
-def worker(settings, **env: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "workers.worker", "--burst"], cwd=ROOT,
+@contextmanager
+def migration_running(rt, settings, slack: SlackDriver, slack_fake: FakeSlack,
+                      **env: str) -> Iterator[subprocess.Popen]:
+    """A migration submitted in Slack, and a worker process running it (killed if the test leaves it running)."""
+    add_server(slack, slack_fake)
+    submit_migration(slack, slack_fake, rt)
+    wait_until(lambda: queued(rt), 5, "the queued message")
+    proc = subprocess.Popen([sys.executable, "-m", "workers.worker", "--burst"], cwd=ROOT,
                             env=process_env(settings, IMAPSYNC_BIN=STANDIN, IMAPSYNC_STANDIN_FIXTURE="01",
                                             IMAPSYNC_STANDIN_PACE="0.001", **env),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_a_check_that_cannot_finish_in_time_leaves_the_run_unproven_and_retried(
         rt, settings, slack: SlackDriver, slack_fake: FakeSlack, trickling_source: StallingProxy) -> None:
-    add_server(slack, slack_fake)
-    submit_migration(slack, slack_fake, rt)
-    wait_until(lambda: queued(rt), 5, "the queued message")
-    started = time.monotonic()
-    proc = worker(settings, MIGRATION_CHECK_TIMEOUT="4")
-    try:
+    with migration_running(rt, settings, slack, slack_fake, MIGRATION_CHECK_TIMEOUT="4") as proc:
+        started = time.monotonic()
         output = proc.communicate(timeout=60)[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, output
     assert time.monotonic() - started < 30
     job = job_row(rt)
@@ -68,19 +73,12 @@ def test_a_check_that_cannot_finish_in_time_leaves_the_run_unproven_and_retried(
 
 def test_a_cancel_while_the_check_waits_on_a_slow_server_ends_the_job_at_once(
         rt, settings, slack: SlackDriver, slack_fake: FakeSlack, trickling_source: StallingProxy) -> None:
-    add_server(slack, slack_fake)
-    submit_migration(slack, slack_fake, rt)
-    wait_until(lambda: queued(rt), 5, "the queued message")
-    proc = worker(settings)  # the check may take an hour
-    try:
+    with migration_running(rt, settings, slack, slack_fake) as proc:  # the check may take an hour
         slack_fake.wait_for("chat.update", lambda c: "checking every message" in str(c.args), timeout=30)
         time.sleep(1)
         slack.block_action("migration_cancel", value=str(job_row(rt).id), message_ts=job_row(rt).thread_ts)
         asked = time.monotonic()
         output = proc.communicate(timeout=30)[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, output
     assert time.monotonic() - asked < 10
     job = job_row(rt)
