@@ -46,8 +46,9 @@ from rq import Queue
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from db.models import GatherLink, GatherSubmission, Mailbox, SourceServer
+from db.models import GatherLink, GatherSubmission, Mailbox, MigrationJob, SourceServer
 from db.session import session_scope
 from purelyops import audit, crypto, mailboxes, migrations, servers
 from purelyops.domain_names import InvalidDomain, normalize_domain
@@ -577,21 +578,20 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
     # made their batch already.
     if not lock.still_held():
         raise GatherError(_lock_lost(link_id))
+    def claim(session: Session, jobs: list[MigrationJob]) -> None:
+        """Each row is this batch's only if no batch took it meanwhile: a Create jobs frozen
+        past its lock, while another made the batch, makes none (its transaction undone)."""
+        if _claim(session, chosen, jobs) < len(jobs):
+            raise GatherError(f"The jobs of credential link {link_id} were created meanwhile by another Create "
+                              "jobs; nothing more was made.")
+
     name = (link.name or f"credential link {link.id}")[:MAX_NAME]
-    batch, jobs, _ = migrations.create_batch(rt, name, link.source_server_id, specs, actor_id=actor_id,
-                                             actor_name=actor_name, channel_id=channel_id,
-                                             idempotency_key=idempotency_key)
-    # The batch made for this very request, if a first try got that far, has the same jobs.
-    by_source = {job.source_email.lower(): job for job in jobs}
-    now = datetime.now(timezone.utc)
+    batch, jobs, made = migrations.create_batch(rt, name, link.source_server_id, specs, actor_id=actor_id,
+                                                actor_name=actor_name, channel_id=channel_id,
+                                                idempotency_key=idempotency_key, claim=claim)
     with session_scope(rt.database_url) as session:
-        for row in chosen:
-            job = by_source.get(row.email.lower())
-            if job is not None:
-                session.execute(update(GatherSubmission)
-                                .where(GatherSubmission.id == row.id, GatherSubmission.job_id.is_(None))
-                                .values(job_id=job.id, ciphertext=None, key_id=None, credentials_purged_at=now,
-                                        mailbox_pending=None))
+        if not made:  # the batch made for this very request by a first try that got that far: the same jobs
+            _claim(session, chosen, jobs)
         audit.record(session, actor_id=actor_id, actor_name=actor_name, action="gather.jobs",
                      target=f"link {link_id}", params={"batch": batch.id, "jobs": len(jobs),
                                                        "approved": sorted(options.approved & {r.id for r in chosen}),
@@ -599,6 +599,22 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
                                                        "dry_run": options.dry_run, "skipped": len(outcome.problems)})
     outcome.batch_id, outcome.jobs = batch.id, len(jobs)
     return outcome
+
+
+def _claim(session: Session, rows: list[GatherSubmission], jobs: list[MigrationJob]) -> int:
+    """Each row not yet taken gets its job (by source address) and loses its credentials (the
+    job keeps them); how many were taken here."""
+    by_source = {job.source_email.lower(): job for job in jobs}
+    now = datetime.now(timezone.utc)
+    taken = 0
+    for row in rows:
+        job = by_source.get(row.email.lower())
+        if job is not None:
+            taken += session.execute(
+                update(GatherSubmission).where(GatherSubmission.id == row.id, GatherSubmission.job_id.is_(None))
+                .values(job_id=job.id, ciphertext=None, key_id=None, credentials_purged_at=now, mailbox_pending=None)
+                .returning(GatherSubmission.id)).first() is not None
+    return taken
 
 
 def _lock_lost(link_id: int) -> str:

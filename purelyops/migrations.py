@@ -371,9 +371,12 @@ def purge_old_credentials(rt: Runtime, now: datetime | None = None) -> int:
 
 
 def create_batch(rt: Runtime, name: str, server_id: int, specs: list[JobSpec], *, actor_id: str, actor_name: str,
-                 channel_id: str, idempotency_key: str) -> tuple[MigrationBatch, list[MigrationJob], bool]:
+                 channel_id: str, idempotency_key: str,
+                 claim: Callable[[Session, list[MigrationJob]], None] | None = None,
+                 ) -> tuple[MigrationBatch, list[MigrationJob], bool]:
     """Every job of a CSV in one transaction (all or nothing), or the batch already made
-    for this key."""
+    for this key. `claim`, called in that transaction with the new jobs, marks what they
+    were made from as taken (raising if another took it first: then nothing is made)."""
     for spec in specs:
         redact(spec.source_password, spec.dest_password)
     with session_scope(rt.database_url) as session:
@@ -405,6 +408,8 @@ def create_batch(rt: Runtime, name: str, server_id: int, specs: list[JobSpec], *
         session.flush()
         for job, spec in jobs:
             _store_credentials(rt, job, {"source": spec.source_password, "dest": spec.dest_password})
+        if claim is not None:
+            claim(session, [job for job, _ in jobs])
         audit.record(session, actor_id=actor_id, actor_name=actor_name, action="migration.batch.create",
                      target=f"batch {batch.id}", params={"name": name, "jobs": len(jobs), "server": server.name,
                                                          "dry_run": bool(specs and specs[0].dry_run)})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from tests.conftest import free_port
 
@@ -20,6 +21,8 @@ class StallingProxy:
         self._open = threading.Event()
         self._open.set()
         self.trickle: float | None = None  # seconds between two bytes of an answer, while set
+        # (bytes, hook): the hook is called, once, before a request holding those bytes goes on
+        self.before: tuple[bytes, Callable[[], None]] | None = None
         self._stop = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._listener.settimeout(0.2)
@@ -53,6 +56,9 @@ class StallingProxy:
                 if not data:
                     break
                 self._open.wait()
+                if not answers and self.before is not None and self.before[0] in data:
+                    hook, self.before = self.before[1], None
+                    hook()
                 while answers and self.trickle and data:
                     dst.sendall(data[:1])
                     data = data[1:]

@@ -153,3 +153,49 @@ def test_a_create_jobs_that_stalls_past_its_lock_while_another_takes_over_makes_
     assert len(migrations.list_jobs(rt)) == 2
     for address, password in second.created:
         assert purelymail_fake.users[address].password == password
+
+
+def test_a_create_jobs_frozen_as_it_makes_the_batch_while_another_made_it_makes_none(
+        rt: Runtime, settings, purelymail_fake, tmp_path) -> None:
+    """The last gap: the first run's process stops (SIGSTOP) after it found its lock still
+    held, as its batch is on its way to PostgreSQL, for longer than the lock lives; a second
+    run takes the lock and makes the batch. When the first goes on, its batch's transaction
+    finds the submissions taken and is undone: one batch, one job per submission."""
+    from tests.pg_stall import StallingProxy
+
+    purelymail_fake.add_domain_direct("new.example")
+    link_id = link_with_submissions(rt, {"ann@old.example": "", "ben@old.example": ""})
+    proxy = StallingProxy(("127.0.0.1", 5432))
+    first: subprocess.Popen | None = None
+    frozen = threading.Event()
+
+    def freeze() -> None:
+        assert first is not None
+        os.kill(first.pid, signal.SIGSTOP)
+        frozen.set()
+
+    proxy.before = (b"INSERT INTO migration_batches", freeze)
+    try:
+        through_proxy = settings.database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        first = subprocess.Popen([sys.executable, "-c", STALLING_RUN, str(link_id), ADMIN, OPS], cwd=tmp_path,
+                                 env=process_env(settings, DATABASE_URL=through_proxy), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        try:
+            assert frozen.wait(30), first.communicate(timeout=10) if first.poll() is not None else "not frozen"
+            wait_until(lambda: not rt.redis.exists(gather.CREATE_LOCK.format(link_id)), 10, "its lock to expire")
+            second = gather.create_jobs(rt, link_id, gather.JobOptions(None, dry_run=True), actor_id=ADMIN,
+                                        actor_name="", channel_id=OPS, idempotency_key="create-second")
+            assert second.jobs == 2
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        said, logged = first.communicate(timeout=30)
+    finally:
+        proxy.close()
+    assert said.startswith("refused:") and "created meanwhile by another Create jobs" in said, (said, logged)
+    with session_scope(rt.database_url) as session:
+        assert session.scalar(select(func.count()).select_from(MigrationBatch)) == 1
+        assert sorted(session.scalars(select(GatherSubmission.job_id))) == sorted(
+            job.id for job in migrations.list_jobs(rt))
+    assert len(migrations.list_jobs(rt)) == 2
+    for address, password in second.created:
+        assert purelymail_fake.users[address].password == password
