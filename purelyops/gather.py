@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError
 from rq import Queue
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -449,7 +449,7 @@ class _HeldLock:
     its lifetime, so a run of any length keeps it, and a holder that dies (or is killed)
     lets it go within CREATE_LOCK_SECONDS. `lost` is set if it could not be renewed. A
     holder whose whole process stalls (a paused machine) past the lock's life loses it
-    without noticing: `still_held` asks Redis, before a step that must not happen twice."""
+    without noticing: what must not happen twice is claimed in PostgreSQL as well (`_claim`)."""
 
     def __init__(self, rt: Runtime, key: str) -> None:
         # not thread-local: the thread that renews it is not the one that took it
@@ -472,16 +472,6 @@ class _HeldLock:
                 self.lost.set()
                 return
 
-    def still_held(self) -> bool:
-        """Whether the lock is still this holder's, and has been all along (its token, never
-        another's, is in Redis), renewed for a whole lifetime from now."""
-        try:
-            self.lock.reacquire()
-        except (LockError, RedisError):
-            self.lost.set()
-            return False
-        return True
-
     def release(self) -> None:
         self._done.set()
         try:
@@ -497,9 +487,9 @@ def create_jobs(rt: Runtime, link_id: int, options: JobOptions, *, actor_id: str
     admin). The destination password a person gave is used for a mailbox that already
     existed; otherwise each run makes a temporary app password. A submission whose job is
     made loses its own ciphertext: the job keeps the credentials, under its retention. The
-    lock on the link is held as long as this runs (renewed), so two never run at once, and
-    asked of Redis again just before the batch is made: a run that stalled past its lock's
-    life, while another took over, makes no second batch of the same submissions. A
+    lock on the link is held as long as this runs (renewed), so two never run at once; and
+    the batch claims its submissions in its own transaction, so a run that stalled past its
+    lock's life, while another took over, makes no second batch of the same submissions. A
     mailbox created by a run that crashed before its password was shown gets a new password
     here, shown with the others."""
     lock = _HeldLock(rt, CREATE_LOCK.format(link_id))
@@ -574,10 +564,6 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
         chosen.append(row)
     if not specs:
         return outcome
-    # The rows were read under the lock: had it gone meanwhile, another Create jobs may have
-    # made their batch already.
-    if not lock.still_held():
-        raise GatherError(_lock_lost(link_id))
     def claim(session: Session, jobs: list[MigrationJob]) -> None:
         """Each row is this batch's only if no batch took it meanwhile: a Create jobs frozen
         past its lock, while another made the batch, makes none (its transaction undone)."""
