@@ -19,7 +19,7 @@ from bot.mrkdwn import escape
 from bot.payloads import number
 from bot.request import Request
 from bot.router import Router, Usage
-from purelyops import mailboxes, migration_csv, migrations, oauth_tokens, providers, servers
+from purelyops import job_states, mailboxes, migration_csv, migrations, oauth_tokens, providers, servers
 from purelyops.access import Role, RoleUnknown, has_role
 from purelyops.errors import Refused
 from purelyops.mailboxes import MailboxError, check_address
@@ -393,12 +393,12 @@ def register(app: App, router: Router, rt: Runtime) -> None:
     def jobs(request: Request) -> None:
         what = " ".join(request.args).strip()
         if len(what) > 80:
-            raise Usage(f"give a state ({', '.join(migrations.STATES)}) or a batch name (at most 80 characters)")
-        status = what.lower() if what.lower() in migrations.STATES else None
+            raise Usage(f"give a state ({', '.join(job_states.STATES)}) or a batch name (at most 80 characters)")
+        status = what.lower() if what.lower() in job_states.STATES else None
         batch = what if what and status is None else None
         found = migrations.list_jobs(request.rt, status, batch=batch)
         if batch and not found:
-            raise Usage(f"no batch called {batch}, and {batch} is not a state ({', '.join(migrations.STATES)})")
+            raise Usage(f"no batch called {batch}, and {batch} is not a state ({', '.join(job_states.STATES)})")
         request.reply(*blocks.jobs_blocks(found, status or (f"in batch {batch}" if batch else None)))
 
     @router.add("job", "job <id>", "one migration, with its actions", role=Role.VIEWER)

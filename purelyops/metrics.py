@@ -31,6 +31,8 @@ from prometheus_client import REGISTRY, Counter, Histogram, multiprocess, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from purelyops.job_states import STATES
+
 log = logging.getLogger(__name__)
 
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
@@ -118,7 +120,6 @@ class CopiedCounter:
 
 # --- states, read at scrape time -----------------------------------------------------------
 
-MIGRATION_STATES = ("queued", "running", "done", "incomplete", "failed", "cancelled", "interrupted")
 
 
 class StateCollector(Collector):
@@ -159,7 +160,7 @@ class StateCollector(Collector):
                                            .group_by(health)).all())
             jobs = session.execute(select(SyncState.name, SyncState.last_run_at, SyncState.last_ok_at)).all()
         migrations = GaugeMetricFamily("purelyops_migrations", "Migration jobs by state", labels=["state"])
-        for state in sorted(set(MIGRATION_STATES) | set(states)):
+        for state in sorted(set(STATES) | set(states)):
             migrations.add_metric([state], states.get(state, 0))
         by_health = GaugeMetricFamily("purelyops_domains", "Domains by the DNS monitor's last check", labels=["dns"])
         for kind in ("healthy", "failing", "unchecked"):

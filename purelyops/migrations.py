@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from rq import Queue
 from sqlalchemy import delete, func, or_, select, update
@@ -38,6 +37,7 @@ from db.session import session_scope
 from purelyops import audit, crypto, slots
 from purelyops.errors import Refused
 from purelyops.folder_regex import BACKREFERENCE, EXTENSION, regex_problem
+from purelyops.job_states import ENDED, JobState
 from purelyops.logs import redact
 from purelyops.purelymail import NotFound, PurelyMailError
 from purelyops.runtime import Runtime
@@ -45,18 +45,6 @@ from purelyops.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-class JobState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    INCOMPLETE = "incomplete"  # the run ended, and the check found messages missing at the destination
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"
-
-
-STATES = tuple(state.value for state in JobState)
-ENDED = (JobState.DONE, JobState.INCOMPLETE, JobState.FAILED, JobState.CANCELLED, JobState.INTERRUPTED)
 MAX_INTERRUPTIONS = 3  # automatic re-runs after an interruption, counted since the admin's last action
 LEASE_KEY = "purelyops:migration:lease:{}"
 QUEUE = "migrations"
