@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 
 from db.models import GatherLink, GatherSubmission, Mailbox, MigrationJob, SourceServer
 from db.session import session_scope
-from purelyops import audit, crypto, mailboxes, migrations, servers
+from purelyops import audit, crypto, mailboxes, migrations, servers, slots
 from purelyops.domain_names import InvalidDomain, normalize_domain
 from purelyops.errors import Refused
 from purelyops.fields import FieldProblems
@@ -496,13 +496,13 @@ def create_jobs(rt: Runtime, link_id: int, options: JobOptions, *, actor_id: str
     if not lock.acquire():
         raise GatherError(f"Jobs are being created for credential link {link_id} right now; their message follows.")
     try:
-        return _create_jobs(rt, link_id, options, actor_id, actor_name, channel_id, idempotency_key, lock)
+        return _create_jobs(rt, link_id, options, actor_id, actor_name, channel_id, idempotency_key, lock.lost)
     finally:
         lock.release()
 
 
 def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, actor_name: str, channel_id: str,
-                 idempotency_key: str, lock: _HeldLock) -> JobsOutcome:
+                 idempotency_key: str, lost: threading.Event) -> JobsOutcome:
     link = get_link(rt, link_id)
     if link.source_server_id is None:
         raise GatherError(f"The source server of credential link {link_id} ({link.source_name}) was removed; "
@@ -545,8 +545,9 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
             outcome.problems.append(f"{row.email}: {error}")
             continue
         redact(*secret.values())
-        if lock.lost.is_set():
-            raise GatherError(_lock_lost(link_id))
+        if lost.is_set():
+            raise GatherError(f"Creating the jobs of credential link {link_id} stopped: its lock could not be kept "
+                              "(is Redis reachable?). Mailboxes already created stay; Create jobs again to go on.")
         existed = _ensure_mailbox(rt, row, destination, outcome, actor_id=actor_id, actor_name=actor_name,
                                   exists=exists)
         if existed is None:
@@ -564,6 +565,7 @@ def _create_jobs(rt: Runtime, link_id: int, options: JobOptions, actor_id: str, 
         chosen.append(row)
     if not specs:
         return outcome
+
     def claim(session: Session, jobs: list[MigrationJob]) -> None:
         """Each row is this batch's only if no batch took it meanwhile: a Create jobs frozen
         past its lock, while another made the batch, makes none (its transaction undone)."""
@@ -601,11 +603,6 @@ def _claim(session: Session, rows: list[GatherSubmission], jobs: list[MigrationJ
                 .values(job_id=job.id, ciphertext=None, key_id=None, credentials_purged_at=now, mailbox_pending=None)
                 .returning(GatherSubmission.id)).first() is not None
     return taken
-
-
-def _lock_lost(link_id: int) -> str:
-    return (f"Creating the jobs of credential link {link_id} stopped: its lock could not be kept (is Redis reachable? "
-            "another Create jobs may have taken over). Mailboxes already created stay; Create jobs again to go on.")
 
 
 def _ours(row: GatherSubmission, address: str) -> bool:
@@ -906,17 +903,13 @@ def _store(rt: Runtime, link: GatherLink, answer: Answer, proven: str | None) ->
 
 # ---- failed attempts, counted in Redis for every web process ------------------------------------
 
-# Both budgets keep time by Redis' clock (TIME, read inside the script), never a web
-# process's, as purelyops.slots does: a process whose clock runs ahead or behind neither
-# frees what the others hold nor locks anyone out for longer.
-_REDIS_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
+# Both budgets keep time by Redis' clock (slots.REDIS_NOW), never a web process's: a process
+# whose clock runs ahead or behind neither frees what the others hold nor locks anyone out
+# for longer.
 
 # KEYS: the address's and the IP's key. ARGV: window (ms), limit, member.
 # 0 and both keys hold `member` (an attempt under way); else the ms until one slot frees.
-_BEGIN = _REDIS_NOW + """
+_BEGIN = slots.REDIS_NOW + """
 local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local wait = 0
 for _, key in ipairs(KEYS) do
@@ -965,7 +958,7 @@ class Attempt:
 # KEYS: the slots' sorted set. ARGV: slots, how long a slot is held (ms), member. Scores are
 # deadlines by Redis' clock. A slot whose deadline passed is free again: a process that died
 # holding one leaks nothing.
-_TAKE_SLOT = _REDIS_NOW + """
+_TAKE_SLOT = slots.REDIS_NOW + """
 local hold = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end

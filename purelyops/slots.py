@@ -12,11 +12,16 @@ from purelyops.runtime import Runtime
 ALL_KEY = "purelyops:slots:all"
 HOST_KEY = "purelyops:slots:host:{}"
 
-# KEYS: all, host. ARGV: member, ttl (seconds), max_all, max_host. 1 = taken (or already held).
-# Scores are expiry times in milliseconds by Redis' clock.
-_ACQUIRE = """
+# The start of a script that keeps time by Redis' clock: `now`, in milliseconds. Every budget
+# shared across machines (these slots, the credential form's attempts and login checks) uses it.
+REDIS_NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: all, host. ARGV: member, ttl (seconds), max_all, max_host. 1 = taken (or already held).
+# Scores are expiry times in milliseconds by Redis' clock.
+_ACQUIRE = REDIS_NOW + """
 local expires = now + math.floor(tonumber(ARGV[2]) * 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)

@@ -119,6 +119,18 @@ except gather.GatherError as error:
 """
 
 
+def one_batch_of(rt: Runtime, purelymail_fake, second: gather.JobsOutcome) -> None:
+    """The second run's batch is the only one, a job for each submission, and the passwords
+    it showed are the ones that work."""
+    with session_scope(rt.database_url) as session:
+        assert session.scalar(select(func.count()).select_from(MigrationBatch)) == 1
+        assert sorted(session.scalars(select(GatherSubmission.job_id))) == sorted(
+            job.id for job in migrations.list_jobs(rt))
+    assert len(migrations.list_jobs(rt)) == 2
+    for address, password in second.created:
+        assert purelymail_fake.users[address].password == password
+
+
 def test_a_create_jobs_that_stalls_past_its_lock_while_another_takes_over_makes_no_second_batch(
         rt: Runtime, settings, purelymail_fake, tmp_path) -> None:
     """The first run's process stops (SIGSTOP: a paused VM, swap) while PurelyMail answers
@@ -146,19 +158,13 @@ def test_a_create_jobs_that_stalls_past_its_lock_while_another_takes_over_makes_
         os.kill(first.pid, signal.SIGCONT)
     said, logged = first.communicate(timeout=30)
     assert said.startswith("refused:") and "created meanwhile by another Create jobs" in said, (said, logged)
-    with session_scope(rt.database_url) as session:
-        assert session.scalar(select(func.count()).select_from(MigrationBatch)) == 1
-        assert sorted(session.scalars(select(GatherSubmission.job_id))) == sorted(
-            job.id for job in migrations.list_jobs(rt))
-    assert len(migrations.list_jobs(rt)) == 2
-    for address, password in second.created:
-        assert purelymail_fake.users[address].password == password
+    one_batch_of(rt, purelymail_fake, second)
 
 
 def test_a_create_jobs_frozen_as_it_makes_the_batch_while_another_made_it_makes_none(
         rt: Runtime, settings, purelymail_fake, tmp_path) -> None:
-    """The last gap: the first run's process stops (SIGSTOP) after it found its lock still
-    held, as its batch is on its way to PostgreSQL, for longer than the lock lives; a second
+    """The last gap: the first run's process stops (SIGSTOP) after every check of its lock,
+    as its batch is on its way to PostgreSQL, for longer than the lock lives; a second
     run takes the lock and makes the batch. When the first goes on, its batch's transaction
     finds the submissions taken and is undone: one batch, one job per submission."""
     from tests.pg_stall import StallingProxy
@@ -192,10 +198,4 @@ def test_a_create_jobs_frozen_as_it_makes_the_batch_while_another_made_it_makes_
     finally:
         proxy.close()
     assert said.startswith("refused:") and "created meanwhile by another Create jobs" in said, (said, logged)
-    with session_scope(rt.database_url) as session:
-        assert session.scalar(select(func.count()).select_from(MigrationBatch)) == 1
-        assert sorted(session.scalars(select(GatherSubmission.job_id))) == sorted(
-            job.id for job in migrations.list_jobs(rt))
-    assert len(migrations.list_jobs(rt)) == 2
-    for address, password in second.created:
-        assert purelymail_fake.users[address].password == password
+    one_batch_of(rt, purelymail_fake, second)
