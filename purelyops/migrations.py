@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rq import Queue
+from rq.executions import Execution
+from rq.utils import as_text
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -467,7 +469,10 @@ def enqueue(rt: Runtime, job_id: int, *, replace_dead: bool = False) -> bool:
         except (KeyError, ValueError):
             # RQ's record of an execution of it was cut short (its worker wrote a heartbeat as it
             # ended) or expired first: RQ cannot read it back to delete it. Its keys go here.
-            rt.redis.delete(old.key, old.dependents_key, old.dependencies_key, old.execution_registry.key)
+            executions = [Execution(as_text(eid), old.id, rt.redis).key
+                          for eid in rt.redis.zrange(old.execution_registry.key, 0, -1)]
+            rt.redis.delete(old.key, old.dependents_key, old.dependencies_key, old.execution_registry.key,
+                            *executions)
     q.enqueue(RUN_JOB, job_id, job_id=rq_job_id(job_id), job_timeout=-1, result_ttl=600,
               failure_ttl=24 * 3600, description=f"migration #{job_id}")
     return True

@@ -156,3 +156,4 @@ def test_a_job_queued_again_while_rq_s_record_of_its_last_run_is_cut_short(rt: R
     assert migrations.enqueue(rt, job.id)
     again = Queue(migrations.QUEUE, connection=rt.redis).fetch_job(migrations.rq_job_id(job.id))
     assert again is not None and again.get_status() == JobStatus.QUEUED
+    assert not rt.redis.exists(f"rq:execution:{execution}")  # the cut-short record went with its job
