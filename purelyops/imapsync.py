@@ -176,12 +176,12 @@ class ImapsyncProcess:
         `access_token`: the source logs in with it (XOAUTH2), handed over as
         --oauthaccesstoken1=/dev/fd/N, a file whose first line imapsync reads at login; the
         source's password is then a placeholder (imapsync 2.229 wants one all the same)."""
-        secrets = [("pass1", passwords[0]), ("pass2", passwords[1])]
+        contents = [("pass1", passwords[0]), ("pass2", passwords[1])]
         if access_token is not None:
-            secrets.append(("token1", access_token + "\n"))
-        fds: list[int] = []
+            contents.append(("token1", access_token + "\n"))
+        fds: list[int] = []  # closed here whatever fails: only the child keeps them
         try:
-            for name, value in secrets:
+            for name, value in contents:
                 fds.append(_secret_fd(name, value))
             args = build_argv(*(f"/dev/fd/{fd}" for fd in fds[:2]))
             if access_token is not None:

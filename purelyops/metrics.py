@@ -121,7 +121,6 @@ class CopiedCounter:
 # --- states, read at scrape time -----------------------------------------------------------
 
 
-
 class StateCollector(Collector):
     """What PostgreSQL and Redis hold now. A store that cannot be read leaves its metrics
     out of this scrape (and `purelyops_state_up` says which)."""

@@ -23,6 +23,7 @@ class StallingProxy:
         self.trickle: float | None = None  # seconds between two bytes of an answer, while set
         # (bytes, hook): the hook is called, once, before a request holding those bytes goes on
         self.before: tuple[bytes, Callable[[], None]] | None = None
+        self._before_lock = threading.Lock()
         self._stop = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._listener.settimeout(0.2)
@@ -57,8 +58,10 @@ class StallingProxy:
                     break
                 self._open.wait()
                 if not answers and self.before is not None and self.before[0] in data:
-                    hook, self.before = self.before[1], None
-                    hook()
+                    with self._before_lock:
+                        hook, self.before = (self.before[1] if self.before else None), None
+                    if hook is not None:
+                        hook()
                 while answers and self.trickle and data:
                     dst.sendall(data[:1])
                     data = data[1:]

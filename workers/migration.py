@@ -171,15 +171,18 @@ class Heartbeat:
         if self.process is not None:
             self.process.signal(signal.SIGKILL)
 
+    def _not_ours(self) -> bool:
+        return self.lost.is_set() or time.monotonic() - self.last_ok > self.deadline
+
     def check(self) -> None:
         """For the main loop: raise LeaseLost once the job is not ours."""
-        if self.lost.is_set() or time.monotonic() - self.last_ok > self.deadline:
+        if self._not_ours():
             self._lose("it could not renew its lease in time")
             raise LeaseLost
 
     def gone(self) -> bool:
         """Whether the run should stop what it waits on: cancelled, or no longer ours."""
-        return bool(self.cancelled_by) or self.lost.is_set() or time.monotonic() - self.last_ok > self.deadline
+        return bool(self.cancelled_by) or self._not_ours()
 
     def stop(self) -> None:
         self._halt.set()
